@@ -1,0 +1,27 @@
+# cellmoa: raw microscopy plates -> illumination-corrected HDF5 tensors -> per-fold training of
+# ImageNet-pretrained CNNs -> treatment-level MoA accuracy tables.
+#
+#   snakemake --cores 8                                  (profiles/default caps GPU jobs at 1)
+#   snakemake --configfile config/demo.yaml --cores 2    (the synthetic demo; see `make demo`)
+#   snakemake --profile profiles/slurm                   (SLURM; see README)
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/download.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,19 @@
+"""Dataset adapters behind one interface (:class:`~cellmoa.datasets.base.Dataset`)."""
+
+from cellmoa.datasets.base import Dataset, fold_slug, fold_slugs
+from cellmoa.datasets.bbbc021 import BBBC021
+
+DATASETS = {"bbbc021": BBBC021}
+
+
+def get_dataset(name: str) -> Dataset:
+    """Return the adapter for a dataset name from the config (``dataset:``)."""
+    try:
+        return DATASETS[name.lower()]()
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
+        ) from None
+
+
+__all__ = ["BBBC021", "DATASETS", "Dataset", "fold_slug", "fold_slugs", "get_dataset"]

@@ -1,0 +1,60 @@
+"""Treatment-level prediction and accuracy, as in Kensert et al. (2019).
+
+Per treatment (compound, concentration): the median of the crop probabilities within each
+replicate (crops and fields together), then the median across replicates, then the argmax.
+Accuracy = correct treatments / treatments. Crop-level accuracy is the argmax of each crop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PROB_PREFIX = "prob_"
+TREATMENT = ["Metadata_Compound", "Metadata_Concentration"]
+
+
+def class_columns(predictions: pd.DataFrame) -> list[str]:
+    cols = [c for c in predictions.columns if c.startswith(PROB_PREFIX)]
+    if not cols:
+        raise ValueError(f"the predictions have no '{PROB_PREFIX}<moa>' columns")
+    return cols
+
+
+def treatment_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per treatment: true MoA, predicted MoA, correct, and the aggregated probabilities."""
+    prob_cols = class_columns(predictions)
+    classes = [c[len(PROB_PREFIX):] for c in prob_cols]
+    if predictions.empty:
+        return pd.DataFrame(columns=TREATMENT + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols)
+    per_replicate = predictions.groupby(TREATMENT + ["Metadata_MoA", "Metadata_Replicate"], sort=True)[prob_cols].median()
+    per_treatment = per_replicate.groupby(level=TREATMENT + ["Metadata_MoA"], sort=True).median()
+    counts = predictions.groupby(TREATMENT + ["Metadata_MoA"], sort=True).agg(
+        n_replicates=("Metadata_Replicate", "nunique"), n_crops=("Metadata_Replicate", "size")
+    )
+    table = counts.join(per_treatment).reset_index()
+    table["predicted_moa"] = [classes[i] for i in table[prob_cols].to_numpy().argmax(axis=1)]
+    table["correct"] = table["predicted_moa"] == table["Metadata_MoA"]
+    return table[TREATMENT + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols]
+
+
+def crop_accuracy(predictions: pd.DataFrame) -> float:
+    prob_cols = class_columns(predictions)
+    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
+    if predictions.empty:
+        return float("nan")
+    predicted = classes[predictions[prob_cols].to_numpy().argmax(axis=1)]
+    return float(np.mean(predicted == predictions["Metadata_MoA"].to_numpy()))
+
+
+def accuracy_by_moa(treatments: pd.DataFrame) -> pd.DataFrame:
+    """Per-MoA treatment accuracy plus an ``all`` row: Metadata_MoA, n_treatments, n_correct, accuracy."""
+    grouped = treatments.groupby("Metadata_MoA", sort=True)["correct"].agg(n_treatments="size", n_correct="sum")
+    grouped = grouped.reset_index()
+    total = pd.DataFrame(
+        {"Metadata_MoA": ["all"], "n_treatments": [len(treatments)], "n_correct": [int(treatments["correct"].sum())]}
+    )
+    table = pd.concat([grouped, total], ignore_index=True)
+    table["n_correct"] = table["n_correct"].astype(int)
+    table["accuracy"] = table["n_correct"] / table["n_treatments"].where(table["n_treatments"] > 0)
+    return table

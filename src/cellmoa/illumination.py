@@ -1,0 +1,94 @@
+"""Illumination functions per plate and channel (Singh et al. 2014; CellProfiler's
+CorrectIlluminationCalculate with "Regular" images, "Each" = per plate, and division).
+
+1. the mean of all the plate's images of a channel, computed streaming (a running sum);
+2. smoothed with a median filter (default) or a Gaussian, on a block-averaged copy for speed;
+3. divided by a robust minimum (the 2nd percentile) and floored at 1, so the function is >= 1
+   and correcting (dividing by it) never brightens the dimmest region beyond its own level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.transform import resize
+
+
+@dataclass(frozen=True)
+class IlluminationParams:
+    #: "median" (robust to cells) or "gaussian"
+    smoothing: str = "median"
+    #: filter size as a fraction of the image's shorter side (median: window; gaussian: 1/3 of it is sigma)
+    size: float = 0.1
+    #: percentile of the smoothed mean that becomes 1
+    robust_percentile: float = 2.0
+    #: the smoothing runs on a block-averaged copy whose shorter side is about this many pixels
+    working_size: int = 128
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "IlluminationParams":
+        return cls(**(values or {}))
+
+
+class RunningMean:
+    """Mean of equally shaped 2-D images, one at a time (float64 sum; O(1) images in memory)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, image: np.ndarray) -> None:
+        if self.total is None:
+            self.total = np.zeros(image.shape, np.float64)
+        elif image.shape != self.total.shape:
+            raise ValueError(f"image of shape {image.shape} in a mean of shape {self.total.shape}")
+        self.total += image
+        self.count += 1
+
+    @property
+    def mean(self) -> np.ndarray:
+        if self.total is None or self.count == 0:
+            raise ValueError("no images were added")
+        return self.total / self.count
+
+
+def _block_factor(shape: tuple[int, int], working_size: int) -> int:
+    return max(1, min(shape) // max(1, working_size))
+
+
+def smooth(mean: np.ndarray, params: IlluminationParams) -> np.ndarray:
+    """Smooth a mean image; returns an array of the same shape."""
+    factor = _block_factor(mean.shape, params.working_size)
+    h, w = mean.shape
+    hh, ww = h // factor * factor, w // factor * factor
+    small = mean[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor).mean(axis=(1, 3))
+    window = max(3, int(round(params.size * min(small.shape))) | 1)
+    if params.smoothing == "median":
+        smoothed = ndimage.median_filter(small, size=window, mode="reflect")
+    elif params.smoothing == "gaussian":
+        smoothed = ndimage.gaussian_filter(small, sigma=window / 3.0, mode="reflect")
+    else:
+        raise ValueError(f"unknown illumination smoothing {params.smoothing!r}; use 'median' or 'gaussian'")
+    if factor == 1 and (hh, ww) == (h, w):
+        return smoothed
+    return resize(smoothed, (h, w), order=1, mode="edge", anti_aliasing=False, preserve_range=True)
+
+
+def illumination_function(mean: np.ndarray, params: IlluminationParams) -> np.ndarray:
+    """The illumination function (float32, >= 1) from a plate's mean image of one channel."""
+    smoothed = smooth(np.asarray(mean, np.float64), params)
+    floor = np.percentile(smoothed, params.robust_percentile)
+    if not np.isfinite(floor) or floor <= 0:
+        raise ValueError(
+            "the smoothed mean image has a non-positive robust minimum; the plate's images are empty or black"
+        )
+    return np.maximum(smoothed / floor, 1.0).astype(np.float32)
+
+
+def correct(image: np.ndarray, function: np.ndarray) -> np.ndarray:
+    """Apply an illumination function by division (float32 result)."""
+    if image.shape != function.shape:
+        raise ValueError(f"image shape {image.shape} does not match the illumination function's {function.shape}")
+    return image.astype(np.float32) / function

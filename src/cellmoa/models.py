@@ -1,0 +1,188 @@
+"""ImageNet-pretrained networks from ``keras.applications`` with a global-average-pooling +
+softmax head, and where their weights come from.
+
+Weights are ``"imagenet"``, a path to a local weights file of the backbone (no top), or ``None``.
+``"imagenet"`` never downloads inside a training job (cluster nodes are often offline, and Keras'
+own download has no time-out): the no-top file must already be in the Keras cache
+(``$KERAS_HOME/models``, default ``~/.keras/models``) where the ``fetch_weights`` rule puts it;
+otherwise a clear error says where to put it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    #: module under keras.applications holding ``preprocess_input``
+    module: str
+    #: the input size the network was pretrained at (the paper's default)
+    default_size: int
+    #: the smallest input the architecture accepts
+    min_size: int
+    #: file name of the no-top ImageNet weights and its path under WEIGHTS_BASE_URL
+    weights_file: str | None = None
+    weights_subdir: str | None = None
+    #: md5 Keras publishes for that file
+    weights_md5: str | None = None
+
+    @property
+    def weights_url(self) -> str | None:
+        if self.weights_file is None:
+            return None
+        return f"{WEIGHTS_BASE_URL}/{self.weights_subdir}/{self.weights_file}"
+
+
+#: The paper's three networks. Other keras.applications names are accepted through config
+#: (their weights then come from a local file, or Keras' own mechanism when online).
+NETWORKS = {
+    "ResNet50": Network(
+        "ResNet50", "resnet50", 224, 32,
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet",
+        "4d473c1dd8becc155b73f8504c6f6626",
+    ),
+    "InceptionV3": Network(
+        "InceptionV3", "inception_v3", 299, 75,
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3",
+        "bcbd6486424b2319ff4ef7d526e38f63",
+    ),
+    "InceptionResNetV2": Network(
+        "InceptionResNetV2", "inception_resnet_v2", 299, 75,
+        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_resnet_v2",
+        "d19885ff4a710c122648d3b5c3b684e4",
+    ),
+}
+
+# Modules of other keras.applications constructors, for preprocess_input.
+_OTHER_MODULES = {
+    "ResNet101": "resnet", "ResNet152": "resnet", "ResNet50V2": "resnet_v2", "ResNet101V2": "resnet_v2",
+    "ResNet152V2": "resnet_v2", "Xception": "xception", "VGG16": "vgg16", "VGG19": "vgg19",
+    "DenseNet121": "densenet", "DenseNet169": "densenet", "DenseNet201": "densenet",
+    "MobileNet": "mobilenet", "MobileNetV2": "mobilenet_v2", "MobileNetV3Small": "mobilenet_v3",
+    "MobileNetV3Large": "mobilenet_v3", "EfficientNetB0": "efficientnet", "EfficientNetV2B0": "efficientnet_v2",
+    "ConvNeXtTiny": "convnext", "NASNetMobile": "nasnet",
+}
+
+
+class WeightsError(RuntimeError):
+    """Weights cannot be found or do not match; the message says where to put them."""
+
+
+def network(name: str) -> Network:
+    if name in NETWORKS:
+        return NETWORKS[name]
+    if name in _OTHER_MODULES:
+        return Network(name, _OTHER_MODULES[name], 224, 32)
+    raise ValueError(
+        f"unknown network {name!r}; use one of {', '.join(NETWORKS)} or another keras.applications "
+        f"constructor ({', '.join(sorted(_OTHER_MODULES))})"
+    )
+
+
+def keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def md5sum(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_weights(name: str, weights: str | None, check_hash: bool = True) -> str | None:
+    """What to pass as ``weights=`` to the keras.applications constructor.
+
+    ``None``/``"none"`` -> None; a path -> that path (must exist); ``"imagenet"`` -> the cached
+    no-top file of the paper's networks (an error with the fix if it is absent or corrupt).
+    """
+    if weights is None or str(weights).lower() == "none":
+        return None
+    net = network(name)
+    if str(weights) != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"weights file {path} for {name} does not exist")
+        return str(path)
+    if net.weights_file is None:
+        return "imagenet"  # Keras' own lookup for networks outside the paper's three
+    path = keras_cache_dir() / net.weights_file
+    if not path.is_file():
+        raise WeightsError(
+            f"ImageNet weights for {name} are not in the Keras cache: {path} is missing. Run "
+            f"'snakemake fetch_weights' on a machine with internet access, or download {net.weights_url} "
+            f"and put it at {path} (set KERAS_HOME to use another cache folder), or set weights to "
+            "a local file or none in the config."
+        )
+    if check_hash and md5sum(path) != net.weights_md5:
+        raise WeightsError(
+            f"{path} does not have the md5 Keras publishes for it ({net.weights_md5}); delete it and "
+            "fetch it again"
+        )
+    return str(path)
+
+
+def preprocess_fn(name: str):
+    """The network's own ``preprocess_input`` (expects RGB-like pixels in [0, 255])."""
+    import importlib
+
+    module = importlib.import_module(f"keras.applications.{network(name).module}")
+    return module.preprocess_input
+
+
+def build_backbone(name: str, input_size: int, weights: str | None):
+    import keras
+
+    net = network(name)
+    if input_size < net.min_size:
+        raise ValueError(f"{name} needs inputs of at least {net.min_size} px; got {input_size}")
+    constructor = getattr(keras.applications, name)
+    return constructor(
+        include_top=False,
+        weights=resolve_weights(name, weights),
+        input_shape=(input_size, input_size, 3),
+        pooling="avg",
+    )
+
+
+def build_classifier(
+    name: str,
+    n_classes: int,
+    input_size: int,
+    weights: str | None = None,
+    l2: float = 0.0,
+    batchnorm_momentum: float | None = None,
+):
+    """Backbone + global average pooling + dense softmax. Returns a keras.Model.
+
+    ``batchnorm_momentum`` overrides the backbone's BatchNormalization momentum (useful when
+    training from scratch for few steps, where the default 0.99 leaves the moving statistics
+    far from the data).
+    """
+    import keras
+
+    backbone = build_backbone(name, input_size, weights)
+    if batchnorm_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(batchnorm_momentum)
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    outputs = keras.layers.Dense(
+        n_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32", name="moa"
+    )(backbone.output)
+    return keras.Model(backbone.input, outputs, name=f"{name}_moa")
+
+
+def embedding_model(model):
+    """The same model cut before the softmax: global-average-pooled features."""
+    import keras
+
+    return keras.Model(model.input, model.get_layer("moa").input)

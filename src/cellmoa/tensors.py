@@ -1,0 +1,275 @@
+"""Per-plate HDF5 tensors: illumination-corrected, DMSO-standardised crops with aligned metadata.
+
+Layout of ``results/tensors/<plate>.h5`` (readable with plain h5py):
+
+- ``/images``: float16, shape (N, H, W, C), chunked one crop per chunk; channel order in the
+  ``channels`` attribute (BBBC021: DAPI, Tubulin, Actin). Values are z-scores: each channel of each
+  illumination-corrected field minus the plate's DMSO mean, divided by the plate's DMSO standard
+  deviation (``dmso_mean`` / ``dmso_std`` attributes, one value per channel).
+- ``/metadata/<column>``: one 1-D dataset per column, row i describing ``/images[i]``:
+  plate, batch, well, site, crop, replicate, compound, concentration, moa, image_number.
+- attributes: plate, channels, crop_grid (rows, cols), crop_shape, dmso_mean, dmso_std,
+  normalization, cellmoa_version.
+
+``results/tensors/all.h5`` assembles every plate without copying: ``/images`` is an HDF5 virtual
+dataset over the plate files (kept beside it, referenced by file name), ``/metadata/*`` the
+concatenated columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import tifffile
+
+from cellmoa import __version__
+from cellmoa.illumination import IlluminationParams, RunningMean, correct, illumination_function
+
+log = logging.getLogger(__name__)
+
+METADATA_FIELDS = [
+    "plate",
+    "batch",
+    "well",
+    "site",
+    "crop",
+    "replicate",
+    "compound",
+    "concentration",
+    "moa",
+    "image_number",
+]
+STRING_FIELDS = {"plate", "batch", "well", "compound", "moa"}
+FLOAT_FIELDS = {"concentration"}
+
+
+class ImageError(RuntimeError):
+    """An input image is missing, unreadable or of the wrong size; the message names the file."""
+
+
+def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read one single-channel TIFF as float32, checking it exists, decodes and has ``shape``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: image listed in the metadata is missing")
+    try:
+        image = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises several types for corrupt files
+        raise ImageError(f"{path}: cannot be read as a TIFF ({exc})") from exc
+    image = np.squeeze(image)
+    if image.ndim != 2:
+        raise ImageError(f"{path}: expected a single-channel 2-D image, got shape {image.shape}")
+    if shape is not None and image.shape != tuple(shape):
+        raise ImageError(f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}")
+    return image.astype(np.float32)
+
+
+def _channel_paths(rows: pd.DataFrame, raw_dir: Path, channel: str) -> list[Path]:
+    return [Path(raw_dir) / p for p in rows[f"file_{channel}"]]
+
+
+def plate_illumination(
+    rows: pd.DataFrame, raw_dir: Path, channels: tuple[str, ...], params: IlluminationParams
+) -> dict[str, np.ndarray]:
+    """Illumination function per channel from all of one plate's images (streaming mean)."""
+    if rows.empty:
+        raise ValueError("no images for this plate in the metadata")
+    functions = {}
+    shape = None
+    for channel in channels:
+        running = RunningMean()
+        for path in _channel_paths(rows, raw_dir, channel):
+            image = read_image(path, shape)
+            shape = image.shape
+            running.add(image)
+        functions[channel] = illumination_function(running.mean, params)
+    return functions
+
+
+def write_illumination(path: Path, plate: str, functions: dict[str, np.ndarray], params: IlluminationParams) -> None:
+    """``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as attributes."""
+    channels = list(functions)
+    tmp = _tmp_path(path)
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("function", data=np.stack([functions[c] for c in channels]))
+        f.attrs["channels"] = channels
+        f.attrs["plate"] = plate
+        for key, value in vars(params).items():
+            f.attrs[key] = value
+        f.attrs["cellmoa_version"] = __version__
+    os.replace(tmp, path)
+
+
+def read_illumination(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        return {c: f["function"][i] for i, c in enumerate(f.attrs["channels"])}
+
+
+def _tmp_path(path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def load_field(row, raw_dir: Path, channels, functions, shape=None) -> np.ndarray:
+    """One field of view, illumination-corrected, as (H, W, C) float32."""
+    return np.stack(
+        [correct(read_image(Path(raw_dir) / row[f"file_{c}"], shape), functions[c]) for c in channels],
+        axis=-1,
+    )
+
+
+def dmso_statistics(rows: pd.DataFrame, raw_dir: Path, channels, functions) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation over all pixels of the plate's corrected DMSO fields."""
+    if rows.empty:
+        raise ValueError("the plate has no DMSO (control) images to normalise with")
+    total = np.zeros(len(channels))
+    total_sq = np.zeros(len(channels))
+    count = 0
+    for _, row in rows.iterrows():
+        field = load_field(row, raw_dir, channels, functions).astype(np.float64)
+        total += field.sum(axis=(0, 1))
+        total_sq += np.square(field).sum(axis=(0, 1))
+        count += field.shape[0] * field.shape[1]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    if np.any(std <= 0):
+        raise ValueError("a channel of the DMSO images is constant; cannot standardise")
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def crop_grid(field: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
+    """Cut an (H, W, C) field into rows x cols equal crops, row-major (remainder pixels dropped)."""
+    h, w = field.shape[0] // rows, field.shape[1] // cols
+    return [field[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(rows) for c in range(cols)]
+
+
+def write_plate_tensors(
+    out_path: Path,
+    plate: str,
+    rows: pd.DataFrame,
+    controls: pd.DataFrame,
+    raw_dir: Path,
+    channels: tuple[str, ...],
+    functions: dict[str, np.ndarray],
+    crop_rows: int = 2,
+    crop_cols: int = 2,
+) -> int:
+    """Write one plate's tensors (labelled fields in ``rows``, normalised with ``controls``).
+
+    Processes one well at a time; writes to a temporary file renamed on success. Returns N.
+    """
+    mean, std = dmso_statistics(controls, raw_dir, channels, functions)
+    shape = next(iter(functions.values())).shape
+    ch, cw = shape[0] // crop_rows, shape[1] // crop_cols
+    n_total = len(rows) * crop_rows * crop_cols
+    tmp = _tmp_path(out_path)
+    meta: dict[str, list] = {k: [] for k in METADATA_FIELDS}
+    with h5py.File(tmp, "w") as f:
+        images = f.create_dataset(
+            "images",
+            shape=(n_total, ch, cw, len(channels)),
+            maxshape=(None, ch, cw, len(channels)),
+            dtype=np.float16,
+            chunks=(1, ch, cw, len(channels)),
+        )
+        i = 0
+        for well, well_rows in rows.groupby("well", sort=False):
+            for _, row in well_rows.iterrows():
+                field = (load_field(row, raw_dir, channels, functions, shape) - mean) / std
+                for k, crop in enumerate(crop_grid(field, crop_rows, crop_cols)):
+                    images[i] = crop.astype(np.float16)
+                    for key in METADATA_FIELDS:
+                        meta[key].append(k if key == "crop" else row[key])
+                    i += 1
+            log.info("%s: well %s done (%d/%d crops)", plate, well, i, n_total)
+        _write_metadata(f, meta)
+        f.attrs["plate"] = plate
+        f.attrs["channels"] = list(channels)
+        f.attrs["crop_grid"] = (crop_rows, crop_cols)
+        f.attrs["crop_shape"] = (ch, cw)
+        f.attrs["dmso_mean"] = mean
+        f.attrs["dmso_std"] = std
+        f.attrs["normalization"] = "illumination-corrected, per-plate DMSO z-score per channel"
+        f.attrs["cellmoa_version"] = __version__
+    os.replace(tmp, out_path)
+    return n_total
+
+
+def _write_metadata(f: h5py.File, meta: dict[str, list]) -> None:
+    group = f.create_group("metadata")
+    for key in METADATA_FIELDS:
+        values = meta[key]
+        if key in STRING_FIELDS:
+            group.create_dataset(key, data=np.array([str(v) for v in values], dtype=object), dtype=h5py.string_dtype())
+        elif key in FLOAT_FIELDS:
+            group.create_dataset(key, data=np.asarray(values, dtype=np.float64))
+        else:
+            group.create_dataset(key, data=np.asarray(values, dtype=np.int64))
+
+
+def read_metadata(path: Path) -> pd.DataFrame:
+    """The ``/metadata`` table of a plate file or of the assembled file, one row per crop."""
+    with h5py.File(path, "r") as f:
+        group = f["metadata"]
+        data = {}
+        for key in METADATA_FIELDS:
+            values = group[key][()]
+            data[key] = [v.decode() for v in values] if key in STRING_FIELDS else values
+    return pd.DataFrame(data)
+
+
+def assemble(plate_files: list[Path], out_path: Path) -> int:
+    """Expose all plates as one file: ``/images`` a virtual dataset, ``/metadata/*`` concatenated.
+
+    Plate files must sit in the same folder as ``out_path`` (they are referenced by file name, so
+    the folder can be moved as a whole). Returns the total number of crops.
+    """
+    out_path = Path(out_path)
+    shapes, attrs, counts = [], [], []
+    meta: dict[str, list] = {k: [] for k in METADATA_FIELDS}
+    for path in plate_files:
+        path = Path(path)
+        if path.resolve().parent != out_path.resolve().parent:
+            raise ValueError(f"{path}: plate tensors must sit beside {out_path} to be assembled")
+        with h5py.File(path, "r") as f:
+            shapes.append(f["images"].shape)
+            attrs.append(dict(channels=list(f.attrs["channels"]), crop_shape=tuple(f.attrs["crop_shape"])))
+            counts.append(f["images"].shape[0])
+            for key in METADATA_FIELDS:
+                values = f["metadata"][key][()]
+                meta[key].extend(v.decode() if isinstance(v, bytes) else v for v in values)
+    if not shapes:
+        raise ValueError("no plate tensors to assemble")
+    if any(a != attrs[0] for a in attrs):
+        raise ValueError("plate tensors differ in channels or crop shape; rebuild them with one config")
+    total = sum(counts)
+    item_shape = shapes[0][1:]
+    layout = h5py.VirtualLayout(shape=(total,) + item_shape, dtype=np.float16)
+    start = 0
+    for path, n in zip(plate_files, counts):
+        if n:
+            layout[start : start + n] = h5py.VirtualSource(Path(path).name, "images", shape=(n,) + item_shape)
+        start += n
+    tmp = _tmp_path(out_path)
+    with h5py.File(tmp, "w", libver="latest") as f:
+        f.create_virtual_dataset("images", layout, fillvalue=np.nan)
+        group = f.create_group("metadata")
+        for key in METADATA_FIELDS:
+            values = meta[key]
+            if key in STRING_FIELDS:
+                group.create_dataset(key, data=np.array(values, dtype=object), dtype=h5py.string_dtype())
+            else:
+                group.create_dataset(key, data=np.asarray(values))
+        f.attrs["channels"] = attrs[0]["channels"]
+        f.attrs["crop_shape"] = attrs[0]["crop_shape"]
+        f.attrs["plates"] = [Path(p).stem for p in plate_files]
+        f.attrs["plate_rows"] = counts
+        f.attrs["cellmoa_version"] = __version__
+    os.replace(tmp, out_path)
+    return total

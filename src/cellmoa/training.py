@@ -1,0 +1,351 @@
+"""Per-fold training of one network and prediction of the held-out compound's crops.
+
+A fold holds out one compound (leave-one-compound-out, "nsc"); with "nscb" the held-out
+compound's batches (BBBC021: weeks) are left out of training too. The input pipeline is tf.data:
+crops are read one by one from the HDF5 tensors (per-sample reads; h5py reads by index list are
+~60x slower), resized to the network's input, augmented with stateless random ops (a seeded run
+is repeatable), mapped from z-scores to pixel values and passed through the network's own
+``preprocess_input``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from cellmoa import models
+from cellmoa.tensors import read_metadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    network: str = "ResNet50"
+    #: input size in pixels (square); None = the network's pretraining size
+    input_size: int | None = None
+    weights: str | None = "imagenet"
+    epochs: int = 10
+    batch_size: int = 8
+    optimizer: str = "sgd"
+    learning_rate: float = 1e-4
+    momentum: float = 0.9
+    #: multiply the learning rate by lr_decay_factor every lr_decay_epochs epochs (0 = never)
+    lr_decay_epochs: int = 0
+    lr_decay_factor: float = 0.1
+    l2: float = 0.0
+    class_weights: bool = True
+    augment: bool = True
+    #: z-scores become pixels as 127.5 + pixel_scale * z, clipped to [0, 255]
+    pixel_scale: float = 32.0
+    batchnorm_momentum: float | None = None
+    fold_scheme: str = "nsc"
+    seed: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    threads: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, training: dict, network: str, threads: int = 0) -> "TrainSettings":
+        """Settings from the ``training:`` config section, with ``per_network.<network>`` overrides."""
+        values = {k: v for k, v in training.items() if k not in ("networks", "per_network", "folds")}
+        values.update((training.get("per_network") or {}).get(network, {}))
+        values["fold_scheme"] = (training.get("folds") or {}).get("scheme", "nsc")
+        known = set(cls.__dataclass_fields__)
+        extra = {k: v for k, v in values.items() if k not in known}
+        settings = cls(**{k: v for k, v in values.items() if k in known}, network=network, threads=threads)
+        settings.extra = extra
+        if settings.input_size is None:
+            settings.input_size = models.network(network).default_size
+        return settings
+
+
+@dataclass
+class Fold:
+    held_out: str
+    scheme: str
+    classes: list[str]
+    train_index: np.ndarray
+    test_index: np.ndarray
+    excluded_batches: list[str]
+
+    def summary(self, metadata: pd.DataFrame) -> dict:
+        train = metadata.iloc[self.train_index]
+        return {
+            "held_out_compound": self.held_out,
+            "scheme": self.scheme,
+            "classes": self.classes,
+            "excluded_batches": self.excluded_batches,
+            "n_train_crops": int(len(self.train_index)),
+            "n_test_crops": int(len(self.test_index)),
+            "train_compounds": sorted(train["compound"].unique().tolist()),
+            "train_crops_per_class": {k: int(v) for k, v in train["moa"].value_counts().sort_index().items()},
+        }
+
+
+def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> Fold:
+    """Training and test rows of the fold that holds out ``held_out``.
+
+    Classes are all MoAs present in the tensors (so every fold has the same output layer).
+    """
+    labelled = metadata["moa"] != ""
+    classes = sorted(metadata.loc[labelled, "moa"].unique().tolist())
+    is_test = (metadata["compound"] == held_out).to_numpy()
+    if not is_test.any():
+        known = ", ".join(sorted(metadata["compound"].unique()))
+        raise ValueError(f"fold compound {held_out!r} has no crops in the tensors; compounds there: {known}")
+    train = labelled.to_numpy() & ~is_test
+    excluded: list[str] = []
+    if scheme == "nscb":
+        excluded = sorted(metadata.loc[is_test, "batch"].unique().tolist())
+        train &= ~metadata["batch"].isin(excluded).to_numpy()
+    elif scheme != "nsc":
+        raise ValueError(f"unknown fold scheme {scheme!r}; use 'nsc' or 'nscb'")
+    held_moa = metadata.loc[is_test, "moa"].iloc[0]
+    if not (metadata.loc[train, "moa"] == held_moa).any():
+        log.warning("fold %s: no training crops of its MoA %r are left; it cannot be predicted right", held_out, held_moa)
+    return Fold(held_out, scheme, classes, np.flatnonzero(train), np.flatnonzero(is_test), excluded)
+
+
+class _CropReader:
+    """Reads one crop per call from an HDF5 file, opened lazily in the reading thread's process."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+        self._file = None
+        self._images = None
+
+    def __call__(self, index) -> np.ndarray:
+        if self._images is None:
+            self._file = h5py.File(self.path, "r")
+            self._images = self._file["images"]
+        return self._images[int(index)]
+
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        with h5py.File(self.path, "r") as f:
+            return tuple(f["images"].shape[1:])
+
+
+def _augment(image, seed):
+    """One of the 8 rotations/flips; each with probability 0.5: per-channel intensity jitter
+    (+-25%), 3 x 3 blur, Gaussian noise (sd 0.1 z). Stateless: the same seed gives the same result."""
+    import tensorflow as tf
+
+    def sub(i):
+        return tf.stack([seed[0], seed[1] + i])
+
+    k = tf.random.stateless_uniform([], sub(1), 0, 4, dtype=tf.int32)
+    image = tf.image.rot90(image, k)
+    image = tf.image.stateless_random_flip_left_right(image, sub(2))
+    coins = tf.random.stateless_uniform([3], sub(3))
+    channels = image.shape[-1]
+    jitter = tf.random.stateless_uniform([channels], sub(4), 0.75, 1.25)
+    image = tf.where(coins[0] < 0.5, image * jitter, image)
+    blurred = tf.nn.avg_pool2d(image[None], 3, 1, "SAME")[0]
+    image = tf.where(coins[1] < 0.5, blurred, image)
+    noise = tf.random.stateless_normal(tf.shape(image), sub(5), stddev=0.1)
+    image = tf.where(coins[2] < 0.5, image + noise, image)
+    return image
+
+
+def make_dataset(
+    tensors: Path,
+    indices: np.ndarray,
+    labels: np.ndarray | None,
+    settings: TrainSettings,
+    training: bool,
+    with_index: bool = False,
+):
+    """A batched tf.data pipeline over ``indices`` of the tensors file.
+
+    Yields ``(images, labels)`` (or ``images`` when ``labels`` is None); with ``with_index`` the
+    crop indices are appended, so tests can see exactly what is fed.
+    """
+    import tensorflow as tf
+
+    reader = _CropReader(tensors)
+    shape = reader.item_shape
+    size = int(settings.input_size)
+    preprocess = models.preprocess_fn(settings.network)
+    indices = np.asarray(indices, np.int64)
+    label_arr = np.zeros(len(indices), np.int64) if labels is None else np.asarray(labels, np.int64)
+    ds = tf.data.Dataset.from_tensor_slices((indices, label_arr))
+    if training:
+        ds = ds.shuffle(max(1, len(indices)), seed=settings.seed, reshuffle_each_iteration=True)
+        randoms = tf.data.Dataset.random(seed=settings.seed + 1, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, randoms.batch(2))
+    else:
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensors(tf.zeros([2], tf.int64)).repeat())
+
+    def load(pair, seed):
+        index, label = pair
+        image = tf.numpy_function(reader, [index], tf.float16, stateful=False)
+        image.set_shape(shape)
+        image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
+        if training and settings.augment:
+            image = _augment(image, seed)
+        pixels = tf.clip_by_value(127.5 + settings.pixel_scale * image, 0.0, 255.0)
+        if pixels.shape[-1] != 3:
+            raise ValueError(f"networks take 3 channels; the tensors have {pixels.shape[-1]}")
+        pixels = preprocess(pixels)
+        out = (pixels,) if labels is None else (pixels, label)
+        if with_index:
+            out = out + (index,)
+        return out if len(out) > 1 else out[0]
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(settings.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def configure_tensorflow(settings: TrainSettings) -> None:
+    """Seeds, determinism, threads, GPU memory growth, mixed precision. Call before building models."""
+    import keras
+    import tensorflow as tf
+
+    if settings.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(settings.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, settings.threads))
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+    keras.utils.set_random_seed(settings.seed)
+    tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy("mixed_float16" if settings.mixed_precision else "float32")
+    log.info("TensorFlow %s; GPUs visible: %s (CUDA_VISIBLE_DEVICES=%s)", tf.__version__,
+             [d.name for d in tf.config.list_physical_devices("GPU")], os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def _optimizer(settings: TrainSettings):
+    import keras
+
+    if settings.optimizer == "sgd":
+        return keras.optimizers.SGD(settings.learning_rate, momentum=settings.momentum)
+    if settings.optimizer == "adam":
+        return keras.optimizers.Adam(settings.learning_rate)
+    raise ValueError(f"unknown optimizer {settings.optimizer!r}; use 'sgd' or 'adam'")
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Balanced class weights n / (k * n_c) over the classes present."""
+    counts = np.bincount(labels, minlength=n_classes)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def train_fold(
+    tensors: Path,
+    held_out: str,
+    settings: TrainSettings,
+    model_path: Path,
+    history_path: Path,
+    predictions_path: Path,
+    fold_path: Path,
+    checkpoint_dir: Path,
+) -> pd.DataFrame:
+    """Train on the fold's training crops, save the model, predict the held-out crops.
+
+    An interrupted run resumes from the last finished epoch kept in ``checkpoint_dir``.
+    Returns the predictions table.
+    """
+    import keras
+
+    configure_tensorflow(settings)
+    metadata = read_metadata(tensors)
+    fold = select_fold(metadata, held_out, settings.fold_scheme)
+    class_index = {c: i for i, c in enumerate(fold.classes)}
+    train_labels = np.array([class_index[m] for m in metadata["moa"].iloc[fold.train_index]], np.int64)
+    summary = fold.summary(metadata)
+    summary["settings"] = asdict(settings)
+    Path(fold_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(fold_path).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("fold %s (%s): %d training crops, %d held-out crops, classes %s", held_out, fold.scheme,
+             len(fold.train_index), len(fold.test_index), fold.classes)
+
+    model = models.build_classifier(
+        settings.network, len(fold.classes), settings.input_size, settings.weights, settings.l2,
+        settings.batchnorm_momentum,
+    )
+    model.compile(
+        optimizer=_optimizer(settings),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=settings.jit_compile,
+    )
+    train_ds = make_dataset(tensors, fold.train_index, train_labels, settings, training=True)
+    checkpoint_dir = Path(checkpoint_dir)
+    resuming = checkpoint_dir.exists() and any(checkpoint_dir.iterdir())
+    if resuming:
+        log.info("resuming from the checkpoint in %s", checkpoint_dir)
+    elif Path(history_path).exists():
+        Path(history_path).unlink()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(checkpoint_dir), save_freq="epoch", delete_checkpoint=False),
+        keras.callbacks.CSVLogger(str(history_path), separator="\t", append=True),
+        _EpochLog(),
+    ]
+    if settings.lr_decay_epochs:
+        every, factor, base = settings.lr_decay_epochs, settings.lr_decay_factor, settings.learning_rate
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: base * factor ** (epoch // every)))
+    model.fit(
+        train_ds,
+        epochs=settings.epochs,
+        class_weight=class_weights(train_labels, len(fold.classes)) if settings.class_weights else None,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp_model = Path(model_path).with_name(f".{Path(model_path).stem}.tmp.keras")
+    model.save(tmp_model)
+    os.replace(tmp_model, model_path)
+
+    predictions = predict_crops(model, tensors, metadata, fold.test_index, fold.classes, settings)
+    predictions.insert(0, "Metadata_Fold", held_out)
+    predictions.insert(0, "Metadata_Network", settings.network)
+    write_tsv(predictions, predictions_path)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return predictions
+
+
+class _EpochLog:
+    """A Keras callback that logs one line per epoch (progress in the job log)."""
+
+    def __new__(cls):
+        import keras
+
+        class EpochLog(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
+                log.info("epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), shown)
+
+        return EpochLog()
+
+
+def predict_crops(model, tensors, metadata, indices, classes, settings) -> pd.DataFrame:
+    """Per-crop class probabilities with the crops' metadata (columns prefixed ``Metadata_``)."""
+    ds = make_dataset(tensors, indices, None, settings, training=False)
+    probs = model.predict(ds, verbose=0) if len(indices) else np.zeros((0, len(classes)))
+    table = metadata.iloc[indices].reset_index(drop=True)
+    table.columns = [f"Metadata_{c.title().replace('_', '')}" if c != "moa" else "Metadata_MoA" for c in table.columns]
+    for i, c in enumerate(classes):
+        table[f"prob_{c}"] = probs[:, i].astype(np.float64)
+    table["predicted_moa"] = [classes[i] for i in probs.argmax(axis=1)] if len(indices) else []
+    return table
+
+
+def write_tsv(frame: pd.DataFrame, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)

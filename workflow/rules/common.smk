@@ -1,0 +1,69 @@
+# Helpers shared by the rule files: config validation, constants, paths, wildcard constraints.
+
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The domain logic lives in the cellmoa package (src/). It is installed in the project's venv;
+# this line keeps it importable inside per-rule conda envs (--sdm conda) too.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from cellmoa.datasets import fold_slugs, get_dataset
+from cellmoa.synthetic import SyntheticSpec
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+DATASET = get_dataset(config["dataset"])
+SYNTHETIC = "synthetic" in config
+if "plates" in config["data"]:
+    PLATES = list(config["data"]["plates"])
+elif SYNTHETIC:
+    PLATES = SyntheticSpec.from_dict(config["synthetic"]).plates()
+else:
+    raise ValueError(
+        "config: data.plates is required (the plates to process) unless a synthetic: section is given"
+    )
+if SYNTHETIC and "://" in config["data"]["base_url"]:
+    raise ValueError(
+        "config: with a synthetic: section, data.base_url must be a local folder to write the "
+        f"synthesized dataset to, not the URL {config['data']['base_url']!r}"
+    )
+NETWORKS = list(config["training"]["networks"])
+FOLDS = fold_slugs(config["training"]["folds"]["compounds"])  # slug -> compound
+
+RESOURCES = f"resources/{DATASET.name}"
+METADATA_FILES = {name: f"{RESOURCES}/metadata/{name}" for name in DATASET.metadata_files()}
+
+
+def _alternatives(values):
+    return "|".join(re.escape(v) for v in values)
+
+
+wildcard_constraints:
+    plate=_alternatives(PLATES),
+    network=_alternatives(NETWORKS),
+    fold=_alternatives(FOLDS),
+
+
+def synthetic_source(wildcards=None):
+    """The synthesized dataset folder, when the config asks for one (the download rules read it)."""
+    return [config["data"]["base_url"]] if SYNTHETIC else []
+
+
+def plate_tensors():
+    return expand("results/tensors/{plate}.h5", plate=PLATES)
+
+
+def fold_outputs(name):
+    return expand("results/models/{network}/{fold}/" + name, network=NETWORKS, fold=FOLDS)
+
+
+def all_outputs():
+    return [
+        *expand("results/tables/accuracy_{network}.tsv", network=NETWORKS),
+        *expand("results/tables/treatments_{network}.tsv", network=NETWORKS),
+        "results/tables/summary.tsv",
+    ]

@@ -1,0 +1,62 @@
+# Per plate: the illumination function of every channel, then the HDF5 tensors (corrected,
+# DMSO-standardised crops, well by well); finally all plates assembled as one virtual dataset.
+
+
+rule illumination:
+    input:
+        images=f"{RESOURCES}/images/{{plate}}",
+        metadata=METADATA_FILES.values(),
+    output:
+        function="results/illumination/{plate}.h5",
+    params:
+        dataset=config["dataset"],
+        metadata_dir=f"{RESOURCES}/metadata",
+        raw_dir=f"{RESOURCES}/images",
+        illumination=config["preprocessing"]["illumination"],
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/illumination/{plate}.log",
+    benchmark:
+        "results/benchmarks/illumination/{plate}.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/illumination.py"
+
+
+rule tensors:
+    input:
+        images=f"{RESOURCES}/images/{{plate}}",
+        function="results/illumination/{plate}.h5",
+        metadata=METADATA_FILES.values(),
+    output:
+        tensors="results/tensors/{plate}.h5",
+    params:
+        dataset=config["dataset"],
+        metadata_dir=f"{RESOURCES}/metadata",
+        raw_dir=f"{RESOURCES}/images",
+        crops=config["preprocessing"]["crops"],
+    resources:
+        mem_mb=2000,
+    log:
+        "logs/tensors/{plate}.log",
+    benchmark:
+        "results/benchmarks/tensors/{plate}.tsv"
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/tensors.py"
+
+
+rule assemble_tensors:
+    input:
+        plates=plate_tensors(),
+    output:
+        tensors="results/tensors/all.h5",
+    log:
+        "logs/tensors/assemble.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    script:
+        "../scripts/assemble_tensors.py"

@@ -1,0 +1,31 @@
+# One job per (network, fold): fine-tune the network on every compound but the held-out one,
+# then predict the held-out compound's crops. Tagged gpu=1 so local runs (profiles/default) and
+# clusters (profiles/slurm) give each job one GPU.
+
+
+rule train:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+    output:
+        model="results/models/{network}/{fold}/model.keras",
+        history="results/models/{network}/{fold}/history.tsv",
+        predictions="results/models/{network}/{fold}/predictions.tsv",
+        fold="results/models/{network}/{fold}/fold.json",
+    params:
+        compound=lambda wildcards: FOLDS[wildcards.fold],
+        training=config["training"],
+        checkpoint_dir="results/checkpoints/{network}/{fold}",
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    log:
+        "logs/train/{network}/{fold}.log",
+    benchmark:
+        "results/benchmarks/train/{network}/{fold}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train.py"

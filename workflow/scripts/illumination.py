@@ -1,0 +1,23 @@
+"""Rule illumination: the illumination function of every channel of one plate."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from cellmoa.logs import job_logging
+
+job_logging(snakemake.log[0])
+
+from cellmoa.datasets import get_dataset
+from cellmoa.illumination import IlluminationParams
+from cellmoa.tensors import plate_illumination, write_illumination
+
+p = snakemake.params
+plate = snakemake.wildcards.plate
+dataset = get_dataset(p.dataset)
+metadata = dataset.read_metadata(Path(p.metadata_dir))
+rows = metadata[metadata["plate"] == plate]
+params = IlluminationParams.from_dict(p.illumination)
+functions = plate_illumination(rows, Path(p.raw_dir), dataset.channels, params)
+write_illumination(Path(snakemake.output.function), plate, functions, params)

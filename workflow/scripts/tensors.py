@@ -1,0 +1,31 @@
+"""Rule tensors: one plate's labelled fields, illumination-corrected, DMSO-standardised and cut
+into crops, written to HDF5 well by well."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+
+from cellmoa.logs import job_logging
+
+job_logging(snakemake.log[0])
+
+from cellmoa.datasets import get_dataset
+from cellmoa.tensors import read_illumination, write_plate_tensors
+
+p = snakemake.params
+plate = snakemake.wildcards.plate
+dataset = get_dataset(p.dataset)
+metadata = dataset.read_metadata(Path(p.metadata_dir))
+on_plate = metadata[metadata["plate"] == plate]
+write_plate_tensors(
+    Path(snakemake.output.tensors),
+    plate,
+    dataset.labelled(on_plate),
+    dataset.controls(on_plate),
+    Path(p.raw_dir),
+    dataset.channels,
+    read_illumination(Path(snakemake.input.function)),
+    crop_rows=p.crops["rows"],
+    crop_cols=p.crops["cols"],
+)
