@@ -11,7 +11,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The paper's BBBC021 run is the default; a --configfile given on the command line (such as
+# config/demo.yaml) replaces it instead of being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -21,7 +21,7 @@ class IlluminationParams:
     #: "median" (robust to cells) or "gaussian"
     smoothing: str = "median"
     #: filter size as a fraction of the image's shorter side (median: window; gaussian: 1/3 of it is sigma)
-    size: float = 0.1
+    size: float = 0.25
     #: percentile of the smoothed mean that becomes 1
     robust_percentile: float = 2.0
     #: the smoothing runs on a block-averaged copy whose shorter side is about this many pixels

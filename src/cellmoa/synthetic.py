@@ -102,7 +102,7 @@ class SyntheticSpec:
     #: DMSO cells per field (real BBBC021: 100-200)
     cells_per_field: int = 60
     #: how strongly a compound deviates from its MoA's archetype (fraction)
-    compound_variation: float = 0.12
+    compound_variation: float = 0.06
     #: brightness ratio centre / corner of the illumination fall-off
     illumination_falloff: float = 2.5
 
@@ -237,7 +237,7 @@ def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray, gain: fl
     """Illumination, background, noise, 12-bit quantisation in a 16-bit container."""
     photons = (BACKGROUND[channel] + AMPLITUDE[channel] * signal) * gain * illum
     noisy = photons + rng.normal(0, 1, photons.shape) * np.sqrt(16.0 * photons + 40.0**2)
-    counts12 = np.clip(np.floor(noisy / 16.0), 0, 4095)
+    counts12 = np.clip(np.rint(noisy / 16.0), 0, 4095)
     return (counts12 * 16).astype(np.uint16)
 
 

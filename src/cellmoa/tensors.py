@@ -61,6 +61,8 @@ def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
         image = tifffile.imread(path)
     except Exception as exc:  # tifffile raises several types for corrupt files
         raise ImageError(f"{path}: cannot be read as a TIFF ({exc})") from exc
+    if image.size == 0:
+        raise ImageError(f"{path}: cannot be read as a TIFF (no image data; the file is corrupt or truncated)")
     image = np.squeeze(image)
     if image.ndim != 2:
         raise ImageError(f"{path}: expected a single-channel 2-D image, got shape {image.shape}")

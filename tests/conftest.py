@@ -1,0 +1,57 @@
+"""Shared fixtures: small synthetic datasets in BBBC021's layout, and the real metadata if present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cellmoa.synthetic import SyntheticSpec, synthesize
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_BBBC021 = ROOT.parent / "shared" / "bbbc021"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def tiny_spec(**overrides) -> SyntheticSpec:
+    values = dict(
+        seed=3,
+        moas={"Microtubule destabilizers": ["nocodazole", "vincristine"], "Actin disruptors": ["cytochalasin B", "latrunculin B"]},
+        concentrations=[0.3, 3.0],
+        unlabelled_compounds=["AZ-U1"],
+        weeks=2,
+        plates_per_week=2,
+        dmso_wells_per_plate=2,
+        sites_per_well=1,
+        image_height=96,
+        image_width=128,
+        nucleus_radius=3.0,
+        cells_per_field=30,
+    )
+    values.update(overrides)
+    return SyntheticSpec(**values)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> tuple[SyntheticSpec, Path]:
+    """A 4-plate synthetic dataset as archives + CSVs (what a download serves)."""
+    spec = tiny_spec()
+    out = synthesize(spec, tmp_path_factory.mktemp("tiny") / "source")
+    return spec, out
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory) -> tuple[SyntheticSpec, Path]:
+    """The same kind of dataset extracted into plate folders (what the download rules produce)."""
+    spec = tiny_spec()
+    out = synthesize(spec, tmp_path_factory.mktemp("tiny_raw") / "raw", archives=False)
+    return spec, out
+
+
+@pytest.fixture(scope="session")
+def real_metadata_dir() -> Path:
+    if not (SHARED_BBBC021 / "BBBC021_v1_image.csv").exists():
+        pytest.skip(f"the real BBBC021 metadata is not at {SHARED_BBBC021} (it is provided beside the repo in CI)")
+    return SHARED_BBBC021

@@ -1,0 +1,89 @@
+import pandas as pd
+import pytest
+import yaml
+
+from cellmoa.datasets import BBBC021, fold_slug, fold_slugs, get_dataset
+from cellmoa.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
+
+from conftest import ROOT
+
+
+def test_fold_slugs_are_safe_and_unique():
+    assert fold_slug("mevinolin/lovastatin") == "mevinolin-lovastatin"
+    assert fold_slug("epothilone B") == "epothilone-b"
+    assert fold_slug("AZ-A") == "az-a"
+    with pytest.raises(ValueError, match="both give the fold name"):
+        fold_slugs(["AZ-A", "AZ A"])
+    with pytest.raises(ValueError):
+        fold_slug("///")
+
+
+def test_unknown_dataset_is_named():
+    with pytest.raises(ValueError, match="bbbc099"):
+        get_dataset("bbbc099")
+
+
+def test_concentrations_join_on_parsed_floats():
+    assert list(concentration_key(["0.3", "0.300000", 3e-3])) == [0.3, 0.3, 0.003]
+
+
+def test_synthetic_metadata_joins(tiny_raw):
+    spec, raw = tiny_raw
+    meta = BBBC021().read_metadata(raw)
+    labelled = BBBC021().labelled(meta)
+    assert set(labelled["compound"]) == set(spec.compounds)
+    assert (meta.loc[meta.compound == "AZ-U1", "moa"] == "").all()
+    assert (meta.loc[meta.compound == "DMSO", "moa"] == "DMSO").all()
+    for channel in BBBC021.channels:
+        for rel in meta[f"file_{channel}"]:
+            assert (raw / rel).is_file(), rel
+
+
+def test_missing_column_is_named(tmp_path, tiny_raw):
+    _, raw = tiny_raw
+    images = pd.read_csv(raw / IMAGE_CSV).drop(columns=["Replicate"])
+    images.to_csv(tmp_path / IMAGE_CSV, index=False)
+    (tmp_path / MOA_CSV).write_text((raw / MOA_CSV).read_text())
+    with pytest.raises(ValueError, match="Replicate"):
+        BBBC021().read_metadata(tmp_path)
+
+
+def test_missing_metadata_file_says_how_to_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download_metadata"):
+        BBBC021().read_metadata(tmp_path)
+
+
+# --- the real BBBC021 metadata (read from ../shared/bbbc021, never copied into the repo) ---
+
+
+def test_real_metadata_matches_published_facts(real_metadata_dir):
+    meta = BBBC021().read_metadata(real_metadata_dir)
+    assert len(meta) == 13200
+    assert meta["plate"].nunique() == 55
+    with_moa = meta[meta["moa"] != ""]
+    assert len(with_moa) == 3848
+    assert with_moa.groupby(["plate", "well"]).ngroups == 962
+    assert (with_moa["moa"] == "DMSO").sum() == 1320
+    labelled = BBBC021().labelled(meta)
+    assert labelled["compound"].nunique() == 38
+    assert labelled["moa"].nunique() == 12
+    assert labelled.groupby(["compound", "concentration"]).ngroups == 103
+    assert set(meta["site"]) == {1, 2, 3, 4}
+
+
+def test_real_config_lists_the_real_plates_and_compounds(real_metadata_dir):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    archives = [l.strip() for l in (real_metadata_dir / "zip_files.txt").read_text().splitlines() if l.strip()]
+    assert [BBBC021().archive_name(p) for p in config["data"]["plates"]] == archives
+    moa = pd.read_csv(real_metadata_dir / MOA_CSV)
+    assert sorted(config["training"]["folds"]["compounds"]) == sorted(set(moa["compound"]) - {"DMSO"})
+    assert config["data"]["base_url"] == BBBC021.base_url
+
+
+def test_synthetic_csvs_have_the_real_columns(real_metadata_dir, tiny_dataset):
+    _, source = tiny_dataset
+    for name in BBBC021().metadata_files():
+        real_header = (real_metadata_dir / name).read_text().splitlines()[0]
+        ours = (source / name).read_text().splitlines()[0]
+        assert ours == real_header, name
+    assert (real_metadata_dir / IMAGE_CSV).read_text().splitlines()[0].split(",") == IMAGE_COLUMNS

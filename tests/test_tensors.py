@@ -1,0 +1,147 @@
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from cellmoa.datasets import BBBC021
+from cellmoa.illumination import IlluminationParams
+from cellmoa.synthetic import synthesize
+from cellmoa.tensors import (
+    ImageError,
+    assemble,
+    crop_grid,
+    plate_illumination,
+    read_illumination,
+    read_image,
+    read_metadata,
+    write_illumination,
+    write_plate_tensors,
+)
+
+from conftest import tiny_spec
+
+DS = BBBC021()
+
+
+@pytest.fixture()
+def marked(tmp_path):
+    """A BBBC021-layout dataset whose every labelled field carries a marker: quadrant q of the
+    field with image number n holds the constant value 16 * (100 + 4 n + q)."""
+    spec = tiny_spec(weeks=1, plates_per_week=2, image_height=32, image_width=48)
+    raw = synthesize(spec, tmp_path / "raw", archives=False)
+    meta = DS.read_metadata(raw)
+    rng = np.random.default_rng(0)
+    for _, row in meta.iterrows():
+        for channel in DS.channels:
+            if row["moa"] in ("", "DMSO"):
+                image = (16 * rng.integers(50, 150, (32, 48))).astype(np.uint16)
+            else:
+                image = np.zeros((32, 48), np.uint16)
+                for q, (r, c) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+                    image[r * 16:(r + 1) * 16, c * 24:(c + 1) * 24] = 16 * (100 + 4 * row["image_number"] + q)
+            tifffile.imwrite(raw / row[f"file_{channel}"], image)
+    return spec, raw, meta
+
+
+def _plate_tensors(raw, meta, plate, out):
+    rows = meta[meta.plate == plate]
+    flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
+    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, flat)
+    return out
+
+
+def test_rows_and_metadata_stay_aligned(marked, tmp_path):
+    spec, raw, meta = marked
+    plate = spec.plates()[0]
+    path = _plate_tensors(raw, meta, plate, tmp_path / f"{plate}.h5")
+    table = read_metadata(path)
+    with h5py.File(path) as f:
+        images = f["images"][()].astype(np.float64)
+        mean, std = f.attrs["dmso_mean"], f.attrs["dmso_std"]
+        assert f["images"].chunks == (1, 16, 24, 3)
+        assert list(f.attrs["channels"]) == list(DS.channels)
+    assert len(table) == len(images) == 4 * len(DS.labelled(meta[meta.plate == plate]))
+    values = images * std + mean  # undo the DMSO z-score
+    for i, row in table.iterrows():
+        expected = 16 * (100 + 4 * row["image_number"] + row["crop"])
+        np.testing.assert_allclose(values[i], expected, rtol=2e-3)
+    source = meta.set_index("image_number")
+    for _, row in table.iterrows():
+        assert source.loc[row["image_number"], "well"] == row["well"]
+        assert source.loc[row["image_number"], "compound"] == row["compound"]
+
+
+def test_assembled_virtual_dataset_reads_like_the_plates(marked, tmp_path):
+    spec, raw, meta = marked
+    folder = tmp_path / "tensors"
+    paths = [_plate_tensors(raw, meta, p, folder / f"{p}.h5") for p in spec.plates()]
+    total = assemble(paths, folder / "all.h5")
+    # moving the folder keeps the virtual dataset readable (sources referenced by file name)
+    moved = shutil.move(str(folder), str(tmp_path / "moved"))
+    with h5py.File(f"{moved}/all.h5") as f:
+        assert f["images"].is_virtual
+        combined = f["images"][()]
+    parts = []
+    for p in spec.plates():
+        with h5py.File(f"{moved}/{p}.h5") as f:
+            parts.append(f["images"][()])
+    np.testing.assert_array_equal(combined, np.concatenate(parts))
+    assert total == len(combined)
+    table = read_metadata(f"{moved}/all.h5")
+    assert list(table["plate"].unique()) == spec.plates()
+    assert len(table) == total
+
+
+def test_crop_grid_is_row_major():
+    field = np.arange(4 * 6).reshape(4, 6, 1)
+    crops = crop_grid(field, 2, 2)
+    assert [c[0, 0, 0] for c in crops] == [0, 3, 12, 15]
+
+
+def test_illumination_round_trip(tmp_path):
+    functions = {"DAPI": np.full((4, 5), 2.0, np.float32), "Actin": np.ones((4, 5), np.float32)}
+    write_illumination(tmp_path / "f.h5", "P1", functions, IlluminationParams())
+    back = read_illumination(tmp_path / "f.h5")
+    assert list(back) == ["DAPI", "Actin"]
+    np.testing.assert_array_equal(back["DAPI"], functions["DAPI"])
+
+
+def test_missing_image_is_named(marked):
+    spec, raw, meta = marked
+    rows = meta[meta.plate == spec.plates()[0]]
+    victim = raw / rows.iloc[0]["file_Tubulin"]
+    victim.unlink()
+    with pytest.raises(ImageError, match=victim.name + ": image listed in the metadata is missing"):
+        plate_illumination(rows, raw, DS.channels, IlluminationParams())
+
+
+def test_corrupt_image_is_named(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    with pytest.raises(ImageError, match="bad.tif: cannot be read as a TIFF"):
+        read_image(bad)
+
+
+def test_wrong_size_is_named(marked):
+    spec, raw, meta = marked
+    rows = meta[meta.plate == spec.plates()[0]]
+    victim = raw / rows.iloc[2]["file_Actin"]
+    tifffile.imwrite(victim, np.zeros((10, 10), np.uint16))
+    with pytest.raises(ImageError, match=victim.name + r": image is 10 x 10, expected 32 x 48"):
+        plate_illumination(rows, raw, DS.channels, IlluminationParams())
+
+
+def test_no_partial_file_after_failure(marked, tmp_path):
+    spec, raw, meta = marked
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    labelled = DS.labelled(rows)
+    (raw / labelled.iloc[-1]["file_DAPI"]).unlink()
+    flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
+    out = tmp_path / "out" / "p.h5"
+    with pytest.raises(ImageError):
+        write_plate_tensors(out, plate, labelled, DS.controls(rows), raw, DS.channels, flat)
+    assert not out.exists()
