@@ -302,6 +302,7 @@ def train_fold(
         epochs=settings.epochs,
         class_weight=class_weights(train_labels, len(fold.classes)) if settings.class_weights else None,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded)
         verbose=0,
     )
     Path(model_path).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config validation, constants, paths, wildcard constraints.
+# Helpers shared by all .smk files (config validation, constants, paths, wildcard constraints).
 
 import re
 import sys
@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cellmoa.datasets import fold_slugs, get_dataset
 from cellmoa.synthetic import SyntheticSpec
-
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -35,7 +34,9 @@ NETWORKS = list(config["training"]["networks"])
 FOLDS = fold_slugs(config["training"]["folds"]["compounds"])  # slug -> compound
 
 RESOURCES = f"resources/{DATASET.name}"
-METADATA_FILES = {name: f"{RESOURCES}/metadata/{name}" for name in DATASET.metadata_files()}
+METADATA_FILES = {
+    name: f"{RESOURCES}/metadata/{name}" for name in DATASET.metadata_files()
+}
 
 
 def _alternatives(values):
@@ -58,7 +59,9 @@ def plate_tensors():
 
 
 def fold_outputs(name):
-    return expand("results/models/{network}/{fold}/" + name, network=NETWORKS, fold=FOLDS)
+    return expand(
+        f"results/models/{{network}}/{{fold}}/{name}", network=NETWORKS, fold=FOLDS
+    )
 
 
 def all_outputs():

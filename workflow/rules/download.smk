@@ -2,23 +2,18 @@
 # synthesized dataset) and extracted under resources/. Local rules: cluster nodes are often offline.
 
 
-localrules:
-    synthesize_dataset,
-    download_metadata,
-    download_plate,
-
-
 if SYNTHETIC:
 
     rule synthesize_dataset:
         output:
             directory(config["data"]["base_url"]),
-        params:
-            spec=config["synthetic"],
         log:
             "logs/synthesize_dataset.log",
+        localrule: True
         conda:
             "../../envs/preprocess.yaml"
+        params:
+            spec=config["synthetic"],
         script:
             "../scripts/synthesize_dataset.py"
 
@@ -28,17 +23,18 @@ rule download_metadata:
         synthetic_source,
     output:
         **METADATA_FILES,
+    log:
+        "logs/download/metadata.log",
+    localrule: True
+    conda:
+        "../../envs/download.yaml"
+    resources:
+        download=1,
     params:
         base_url=config["data"]["base_url"],
         retries=config["data"]["retries"],
         timeout=config["data"]["timeout"],
         max_bytes=config["data"]["max_bytes"],
-    resources:
-        download=1,
-    log:
-        "logs/download/metadata.log",
-    conda:
-        "../../envs/download.yaml"
     script:
         "../scripts/download_metadata.py"
 
@@ -49,6 +45,13 @@ rule download_plate:
         metadata=METADATA_FILES.values(),
     output:
         images=directory(f"{RESOURCES}/images/{{plate}}"),
+    log:
+        "logs/download/{plate}.log",
+    localrule: True
+    conda:
+        "../../envs/download.yaml"
+    resources:
+        download=1,
     params:
         dataset=config["dataset"],
         base_url=config["data"]["base_url"],
@@ -57,11 +60,5 @@ rule download_plate:
         max_bytes=config["data"]["max_bytes"],
         keep_archives=config["data"]["keep_archives"],
         archives_dir=f"{RESOURCES}/archives",
-    resources:
-        download=1,
-    log:
-        "logs/download/{plate}.log",
-    conda:
-        "../../envs/download.yaml"
     script:
         "../scripts/download_plate.py"

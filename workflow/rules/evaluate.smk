@@ -28,13 +28,13 @@ rule summary:
         predictions=fold_outputs("predictions.tsv"),
     output:
         summary="results/tables/summary.tsv",
-    params:
-        networks=NETWORKS,
-        scheme=config["training"]["folds"]["scheme"],
-        dataset=config["dataset"],
     log:
         "logs/summary.log",
     conda:
         "../../envs/evaluate.yaml"
+    params:
+        networks=NETWORKS,
+        scheme=config["training"]["folds"]["scheme"],
+        dataset=config["dataset"],
     script:
         "../scripts/summary.py"

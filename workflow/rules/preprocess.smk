@@ -8,19 +8,17 @@ rule illumination:
         metadata=METADATA_FILES.values(),
     output:
         function="results/illumination/{plate}.h5",
-    params:
-        dataset=config["dataset"],
-        metadata_dir=f"{RESOURCES}/metadata",
-        raw_dir=f"{RESOURCES}/images",
-        illumination=config["preprocessing"]["illumination"],
-    resources:
-        mem_mb=2000,
     log:
         "logs/illumination/{plate}.log",
     benchmark:
         "results/benchmarks/illumination/{plate}.tsv"
     conda:
         "../../envs/preprocess.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        dataset=config["dataset"],
+        illumination=config["preprocessing"]["illumination"],
     script:
         "../scripts/illumination.py"
 
@@ -32,19 +30,17 @@ rule tensors:
         metadata=METADATA_FILES.values(),
     output:
         tensors="results/tensors/{plate}.h5",
-    params:
-        dataset=config["dataset"],
-        metadata_dir=f"{RESOURCES}/metadata",
-        raw_dir=f"{RESOURCES}/images",
-        crops=config["preprocessing"]["crops"],
-    resources:
-        mem_mb=2000,
     log:
         "logs/tensors/{plate}.log",
     benchmark:
         "results/benchmarks/tensors/{plate}.tsv"
     conda:
         "../../envs/preprocess.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        dataset=config["dataset"],
+        crops=config["preprocessing"]["crops"],
     script:
         "../scripts/tensors.py"
 

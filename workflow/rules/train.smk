@@ -12,20 +12,20 @@ rule train:
         history="results/models/{network}/{fold}/history.tsv",
         predictions="results/models/{network}/{fold}/predictions.tsv",
         fold="results/models/{network}/{fold}/fold.json",
-    params:
-        compound=lambda wildcards: FOLDS[wildcards.fold],
-        training=config["training"],
-        checkpoint_dir="results/checkpoints/{network}/{fold}",
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=240,
     log:
         "logs/train/{network}/{fold}.log",
     benchmark:
         "results/benchmarks/train/{network}/{fold}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        compound=lambda wildcards: FOLDS[wildcards.fold],
+        training=config["training"],
+        checkpoint_dir="results/checkpoints/{network}/{fold}",
     script:
         "../scripts/train.py"

@@ -16,8 +16,9 @@ from cellmoa.tensors import plate_illumination, write_illumination
 p = snakemake.params
 plate = snakemake.wildcards.plate
 dataset = get_dataset(p.dataset)
-metadata = dataset.read_metadata(Path(p.metadata_dir))
+metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
+raw_dir = Path(snakemake.input.images).parent
 rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
-functions = plate_illumination(rows, Path(p.raw_dir), dataset.channels, params)
+functions = plate_illumination(rows, raw_dir, dataset.channels, params)
 write_illumination(Path(snakemake.output.function), plate, functions, params)

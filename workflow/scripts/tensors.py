@@ -16,14 +16,15 @@ from cellmoa.tensors import read_illumination, write_plate_tensors
 p = snakemake.params
 plate = snakemake.wildcards.plate
 dataset = get_dataset(p.dataset)
-metadata = dataset.read_metadata(Path(p.metadata_dir))
+metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
+raw_dir = Path(snakemake.input.images).parent
 on_plate = metadata[metadata["plate"] == plate]
 write_plate_tensors(
     Path(snakemake.output.tensors),
     plate,
     dataset.labelled(on_plate),
     dataset.controls(on_plate),
-    Path(p.raw_dir),
+    raw_dir,
     dataset.channels,
     read_illumination(Path(snakemake.input.function)),
     crop_rows=p.crops["rows"],

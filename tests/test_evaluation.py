@@ -1,0 +1,69 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellmoa import evaluation
+from cellmoa.reporting import format_table, summarize
+
+
+def crops(compound, conc, moa, replicate, probs):
+    return [
+        {"Metadata_Compound": compound, "Metadata_Concentration": conc, "Metadata_MoA": moa,
+         "Metadata_Replicate": replicate, "Metadata_Fold": compound, "prob_A": p[0], "prob_B": p[1]}
+        for p in probs
+    ]
+
+
+@pytest.fixture()
+def example():
+    rows = []
+    # x@1 (true A): replicate 1 median A = 0.7, replicate 2 median A = 0.4 (B 0.6), replicate 3 has
+    # no crops at all; median over replicates A = 0.55 > B 0.45 -> A, correct
+    rows += crops("x", 1.0, "A", 1, [(0.9, 0.1), (0.7, 0.3), (0.2, 0.8)])
+    rows += crops("x", 1.0, "A", 2, [(0.4, 0.6)])
+    # x@3 (true A): B wins in every replicate -> B, wrong; at crop level 1 of 4 crops right
+    rows += crops("x", 3.0, "A", 1, [(0.45, 0.55), (0.6, 0.4)])
+    rows += crops("x", 3.0, "A", 2, [(0.3, 0.7), (0.2, 0.8)])
+    # y@1 (true B): replicate 1 median B = 0.9 (one crop), replicate 2 median B = 0.525
+    rows += crops("y", 1.0, "B", 1, [(0.1, 0.9)])
+    rows += crops("y", 1.0, "B", 2, [(0.55, 0.45), (0.4, 0.6)])
+    return pd.DataFrame(rows)
+
+
+def test_treatment_level_by_hand(example):
+    table = evaluation.treatment_predictions(example).set_index(["Metadata_Compound", "Metadata_Concentration"])
+    assert table.loc[("x", 1.0), "prob_A"] == pytest.approx(0.55)
+    assert table.loc[("x", 1.0), "predicted_moa"] == "A"
+    assert table.loc[("x", 1.0), "n_replicates"] == 2
+    assert table.loc[("x", 1.0), "n_crops"] == 4
+    assert table.loc[("x", 3.0), "predicted_moa"] == "B"
+    # y@1: replicate medians B = 0.9 and 0.525 -> median 0.7125 -> B (correct)
+    assert table.loc[("y", 1.0), "prob_B"] == pytest.approx(0.7125)
+    assert bool(table.loc[("y", 1.0), "correct"]) is True
+    assert table["correct"].tolist() == [True, False, True]
+
+
+def test_accuracy_tables(example):
+    treatments = evaluation.treatment_predictions(example)
+    acc = evaluation.accuracy_by_moa(treatments).set_index("Metadata_MoA")
+    assert acc.loc["A", "n_treatments"] == 2 and acc.loc["A", "n_correct"] == 1
+    assert acc.loc["B", "accuracy"] == 1.0
+    assert acc.loc["all", "accuracy"] == pytest.approx(2 / 3)
+    # crop level: x@1 2 of 4 right (0.9, 0.7); x@3 1 of 4 (0.6); y@1 2 of 3 (0.1, 0.4)
+    assert evaluation.crop_accuracy(example) == pytest.approx((2 + 1 + 2) / 11)
+
+
+def test_summary_has_paper_reference_only_where_comparable(example):
+    summary = summarize({"ResNet50": example, "Custom": example}, "nsc", "bbbc021").set_index("network")
+    assert summary.loc["ResNet50", "paper_treatment_accuracy"] == pytest.approx(0.971)
+    assert np.isnan(summary.loc["Custom", "paper_treatment_accuracy"])
+    assert summary.loc["ResNet50", "n_treatments"] == 3
+    assert summary.loc["ResNet50", "chance_accuracy"] == 0.5
+    nscb = summarize({"ResNet50": example}, "nscb", "bbbc021")
+    assert np.isnan(nscb.loc[0, "paper_treatment_accuracy"])
+    assert "66.7%" in format_table(summary.reset_index())
+
+
+def test_missing_probability_columns_are_named():
+    with pytest.raises(ValueError, match="prob_"):
+        evaluation.treatment_predictions(pd.DataFrame({"Metadata_Compound": ["x"]}))
