@@ -71,3 +71,39 @@ def test_unknown_network_and_too_small_input():
     with pytest.raises(ValueError, match="at least 75 px"):
         models.build_backbone("InceptionV3", 64, None)
     assert models.network("MobileNetV2").module == "mobilenet_v2"
+
+
+def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
+    """The fetch_weights path end to end against a server on 127.0.0.1: download, md5 check,
+    then a classifier built with 'imagenet' loads exactly those weights."""
+    import keras
+
+    from cellmoa.download import DownloadError
+    from httpserver import ScriptedServer
+
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(3)
+    source = models.build_backbone("ResNet50", 32, None)
+    saved = tmp_path / "saved.h5"
+    with h5py.File(saved, "w") as f:  # the legacy HDF5 layout Keras publishes its ImageNet files in
+        legacy_h5_format.save_weights_to_hdf5_group(f, source)
+    data = saved.read_bytes()
+    net = models.NETWORKS["ResNet50"]
+    with ScriptedServer() as server:
+        server.files[f"{net.weights_subdir}/{net.weights_file}"] = data
+        dest = tmp_path / models.imagenet_weights_file("ResNet50")
+        with pytest.raises(DownloadError, match="differs from the published"):
+            models.fetch_imagenet_weights("ResNet50", dest, base_url=server.url, retries=0, timeout=5)
+        assert not dest.exists()
+        md5 = models.md5sum(saved)
+        models.fetch_imagenet_weights("ResNet50", dest, base_url=server.url, md5=md5, retries=0, timeout=5)
+    assert models.md5sum(dest) == md5
+    # the training path: 'imagenet' resolved to the fetched file (hash check off: not Keras' file)
+    resolved = models.resolve_weights("ResNet50", "imagenet", check_hash=False, imagenet_file=dest)
+    assert resolved == str(dest)
+    keras.utils.set_random_seed(4)
+    model = models.build_classifier("ResNet50", 2, 32, weights=resolved)
+    x = np.random.default_rng(1).normal(size=(1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(models.embedding_model(model).predict(x, verbose=0), source.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -3,9 +3,10 @@ softmax head, and where their weights come from.
 
 Weights are ``"imagenet"``, a path to a local weights file of the backbone (no top), or ``None``.
 ``"imagenet"`` never downloads inside a training job (cluster nodes are often offline, and Keras'
-own download has no time-out): the no-top file must already be in the Keras cache
-(``$KERAS_HOME/models``, default ``~/.keras/models``) where the ``fetch_weights`` rule puts it;
-otherwise a clear error says where to put it.
+own download has no time-out): the no-top file is fetched once, before training, by the
+``fetch_weights`` rule into ``resources/weights/`` (checked against the md5 Keras publishes), or
+found in the Keras cache (``$KERAS_HOME/models``, default ``~/.keras/models``); otherwise a clear
+error says where to put it.
 """
 
 from __future__ import annotations
@@ -98,11 +99,40 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(name: str, weights: str | None, check_hash: bool = True) -> str | None:
+def imagenet_weights_file(name: str) -> str:
+    """Where the ``fetch_weights`` rule keeps a network's ImageNet no-top weights."""
+    return f"resources/weights/{name}_imagenet_notop.h5"
+
+
+def fetch_imagenet_weights(name: str, dest, base_url: str = WEIGHTS_BASE_URL, md5: str | None = None, **fetch_kw):
+    """Download a network's ImageNet no-top weights to ``dest`` and check their md5.
+
+    ``md5`` defaults to the one Keras publishes. A mismatching file is removed.
+    """
+    from cellmoa.download import DownloadError, fetch
+
+    net = network(name)
+    if net.weights_file is None:
+        raise WeightsError(f"no ImageNet weights URL is known for {name}; give a local weights file in the config")
+    url = f"{base_url.rstrip('/')}/{net.weights_subdir}/{net.weights_file}"
+    dest = Path(dest)
+    fetch(url, dest, **fetch_kw)
+    expected = md5 or net.weights_md5
+    actual = md5sum(dest)
+    if actual != expected:
+        dest.unlink()
+        raise DownloadError(f"{url}: md5 {actual} differs from the published {expected}; the file was removed")
+    return dest
+
+
+def resolve_weights(
+    name: str, weights: str | None, check_hash: bool = True, imagenet_file: str | Path | None = None
+) -> str | None:
     """What to pass as ``weights=`` to the keras.applications constructor.
 
-    ``None``/``"none"`` -> None; a path -> that path (must exist); ``"imagenet"`` -> the cached
-    no-top file of the paper's networks (an error with the fix if it is absent or corrupt).
+    ``None``/``"none"`` -> None; a path -> that path (must exist); ``"imagenet"`` -> the no-top
+    file at ``imagenet_file`` (where the ``fetch_weights`` rule puts it) or in the Keras cache,
+    else an error that says where to put it.
     """
     if weights is None or str(weights).lower() == "none":
         return None
@@ -114,13 +144,14 @@ def resolve_weights(name: str, weights: str | None, check_hash: bool = True) -> 
         return str(path)
     if net.weights_file is None:
         return "imagenet"  # Keras' own lookup for networks outside the paper's three
-    path = keras_cache_dir() / net.weights_file
-    if not path.is_file():
+    candidates = ([Path(imagenet_file)] if imagenet_file else []) + [keras_cache_dir() / net.weights_file]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
         raise WeightsError(
-            f"ImageNet weights for {name} are not in the Keras cache: {path} is missing. Run "
-            f"'snakemake fetch_weights' on a machine with internet access, or download {net.weights_url} "
-            f"and put it at {path} (set KERAS_HOME to use another cache folder), or set weights to "
-            "a local file or none in the config."
+            f"ImageNet weights for {name} are missing: none of {', '.join(map(str, candidates))} exists. "
+            f"Run 'snakemake --cores 1 {imagenet_weights_file(name)}' (the fetch_weights rule) on a "
+            f"machine with internet access, or download {net.weights_url} and put it at one of those "
+            "paths (KERAS_HOME moves the Keras cache), or set weights to a local file or none in the config."
         )
     if check_hash and md5sum(path) != net.weights_md5:
         raise WeightsError(
@@ -138,7 +169,7 @@ def preprocess_fn(name: str):
     return module.preprocess_input
 
 
-def build_backbone(name: str, input_size: int, weights: str | None):
+def build_backbone(name: str, input_size: int, weights: str | None, imagenet_file: str | Path | None = None):
     import keras
 
     net = network(name)
@@ -147,7 +178,7 @@ def build_backbone(name: str, input_size: int, weights: str | None):
     constructor = getattr(keras.applications, name)
     return constructor(
         include_top=False,
-        weights=resolve_weights(name, weights),
+        weights=resolve_weights(name, weights, imagenet_file=imagenet_file),
         input_shape=(input_size, input_size, 3),
         pooling="avg",
     )
@@ -160,6 +191,7 @@ def build_classifier(
     weights: str | None = None,
     l2: float = 0.0,
     batchnorm_momentum: float | None = None,
+    imagenet_file: str | Path | None = None,
 ):
     """Backbone + global average pooling + dense softmax. Returns a keras.Model.
 
@@ -169,7 +201,7 @@ def build_classifier(
     """
     import keras
 
-    backbone = build_backbone(name, input_size, weights)
+    backbone = build_backbone(name, input_size, weights, imagenet_file)
     if batchnorm_momentum is not None:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

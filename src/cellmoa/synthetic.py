@@ -56,7 +56,7 @@ ARCHETYPES = {
     "Actin disruptors": dict(actin_ring=0.2, actin_puncta=4.0, actin_intensity=1.3, cytoplasm_size=0.8),
     "Aurora kinase inhibitors": dict(nucleus_size=1.7, nucleus_intensity=1.4, density=0.6, elongation=1.3),
     "Cholesterol-lowering": dict(cytoplasm_size=0.75, actin_ring=1.8, tubulin_intensity=0.8),
-    "DNA damage": dict(nucleus_size=1.45, nucleus_intensity=0.7, density=0.7, cytoplasm_size=1.3),
+    "DNA damage": dict(nucleus_size=1.6, nucleus_intensity=0.6, density=0.7, cytoplasm_size=1.15, elongation=1.25),
     "DNA replication": dict(nucleus_size=1.3, density=0.75, tubulin_texture=0.5),
     "Eg5 inhibitors": dict(nucleus_size=0.7, nucleus_intensity=2.0, elongation=0.6, tubulin_intensity=1.8),
     "Epithelial": dict(density=1.5, cytoplasm_size=0.8, actin_ring=2.2, elongation=1.4),

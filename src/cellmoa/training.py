@@ -57,7 +57,9 @@ class TrainSettings:
     @classmethod
     def from_config(cls, training: dict, network: str, threads: int = 0) -> "TrainSettings":
         """Settings from the ``training:`` config section, with ``per_network.<network>`` overrides."""
-        values = {k: v for k, v in training.items() if k not in ("networks", "per_network", "folds")}
+        values = {
+            k: v for k, v in training.items() if k not in ("networks", "per_network", "folds", "imagenet_weights_url")
+        }
         values.update((training.get("per_network") or {}).get(network, {}))
         values["fold_scheme"] = (training.get("folds") or {}).get("scheme", "nsc")
         known = set(cls.__dataclass_fields__)
@@ -252,6 +254,7 @@ def train_fold(
     predictions_path: Path,
     fold_path: Path,
     checkpoint_dir: Path,
+    imagenet_file: Path | None = None,
 ) -> pd.DataFrame:
     """Train on the fold's training crops, save the model, predict the held-out crops.
 
@@ -274,7 +277,7 @@ def train_fold(
 
     model = models.build_classifier(
         settings.network, len(fold.classes), settings.input_size, settings.weights, settings.l2,
-        settings.batchnorm_momentum,
+        settings.batchnorm_momentum, imagenet_file,
     )
     model.compile(
         optimizer=_optimizer(settings),

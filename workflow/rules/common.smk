@@ -11,6 +11,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cellmoa.datasets import fold_slugs, get_dataset
+from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
 from cellmoa.synthetic import SyntheticSpec
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -52,6 +53,17 @@ wildcard_constraints:
 def synthetic_source(wildcards=None):
     """The synthesized dataset folder, when the config asks for one (the download rules read it)."""
     return [config["data"]["base_url"]] if SYNTHETIC else []
+
+
+def network_weights(wildcards):
+    """The ImageNet weights file a training job needs (fetched beforehand by fetch_weights)."""
+    settings = {
+        **config["training"],
+        **config["training"]["per_network"].get(wildcards.network, {}),
+    }
+    if settings["weights"] == "imagenet" and wildcards.network in PRETRAINED:
+        return {"weights": imagenet_weights_file(wildcards.network)}
+    return {}
 
 
 def plate_tensors():

@@ -3,8 +3,27 @@
 # clusters (profiles/slurm) give each job one GPU.
 
 
+rule fetch_weights:
+    output:
+        weights="resources/weights/{network}_imagenet_notop.h5",
+    log:
+        "logs/fetch_weights/{network}.log",
+    localrule: True
+    conda:
+        "../../envs/download.yaml"
+    resources:
+        download=1,
+    params:
+        base_url=config["training"]["imagenet_weights_url"],
+        retries=config["data"]["retries"],
+        timeout=config["data"]["timeout"],
+    script:
+        "../scripts/fetch_weights.py"
+
+
 rule train:
     input:
+        unpack(network_weights),
         tensors="results/tensors/all.h5",
         plates=plate_tensors(),
     output:

@@ -23,4 +23,5 @@ train_fold(
     predictions_path=Path(snakemake.output.predictions),
     fold_path=Path(snakemake.output.fold),
     checkpoint_dir=Path(snakemake.params.checkpoint_dir),
+    imagenet_file=Path(snakemake.input.weights) if "weights" in snakemake.input.keys() else None,
 )

@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv if needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+STAMP := $(VENV)/.cellmoa-installed
+# The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: install demo test lint benchmark install-gpu clean-demo
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(SNAKEMAKE) --configfile config/demo.yaml --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1
+	$(PY) -m cellmoa.cli tables results/tables
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(SNAKEMAKE) --lint
+	$(VENV)/bin/snakefmt --check .
+
+# On a CUDA machine: swap the CPU build of TensorFlow for the GPU build (same version).
+install-gpu: $(STAMP)
+	$(PY) -m pip uninstall --yes tensorflow-cpu
+	$(PY) -m pip install 'tensorflow[and-cuda]==2.21.0'
+
+clean-demo:
+	rm -rf resources/synthetic resources/bbbc021 results/illumination results/tensors results/models results/tables results/benchmarks results/checkpoints logs

@@ -1,0 +1,174 @@
+"""The Snakemake workflow itself: planning, lint, formatting, config validation, and an
+end-to-end run on a tiny synthetic dataset (one network, four folds)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args, cwd=ROOT, check=True, timeout=1200):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def planned_jobs(output: str) -> list[dict]:
+    """Jobs of a dry run: rule name plus the resources/wildcards lines."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        m = re.match(r"(?:local)?rule (\w+):", block)
+        if not m:
+            continue
+        job = {"rule": m.group(1)}
+        for key in ("resources", "wildcards"):
+            line = re.search(rf"^\s+{key}: (.*)$", block, re.M)
+            job[key] = dict(kv.split("=", 1) for kv in line.group(1).split(", ")) if line else {}
+        jobs.append(job)
+    return jobs
+
+
+def test_real_config_plans_114_gpu_training_jobs(tmp_path):
+    proc = snakemake("-n", "--cores", "8", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"))
+    jobs = planned_jobs(proc.stdout)
+    train = [j for j in jobs if j["rule"] == "train"]
+    assert len(train) == 114
+    assert all(j["resources"].get("gpu") == "1" for j in train)
+    assert {j["wildcards"]["network"] for j in train} == {"ResNet50", "InceptionV3", "InceptionResNetV2"}
+    assert "mevinolin-lovastatin" in {j["wildcards"]["fold"] for j in train}
+    assert len([j for j in jobs if j["rule"] == "download_plate"]) == 55
+
+
+def test_one_fold_target_plans_one_training_job(tmp_path):
+    proc = snakemake("-n", "--cores", "8", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
+                     "results/models/ResNet50/epothilone-b/predictions.tsv")
+    train = [j for j in planned_jobs(proc.stdout) if j["rule"] == "train"]
+    assert [j["wildcards"] for j in train] == [{"network": "ResNet50", "fold": "epothilone-b"}]
+
+
+def test_lint_is_clean():
+    proc = snakemake("--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_a_wrong_config_key_is_named(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config["training"]["epochz"] = 3
+    proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(_write_config(tmp_path / "c.yaml", config)), check=False)
+    assert proc.returncode != 0
+    assert "epochz" in proc.stdout + proc.stderr
+
+
+def test_a_wrong_config_type_is_named(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config["training"]["batch_size"] = "eight"
+    proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(_write_config(tmp_path / "c.yaml", config)), check=False)
+    assert proc.returncode != 0
+    assert "batch_size" in proc.stdout + proc.stderr and "'eight'" in proc.stdout + proc.stderr
+
+
+E2E_CONFIG = {
+    "dataset": "bbbc021",
+    "data": {"base_url": "resources/synthetic/e2e"},
+    "synthetic": {
+        "seed": 11,
+        "moas": {"Microtubule destabilizers": ["nocodazole", "vincristine"], "Actin disruptors": ["cytochalasin B", "latrunculin B"]},
+        "concentrations": [0.3, 3.0],
+        "weeks": 2, "plates_per_week": 2, "sites_per_well": 1,
+        "image_height": 96, "image_width": 128, "nucleus_radius": 3.0, "cells_per_field": 30,
+    },
+    "training": {
+        "networks": ["ResNet50"],
+        "folds": {"scheme": "nsc", "compounds": ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]},
+        "weights": "none", "input_size": 32, "epochs": 1, "batch_size": 8, "optimizer": "adam", "learning_rate": 0.001,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    config = _write_config(work / "config.yaml", E2E_CONFIG)
+    proc = snakemake("--cores", "2", "--directory", str(work), "--configfile", str(config))
+    return work, config, proc
+
+
+@pytest.mark.slow
+def test_end_to_end_tables_match_the_predictions(e2e_run):
+    work, _, _ = e2e_run
+    tables = work / "results" / "tables"
+    folds = ["nocodazole", "vincristine", "cytochalasin-b", "latrunculin-b"]
+    predictions = pd.concat(
+        [pd.read_csv(work / "results/models/ResNet50" / f / "predictions.tsv", sep="\t") for f in folds]
+    )
+    # recompute the treatment-level accuracy independently of cellmoa.evaluation
+    prob_cols = [c for c in predictions.columns if c.startswith("prob_")]
+    classes = np.array([c[len("prob_"):] for c in prob_cols])
+    correct = []
+    for (compound, conc), t in predictions.groupby(["Metadata_Compound", "Metadata_Concentration"]):
+        per_rep = np.stack([g[prob_cols].median().to_numpy() for _, g in t.groupby("Metadata_Replicate")])
+        correct.append(classes[np.median(per_rep, axis=0).argmax()] == t["Metadata_MoA"].iloc[0])
+    summary = pd.read_csv(tables / "summary.tsv", sep="\t")
+    assert len(summary) == 1 and summary.loc[0, "network"] == "ResNet50"
+    assert summary.loc[0, "n_treatments"] == 8 == len(correct)
+    assert summary.loc[0, "n_correct"] == sum(correct)
+    assert summary.loc[0, "treatment_accuracy"] == pytest.approx(np.mean(correct))
+    crop_pred = classes[predictions[prob_cols].to_numpy().argmax(axis=1)]
+    assert summary.loc[0, "crop_accuracy"] == pytest.approx(np.mean(crop_pred == predictions["Metadata_MoA"].to_numpy()))
+    treatments = pd.read_csv(tables / "treatments_ResNet50.tsv", sep="\t")
+    assert len(treatments) == 8 and treatments["correct"].sum() == sum(correct)
+    accuracy = pd.read_csv(tables / "accuracy_ResNet50.tsv", sep="\t").set_index("Metadata_MoA")
+    assert accuracy.loc["all", "n_treatments"] == 8
+    # every fold predicted exactly its own compound and never trained on it
+    for fold, compound in zip(folds, ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]):
+        p = pd.read_csv(work / "results/models/ResNet50" / fold / "predictions.tsv", sep="\t")
+        assert set(p["Metadata_Compound"]) == {compound}
+        info = yaml.safe_load((work / "results/models/ResNet50" / fold / "fold.json").read_text())
+        assert compound not in info["train_compounds"]
+    # logs per job
+    assert (work / "logs/train/ResNet50/nocodazole.log").stat().st_size > 0
+    assert "epoch 1/1" in (work / "logs/train/ResNet50/nocodazole.log").read_text()
+
+
+@pytest.mark.slow
+def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
+    work, config, _ = e2e_run
+    models = work / "results/models/ResNet50"
+    before = {f.name: (f / "predictions.tsv").stat().st_mtime_ns for f in models.iterdir()}
+    proc = snakemake("--cores", "2", "--directory", str(work), "--configfile", str(config),
+                     "--forcerun", "results/models/ResNet50/vincristine/predictions.tsv",
+                     "results/models/ResNet50/vincristine/predictions.tsv")
+    after = {f.name: (f / "predictions.tsv").stat().st_mtime_ns for f in models.iterdir()}
+    assert [f for f in before if before[f] != after[f]] == ["vincristine"]
+    stats = proc.stdout + proc.stderr
+    assert re.search(r"^train\s+1$", stats, re.M), stats[-3000:]
+    # nothing else is out of date but the tables that read this fold
+    dry = snakemake("-n", "--cores", "2", "--directory", str(work), "--configfile", str(config))
+    rules = {j["rule"] for j in planned_jobs(dry.stdout)}
+    assert "train" not in rules and rules <= {"aggregate", "summary", "all"}
