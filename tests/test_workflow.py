@@ -44,7 +44,7 @@ def planned_jobs(output: str) -> list[dict]:
 
 
 def test_real_config_plans_114_gpu_training_jobs(tmp_path):
-    proc = snakemake("-n", "--cores", "8", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"))
+    proc = snakemake("-n", "--cores", "8", "--directory", str(tmp_path), f"--configfile={ROOT / 'config/config.yaml'}")
     jobs = planned_jobs(proc.stdout)
     train = [j for j in jobs if j["rule"] == "train"]
     assert len(train) == 114
@@ -55,7 +55,7 @@ def test_real_config_plans_114_gpu_training_jobs(tmp_path):
 
 
 def test_one_fold_target_plans_one_training_job(tmp_path):
-    proc = snakemake("-n", "--cores", "8", "--directory", str(tmp_path), "--configfile", str(ROOT / "config/config.yaml"),
+    proc = snakemake("-n", "--cores", "8", "--directory", str(tmp_path), f"--configfile={ROOT / 'config/config.yaml'}",
                      "results/models/ResNet50/epothilone-b/predictions.tsv")
     train = [j for j in planned_jobs(proc.stdout) if j["rule"] == "train"]
     assert [j["wildcards"] for j in train] == [{"network": "ResNet50", "fold": "epothilone-b"}]
@@ -115,7 +115,7 @@ E2E_CONFIG = {
 def e2e_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     config = _write_config(work / "config.yaml", E2E_CONFIG)
-    proc = snakemake("--cores", "2", "--directory", str(work), "--configfile", str(config))
+    proc = snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}")
     return work, config, proc
 
 
@@ -161,7 +161,7 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     work, config, _ = e2e_run
     models = work / "results/models/ResNet50"
     before = {f.name: (f / "predictions.tsv").stat().st_mtime_ns for f in models.iterdir()}
-    proc = snakemake("--cores", "2", "--directory", str(work), "--configfile", str(config),
+    proc = snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}",
                      "--forcerun", "results/models/ResNet50/vincristine/predictions.tsv",
                      "results/models/ResNet50/vincristine/predictions.tsv")
     after = {f.name: (f / "predictions.tsv").stat().st_mtime_ns for f in models.iterdir()}
@@ -169,6 +169,6 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     stats = proc.stdout + proc.stderr
     assert re.search(r"^train\s+1$", stats, re.M), stats[-3000:]
     # nothing else is out of date but the tables that read this fold
-    dry = snakemake("-n", "--cores", "2", "--directory", str(work), "--configfile", str(config))
+    dry = snakemake("-n", "--cores", "2", "--directory", str(work), f"--configfile={config}")
     rules = {j["rule"] for j in planned_jobs(dry.stdout)}
     assert "train" not in rules and rules <= {"aggregate", "summary", "all"}

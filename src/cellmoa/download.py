@@ -13,6 +13,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -235,3 +236,60 @@ def extract_zip(
         shutil.rmtree(target)
     staging.replace(target)
     return [target / p.relative_to(staging) for p in written]
+
+
+# --- manifests: what was downloaded, to detect later changes -------------------------------
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(manifest: Path, root: Path, files: list[Path], sources: dict[str, str] | None = None) -> None:
+    """A TSV of ``path`` (relative to ``root``), ``size``, ``sha256`` and ``source`` per file, written atomically."""
+    manifest, root = Path(manifest), Path(root)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = manifest.with_name(manifest.name + ".part")
+    with open(tmp, "w") as out:
+        out.write("path\tsize\tsha256\tsource\n")
+        for path in sorted(Path(f) for f in files):
+            rel = path.relative_to(root).as_posix()
+            source = (sources or {}).get(rel, "")
+            out.write(f"{rel}\t{path.stat().st_size}\t{sha256sum(path)}\t{source}\n")
+    tmp.replace(manifest)
+
+
+def read_manifest(manifest: Path) -> list[dict]:
+    rows = []
+    with open(manifest) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        if header[:3] != ["path", "size", "sha256"]:
+            raise ValueError(f"{manifest}: not a cellmoa manifest (header {header})")
+        for line in fh:
+            values = line.rstrip("\n").split("\t")
+            rows.append(dict(zip(header, values)))
+    return rows
+
+
+def verify_manifest(manifest: Path, root: Path, check_hash: bool = True) -> None:
+    """Raise :class:`ArchiveError` naming every file under ``root`` that is missing or differs
+    (size, and sha256 when ``check_hash``) from ``manifest``."""
+    problems = []
+    for row in read_manifest(manifest):
+        path = Path(root) / row["path"]
+        if not path.is_file():
+            problems.append(f"{row['path']} is missing")
+        elif path.stat().st_size != int(row["size"]):
+            problems.append(f"{row['path']} changed size ({path.stat().st_size} != {row['size']} bytes)")
+        elif check_hash and sha256sum(path) != row["sha256"]:
+            problems.append(f"{row['path']} changed content (sha256 differs)")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise ArchiveError(
+            f"files under {root} differ from the manifest {manifest} written when they were downloaded: "
+            f"{shown}. Delete the folder (and the manifest) and run the workflow again to fetch them anew."
+        )

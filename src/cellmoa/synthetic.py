@@ -102,7 +102,7 @@ class SyntheticSpec:
     #: DMSO cells per field (real BBBC021: 100-200)
     cells_per_field: int = 60
     #: how strongly a compound deviates from its MoA's archetype (fraction)
-    compound_variation: float = 0.06
+    compound_variation: float = 0.04
     #: brightness ratio centre / corner of the illumination fall-off
     illumination_falloff: float = 2.5
 
@@ -155,11 +155,11 @@ def compound_phenotype(spec: SyntheticSpec, moa: str, compound: str) -> dict:
 
 
 def dose_strength(concentration: float, concentrations: list[float]) -> float:
-    """Effect strength in [0.6, 1]: 0.6 at the lowest dose, 1 at the highest (log-linear)."""
+    """Effect strength in [0.75, 1]: 0.75 at the lowest dose, 1 at the highest (log-linear)."""
     lo, hi = np.log10(min(concentrations)), np.log10(max(concentrations))
     if hi == lo:
         return 1.0
-    return float(0.6 + 0.4 * (np.log10(concentration) - lo) / (hi - lo))
+    return float(0.75 + 0.25 * (np.log10(concentration) - lo) / (hi - lo))
 
 
 def apply_dose(pheno: dict, strength: float) -> dict:

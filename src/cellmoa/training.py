@@ -43,9 +43,10 @@ class TrainSettings:
     lr_decay_factor: float = 0.1
     l2: float = 0.0
     class_weights: bool = True
-    augment: bool = True
+    #: True (all), False (none), or a list of AUGMENTATIONS
+    augment: bool | list = True
     #: z-scores become pixels as 127.5 + pixel_scale * z, clipped to [0, 255]
-    pixel_scale: float = 32.0
+    pixel_scale: float = 16.0
     batchnorm_momentum: float | None = None
     fold_scheme: str = "nsc"
     seed: int = 0
@@ -138,25 +139,46 @@ class _CropReader:
             return tuple(f["images"].shape[1:])
 
 
-def _augment(image, seed):
-    """One of the 8 rotations/flips; each with probability 0.5: per-channel intensity jitter
-    (+-25%), 3 x 3 blur, Gaussian noise (sd 0.1 z). Stateless: the same seed gives the same result."""
+#: The paper's augmentations: one of the 8 rotations/flips ("dihedral"); each with probability
+#: 0.5: per-channel intensity jitter +-25% ("intensity"), 3 x 3 blur ("blur"), Gaussian noise of
+#: sd 0.1 in z units ("noise").
+AUGMENTATIONS = ("dihedral", "intensity", "blur", "noise")
+
+
+def augmentations(setting) -> tuple[str, ...]:
+    """The augmentations a config ``augment`` value selects (True = all, False = none, or a list)."""
+    if setting is True:
+        return AUGMENTATIONS
+    if not setting:
+        return ()
+    unknown = sorted(set(setting) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+    return tuple(a for a in AUGMENTATIONS if a in setting)
+
+
+def _augment(image, seed, which=AUGMENTATIONS):
+    """Apply the augmentations in ``which`` to one (H, W, C) image. Stateless: the same seed gives
+    the same result."""
     import tensorflow as tf
 
     def sub(i):
         return tf.stack([seed[0], seed[1] + i])
 
-    k = tf.random.stateless_uniform([], sub(1), 0, 4, dtype=tf.int32)
-    image = tf.image.rot90(image, k)
-    image = tf.image.stateless_random_flip_left_right(image, sub(2))
     coins = tf.random.stateless_uniform([3], sub(3))
-    channels = image.shape[-1]
-    jitter = tf.random.stateless_uniform([channels], sub(4), 0.75, 1.25)
-    image = tf.where(coins[0] < 0.5, image * jitter, image)
-    blurred = tf.nn.avg_pool2d(image[None], 3, 1, "SAME")[0]
-    image = tf.where(coins[1] < 0.5, blurred, image)
-    noise = tf.random.stateless_normal(tf.shape(image), sub(5), stddev=0.1)
-    image = tf.where(coins[2] < 0.5, image + noise, image)
+    if "dihedral" in which:
+        k = tf.random.stateless_uniform([], sub(1), 0, 4, dtype=tf.int32)
+        image = tf.image.rot90(image, k)
+        image = tf.image.stateless_random_flip_left_right(image, sub(2))
+    if "intensity" in which:
+        jitter = tf.random.stateless_uniform([image.shape[-1]], sub(4), 0.75, 1.25)
+        image = tf.where(coins[0] < 0.5, image * jitter, image)
+    if "blur" in which:
+        blurred = tf.nn.avg_pool2d(image[None], 3, 1, "SAME")[0]
+        image = tf.where(coins[1] < 0.5, blurred, image)
+    if "noise" in which:
+        noise = tf.random.stateless_normal(tf.shape(image), sub(5), stddev=0.1)
+        image = tf.where(coins[2] < 0.5, image + noise, image)
     return image
 
 
@@ -179,6 +201,7 @@ def make_dataset(
     shape = reader.item_shape
     size = int(settings.input_size)
     preprocess = models.preprocess_fn(settings.network)
+    which = augmentations(settings.augment) if training else ()
     indices = np.asarray(indices, np.int64)
     label_arr = np.zeros(len(indices), np.int64) if labels is None else np.asarray(labels, np.int64)
     ds = tf.data.Dataset.from_tensor_slices((indices, label_arr))
@@ -194,8 +217,8 @@ def make_dataset(
         image = tf.numpy_function(reader, [index], tf.float16, stateful=False)
         image.set_shape(shape)
         image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
-        if training and settings.augment:
-            image = _augment(image, seed)
+        if which:
+            image = _augment(image, seed, which)
         pixels = tf.clip_by_value(127.5 + settings.pixel_scale * image, 0.0, 255.0)
         if pixels.shape[-1] != 3:
             raise ValueError(f"networks take 3 channels; the tensors have {pixels.shape[-1]}")

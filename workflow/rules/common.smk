@@ -50,6 +50,34 @@ wildcard_constraints:
     fold=_alternatives(FOLDS),
 
 
+RAW_DIR = config["data"].get("raw_dir")
+
+
+def plate_images(wildcards):
+    """The folder holding a plate's TIFFs: downloaded under resources/, or in data.raw_dir as
+    <raw_dir>/<plate> or <raw_dir>/<batch>/<plate> (BBBC021: <raw_dir>/Week1/Week1_22123).
+    """
+    if not RAW_DIR:
+        return f"{RESOURCES}/images/{wildcards.plate}"
+    candidates = [
+        Path(RAW_DIR) / wildcards.plate,
+        Path(RAW_DIR) / DATASET.batch_of(wildcards.plate) / wildcards.plate,
+    ]
+    for folder in candidates:
+        if folder.is_dir():
+            return str(folder)
+    raise ValueError(
+        f"data.raw_dir: plate {wildcards.plate} is in neither {candidates[0]} nor {candidates[1]}"
+    )
+
+
+def plate_manifest(wildcards):
+    """The manifest the plate's files are checked against (from the download or the raw check)."""
+    if RAW_DIR:
+        return f"{RESOURCES}/manifests/raw/{wildcards.plate}.tsv"
+    return f"{RESOURCES}/manifests/{wildcards.plate}.tsv"
+
+
 def synthetic_source(wildcards=None):
     """The synthesized dataset folder, when the config asks for one (the download rules read it)."""
     return [config["data"]["base_url"]] if SYNTHETIC else []

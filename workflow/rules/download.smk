@@ -1,5 +1,7 @@
 # Raw data: the metadata CSVs and one archive per plate, fetched from data.base_url (or from the
-# synthesized dataset) and extracted under resources/. Local rules: cluster nodes are often offline.
+# synthesized dataset) and extracted under resources/, each with a manifest (size and sha256 of
+# every file) that later jobs check. With data.raw_dir, plates already on disk are checked and
+# given a manifest instead of being downloaded. Local rules: cluster nodes are often offline.
 
 
 if SYNTHETIC:
@@ -23,6 +25,7 @@ rule download_metadata:
         synthetic_source,
     output:
         **METADATA_FILES,
+        manifest=f"{RESOURCES}/manifests/metadata.tsv",
     log:
         "logs/download/metadata.log",
     localrule: True
@@ -45,6 +48,7 @@ rule download_plate:
         metadata=METADATA_FILES.values(),
     output:
         images=directory(f"{RESOURCES}/images/{{plate}}"),
+        manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
     log:
         "logs/download/{plate}.log",
     localrule: True
@@ -62,3 +66,20 @@ rule download_plate:
         archives_dir=f"{RESOURCES}/archives",
     script:
         "../scripts/download_plate.py"
+
+
+rule check_raw_plate:
+    input:
+        images=plate_images,
+        metadata=METADATA_FILES.values(),
+    output:
+        manifest=f"{RESOURCES}/manifests/raw/{{plate}}.tsv",
+    log:
+        "logs/download/{plate}.check.log",
+    localrule: True
+    conda:
+        "../../envs/download.yaml"
+    params:
+        dataset=config["dataset"],
+    script:
+        "../scripts/check_raw_plate.py"

@@ -4,7 +4,9 @@
 
 rule illumination:
     input:
-        images=f"{RESOURCES}/images/{{plate}}",
+        images=plate_images,
+        manifest=plate_manifest,
+        metadata_manifest=f"{RESOURCES}/manifests/metadata.tsv",
         metadata=METADATA_FILES.values(),
     output:
         function="results/illumination/{plate}.h5",
@@ -25,7 +27,7 @@ rule illumination:
 
 rule tensors:
     input:
-        images=f"{RESOURCES}/images/{{plate}}",
+        images=plate_images,
         function="results/illumination/{plate}.h5",
         metadata=METADATA_FILES.values(),
     output:

@@ -1,4 +1,5 @@
-"""Rule illumination: the illumination function of every channel of one plate."""
+"""Rule illumination: check the plate's files against their manifest, then compute the
+illumination function of every channel of the plate."""
 
 import sys
 from pathlib import Path
@@ -10,14 +11,19 @@ from cellmoa.logs import job_logging
 job_logging(snakemake.log[0])
 
 from cellmoa.datasets import get_dataset
+from cellmoa.download import verify_manifest
 from cellmoa.illumination import IlluminationParams
 from cellmoa.tensors import plate_illumination, write_illumination
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
 dataset = get_dataset(p.dataset)
-metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
+metadata_dir = Path(snakemake.input.metadata[0]).parent
 raw_dir = Path(snakemake.input.images).parent
+# the downloaded (or checked) files must not have changed since their manifests were written
+verify_manifest(Path(snakemake.input.metadata_manifest), metadata_dir)
+verify_manifest(Path(snakemake.input.manifest), raw_dir)
+metadata = dataset.read_metadata(metadata_dir)
 rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
 functions = plate_illumination(rows, raw_dir, dataset.channels, params)

@@ -65,9 +65,20 @@ class Dataset(ABC):
         """File name of the archive that holds ``plate``'s images."""
 
     @abstractmethod
+    def batch_of(self, plate: str) -> str:
+        """The batch a plate belongs to (BBBC021: its week)."""
+
+    @abstractmethod
     def read_metadata(self, metadata_dir: Path) -> pd.DataFrame:
         """One row per field of view, with :data:`METADATA_COLUMNS` plus one
         ``file_<channel>`` column per channel holding the path relative to the raw image folder."""
+
+    def plate_files(self, metadata: pd.DataFrame, plate: str) -> list[str]:
+        """Every image file the metadata lists for ``plate``, relative to the plate's folder."""
+        rows = metadata[metadata["plate"] == plate]
+        if rows.empty:
+            raise ValueError(f"plate {plate} has no images in the metadata; check data.plates in the config")
+        return sorted({f.split("/", 1)[1] for ch in self.channels for f in rows[f"file_{ch}"]})
 
     def labelled(self, metadata: pd.DataFrame) -> pd.DataFrame:
         """Rows that carry a class label (controls excluded)."""

@@ -77,8 +77,7 @@ class BBBC021(Dataset):
     def archive_name(self, plate: str) -> str:
         return f"BBBC021_v1_images_{plate}.zip"
 
-    @staticmethod
-    def batch_of(plate: str) -> str:
+    def batch_of(self, plate: str) -> str:
         """The week a plate belongs to: ``Week10_40111`` -> ``Week10``."""
         return plate.split("_", 1)[0]
 
