@@ -77,3 +77,14 @@ def tiny_tensors(tiny_raw, tmp_path_factory) -> Path:
         paths.append(path)
     assemble(paths, folder / "all.h5")
     return folder / "all.h5"
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory):
+    """The tiny end-to-end config run locally with Snakemake (--cores 2): (workdir, config, process)."""
+    from smk import E2E_CONFIG, snakemake, write_config
+
+    work = tmp_path_factory.mktemp("e2e")
+    config = write_config(work / "config.yaml", E2E_CONFIG)
+    proc = snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}")
+    return work, config, proc

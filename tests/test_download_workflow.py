@@ -11,7 +11,7 @@ from cellmoa.download import join_url, read_manifest, sha256sum
 
 from conftest import ROOT, tiny_spec
 from httpserver import ScriptedServer
-from test_workflow import snakemake
+from smk import snakemake
 
 DS = BBBC021()
 

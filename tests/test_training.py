@@ -101,3 +101,51 @@ def test_train_fold_outputs_and_seeded_repeatability(tiny_tensors, tmp_path):
     assert list(history["epoch"]) == [0] and "loss" in history
     fold = json.loads((tmp_path / "a" / "fold.json").read_text())
     assert "cytochalasin B" not in fold["train_compounds"] and fold["n_test_crops"] == len(a)
+
+
+RUN_FOLD = """
+import logging, sys
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
+from cellmoa.training import TrainSettings, train_fold
+out = Path(sys.argv[2])
+settings = TrainSettings(network="ResNet50", input_size=48, weights=None, epochs=4, batch_size=4,
+                         optimizer="adam", learning_rate=1e-3, seed=1)
+train_fold(Path(sys.argv[1]), "nocodazole", settings, out / "model.keras", out / "history.tsv",
+           out / "predictions.tsv", out / "fold.json", out / "checkpoint")
+"""
+
+
+def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run_fold.py"
+    script.write_text(RUN_FOLD)
+    out = tmp_path / "fold"
+    history = out / "checkpoint" / "history.tsv"  # the history lives beside the checkpoint while training
+    cmd = [sys.executable, str(script), str(tiny_tensors), str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    # wait for the first finished epoch (a row in the history), then kill -9 the job
+    while time.monotonic() < deadline and proc.poll() is None:
+        if history.exists() and len(history.read_text().splitlines()) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed after its first epoch"
+    assert not (out / "predictions.tsv").exists()
+    assert (out / "checkpoint").exists()
+    done_before = len(history.read_text().splitlines()) - 1
+    assert 1 <= done_before < 4
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "resuming from the checkpoint" in rerun.stdout
+    epochs = list(pd.read_csv(out / "history.tsv", sep="\t")["epoch"])
+    assert epochs == [0, 1, 2, 3], epochs
+    assert (out / "predictions.tsv").is_file()
+    assert not (out / "checkpoint").exists()

@@ -1,11 +1,9 @@
 """The Snakemake workflow itself: planning, lint, formatting, config validation, and an
 end-to-end run on a tiny synthetic dataset (one network, four folds)."""
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,34 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(*args, cwd=ROOT, check=True, timeout=1200):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
-        [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-def planned_jobs(output: str) -> list[dict]:
-    """Jobs of a dry run: rule name plus the resources/wildcards lines."""
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        m = re.match(r"(?:local)?rule (\w+):", block)
-        if not m:
-            continue
-        job = {"rule": m.group(1)}
-        for key in ("resources", "wildcards"):
-            line = re.search(rf"^\s+{key}: (.*)$", block, re.M)
-            job[key] = dict(kv.split("=", 1) for kv in line.group(1).split(", ")) if line else {}
-        jobs.append(job)
-    return jobs
+from smk import snakemake, planned_jobs, write_config as _write_config
 
 
 def test_real_config_plans_114_gpu_training_jobs(tmp_path):
@@ -91,32 +62,6 @@ def test_a_wrong_config_type_is_named(tmp_path):
     proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(_write_config(tmp_path / "c.yaml", config)), check=False)
     assert proc.returncode != 0
     assert "batch_size" in proc.stdout + proc.stderr and "'eight'" in proc.stdout + proc.stderr
-
-
-E2E_CONFIG = {
-    "dataset": "bbbc021",
-    "data": {"base_url": "resources/synthetic/e2e"},
-    "synthetic": {
-        "seed": 11,
-        "moas": {"Microtubule destabilizers": ["nocodazole", "vincristine"], "Actin disruptors": ["cytochalasin B", "latrunculin B"]},
-        "concentrations": [0.3, 3.0],
-        "weeks": 2, "plates_per_week": 2, "sites_per_well": 1,
-        "image_height": 96, "image_width": 128, "nucleus_radius": 3.0, "cells_per_field": 30,
-    },
-    "training": {
-        "networks": ["ResNet50"],
-        "folds": {"scheme": "nsc", "compounds": ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]},
-        "weights": "none", "input_size": 32, "epochs": 1, "batch_size": 8, "optimizer": "adam", "learning_rate": 0.001,
-    },
-}
-
-
-@pytest.fixture(scope="module")
-def e2e_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    config = _write_config(work / "config.yaml", E2E_CONFIG)
-    proc = snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}")
-    return work, config, proc
 
 
 @pytest.mark.slow

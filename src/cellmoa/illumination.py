@@ -92,3 +92,23 @@ def correct(image: np.ndarray, function: np.ndarray) -> np.ndarray:
     if image.shape != function.shape:
         raise ValueError(f"image shape {image.shape} does not match the illumination function's {function.shape}")
     return image.astype(np.float32) / function
+
+
+def plot_functions(functions: dict[str, np.ndarray], title: str, path) -> None:
+    """A QC figure: one panel per channel showing the illumination function (centre-to-corner
+    fall-off reads directly off the colour scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(functions), figsize=(4 * len(functions), 3.4), squeeze=False)
+    for ax, (channel, function) in zip(axes[0], functions.items()):
+        im = ax.imshow(function, cmap="viridis")
+        ax.set_title(f"{channel}: max/min {function.max() / function.min():.2f}")
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

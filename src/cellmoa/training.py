@@ -298,34 +298,30 @@ def train_fold(
     log.info("fold %s (%s): %d training crops, %d held-out crops, classes %s", held_out, fold.scheme,
              len(fold.train_index), len(fold.test_index), fold.classes)
 
-    model = models.build_classifier(
-        settings.network, len(fold.classes), settings.input_size, settings.weights, settings.l2,
-        settings.batchnorm_momentum, imagenet_file,
-    )
-    model.compile(
-        optimizer=_optimizer(settings),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=settings.jit_compile,
-    )
     train_ds = make_dataset(tensors, fold.train_index, train_labels, settings, training=True)
-    checkpoint_dir = Path(checkpoint_dir)
-    resuming = checkpoint_dir.exists() and any(checkpoint_dir.iterdir())
-    if resuming:
-        log.info("resuming from the checkpoint in %s", checkpoint_dir)
-    elif Path(history_path).exists():
-        Path(history_path).unlink()
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(checkpoint_dir), save_freq="epoch", delete_checkpoint=False),
-        keras.callbacks.CSVLogger(str(history_path), separator="\t", append=True),
-        _EpochLog(),
-    ]
+    checkpoint = Checkpoint(Path(checkpoint_dir))
+    model, done = checkpoint.restore()
+    if model is None:
+        model = models.build_classifier(
+            settings.network, len(fold.classes), settings.input_size, settings.weights, settings.l2,
+            settings.batchnorm_momentum, imagenet_file,
+        )
+        model.compile(
+            optimizer=_optimizer(settings),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=settings.jit_compile,
+        )
+    else:
+        log.info("resuming from the checkpoint in %s after epoch %d of %d", checkpoint.folder, done, settings.epochs)
+    callbacks = [checkpoint.callback()]
     if settings.lr_decay_epochs:
         every, factor, base = settings.lr_decay_epochs, settings.lr_decay_factor, settings.learning_rate
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: base * factor ** (epoch // every)))
     model.fit(
         train_ds,
         epochs=settings.epochs,
+        initial_epoch=done,
         class_weight=class_weights(train_labels, len(fold.classes)) if settings.class_weights else None,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline shuffles (seeded)
@@ -340,22 +336,76 @@ def train_fold(
     predictions.insert(0, "Metadata_Fold", held_out)
     predictions.insert(0, "Metadata_Network", settings.network)
     write_tsv(predictions, predictions_path)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    write_tsv(checkpoint.history(), history_path)
+    shutil.rmtree(checkpoint.folder, ignore_errors=True)
     return predictions
 
 
-class _EpochLog:
-    """A Keras callback that logs one line per epoch (progress in the job log)."""
+class Checkpoint:
+    """Per-epoch checkpoints that survive any kill: after every epoch the model (weights and
+    optimizer state) is saved as ``model-epoch<N>.keras``, the history as ``history.tsv``, and only
+    then ``state.json`` is replaced to point at them; every write goes to a temporary name first.
+    A restart loads what ``state.json`` names, so a kill at any moment loses at most the epoch
+    that was running.
 
-    def __new__(cls):
+    The folder is not a Snakemake output, so it survives a failed job (Snakemake deletes those).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.state_path = self.folder / "state.json"
+
+    def _state(self) -> dict | None:
+        if not self.state_path.exists():
+            return None
+        return json.loads(self.state_path.read_text())
+
+    def restore(self):
+        """(model, finished epochs) from the checkpoint, or (None, 0) without one."""
         import keras
 
-        class EpochLog(keras.callbacks.Callback):
+        state = self._state()
+        if state is None:
+            return None, 0
+        model = keras.models.load_model(self.folder / state["model"])
+        return model, int(state["epoch"])
+
+    def history(self) -> pd.DataFrame:
+        state = self._state()
+        if state is None or not state.get("history"):
+            return pd.DataFrame(columns=["epoch"])
+        return pd.DataFrame(state["history"])
+
+    def save(self, model, epoch: int, logs: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        previous = self._state()
+        history = [row for row in (previous or {}).get("history", []) if row["epoch"] < epoch]
+        history.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        name = f"model-epoch{epoch + 1}.keras"
+        tmp = self.folder / f".{name}.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, self.folder / name)
+        state_tmp = self.folder / ".state.json.tmp"
+        state_tmp.write_text(json.dumps({"epoch": epoch + 1, "model": name, "history": history}))
+        os.replace(state_tmp, self.state_path)
+        history_tmp = self.folder / ".history.tsv.tmp"
+        pd.DataFrame(history).to_csv(history_tmp, sep="\t", index=False)
+        os.replace(history_tmp, self.folder / "history.tsv")  # for people watching the job
+        if previous and previous["model"] != name:
+            (self.folder / previous["model"]).unlink(missing_ok=True)
+
+    def callback(self):
+        import keras
+
+        checkpoint = self
+
+        class SaveEachEpoch(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
+                checkpoint.save(self.model, epoch, logs)
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
                 log.info("epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), shown)
 
-        return EpochLog()
+        return SaveEachEpoch()
 
 
 def predict_crops(model, tensors, metadata, indices, classes, settings) -> pd.DataFrame:

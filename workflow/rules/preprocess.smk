@@ -10,6 +10,12 @@ rule illumination:
         metadata=METADATA_FILES.values(),
     output:
         function="results/illumination/{plate}.h5",
+        qc=report(
+            "results/illumination/{plate}.png",
+            caption="../report/illumination.rst",
+            category="Illumination",
+            labels={"plate": "{plate}"},
+        ),
     log:
         "logs/illumination/{plate}.log",
     benchmark:

@@ -12,7 +12,7 @@ job_logging(snakemake.log[0])
 
 from cellmoa.datasets import get_dataset
 from cellmoa.download import verify_manifest
-from cellmoa.illumination import IlluminationParams
+from cellmoa.illumination import IlluminationParams, plot_functions
 from cellmoa.tensors import plate_illumination, write_illumination
 
 p = snakemake.params
@@ -28,3 +28,4 @@ rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
 functions = plate_illumination(rows, raw_dir, dataset.channels, params)
 write_illumination(Path(snakemake.output.function), plate, functions, params)
+plot_functions(functions, f"Illumination functions of plate {plate}", Path(snakemake.output.qc))
