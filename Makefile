@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m cellmoa.cli tables results/tables
 
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -ra tests
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint

@@ -34,9 +34,9 @@ def _slurm_up() -> bool:
 @pytest.fixture(scope="session")
 def slurm():
     """A running SLURM: the one already up, or one started here (and stopped at the end)."""
+    if importlib_missing("snakemake_executor_plugin_slurm"):
+        pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[dev]')")
     if not shutil.which("sbatch") or not _slurm_up():
-        if importlib_missing("snakemake_executor_plugin_slurm"):
-            pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[dev]')")
         proc = subprocess.run(["bash", str(ROOT / "tools/slurm/start.sh"), str(STATE)], capture_output=True, text=True, timeout=600)
         if proc.returncode == 2:
             pytest.skip(f"SLURM cannot be installed here: {proc.stderr.strip()}")

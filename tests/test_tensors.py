@@ -145,3 +145,81 @@ def test_no_partial_file_after_failure(marked, tmp_path):
     with pytest.raises(ImageError):
         write_plate_tensors(out, plate, labelled, DS.controls(rows), raw, DS.channels, flat)
     assert not out.exists()
+
+
+def test_paper_normalisation_equals_a_direct_numpy_computation(tmp_path):
+    """Illumination correction, Anscombe, per-plate DMSO z-score and 2 x 2 crops, recomputed with
+    plain numpy on the whole (small) plate."""
+    from cellmoa.tensors import Normalization
+
+    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=40, image_width=48)
+    raw = synthesize(spec, tmp_path / "raw", archives=False)
+    meta = DS.read_metadata(raw)
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    functions = plate_illumination(rows, raw, DS.channels, IlluminationParams())
+    out = tmp_path / "p.h5"
+    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, functions,
+                        normalization=Normalization(anscombe=True))
+
+    def field(row):
+        stack = np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
+        return 2 * np.sqrt(stack + 3 / 8)
+
+    dmso = np.stack([field(r) for _, r in DS.controls(rows).iterrows()])
+    mu, sd = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
+    expected = []
+    for _, well_rows in DS.labelled(rows).groupby("well", sort=False):
+        for _, r in well_rows.iterrows():
+            z = (field(r) - mu) / sd
+            expected += [z[:20, :24], z[:20, 24:], z[20:, :24], z[20:, 24:]]
+    with h5py.File(out) as f:
+        got = f["images"][()].astype(np.float64)
+        assert bool(f.attrs["anscombe"])
+    np.testing.assert_allclose(got, np.stack(expected), atol=2e-2, rtol=2e-3)
+
+
+def test_bad_images_can_be_skipped_and_reported(marked, tmp_path):
+    from cellmoa.tensors import BadImages, Normalization
+
+    spec, raw, meta = marked
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    labelled = DS.labelled(rows)
+    victim = labelled.iloc[1]
+    (raw / victim["file_Actin"]).write_bytes(b"not a tiff")
+    flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
+    with pytest.raises(ImageError, match="cannot be read as a TIFF"):
+        write_plate_tensors(tmp_path / "e.h5", plate, labelled, DS.controls(rows), raw, DS.channels, flat)
+    bad = BadImages(skip=True)
+    n = write_plate_tensors(tmp_path / "s.h5", plate, labelled, DS.controls(rows), raw, DS.channels, flat,
+                            normalization=Normalization(on_bad_image="skip"), bad=bad)
+    assert n == 4 * (len(labelled) - 1)
+    report = bad.table()
+    assert list(report["image_number"]) == [victim["image_number"]]
+    assert victim["file_Actin"].split("/")[-1] in report.loc[0, "reason"] and report.loc[0, "stage"] == "tensors"
+    table = read_metadata(tmp_path / "s.h5")
+    assert victim["image_number"] not in set(table["image_number"])
+
+
+def test_empty_crop_filter(marked, tmp_path):
+    from cellmoa.tensors import Normalization
+
+    spec, raw, meta = marked
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    labelled = DS.labelled(rows)
+    # make the top-left quadrant of the first labelled field's DAPI image empty (background level)
+    victim = labelled.iloc[0]
+    image = tifffile.imread(raw / victim["file_DAPI"])
+    image[:16, :24] = 16 * 50
+    tifffile.imwrite(raw / victim["file_DAPI"], image)
+    flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
+    norm = Normalization(empty_crop_min_fraction=0.5, empty_crop_z=0.0)
+    n = write_plate_tensors(tmp_path / "f.h5", plate, labelled, DS.controls(rows), raw, DS.channels, flat, normalization=norm)
+    table = read_metadata(tmp_path / "f.h5")
+    assert n == 4 * len(labelled) - 1
+    dropped = table[(table.image_number == victim["image_number"])]
+    assert sorted(dropped["crop"]) == [1, 2, 3]
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert f.attrs["empty_crops_dropped"] == 1 and f["images"].shape[0] == n

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -52,6 +53,52 @@ class ImageError(RuntimeError):
     """An input image is missing, unreadable or of the wrong size; the message names the file."""
 
 
+@dataclass(frozen=True)
+class Normalization:
+    """How corrected fields become tensors (the ``preprocessing.normalization`` config section)."""
+
+    #: variance-stabilising Anscombe transform 2 sqrt(x + 3/8) after illumination correction (the paper)
+    anscombe: bool = False
+    #: drop crops with too little signal (the paper's empty-crop filter): a crop is kept when at
+    #: least ``empty_crop_min_fraction`` of its ``empty_crop_channel`` pixels exceed
+    #: ``empty_crop_z`` DMSO standard deviations; 0 disables the filter
+    empty_crop_min_fraction: float = 0.0
+    empty_crop_channel: str = "DAPI"
+    empty_crop_z: float = 2.0
+    #: "error": a missing, corrupt or wrongly sized image stops the job; "skip": the field is
+    #: left out, logged, and listed in the plate's report
+    on_bad_image: str = "error"
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "Normalization":
+        norm = cls(**(values or {}))
+        if norm.on_bad_image not in ("error", "skip"):
+            raise ValueError(f"on_bad_image must be 'error' or 'skip', not {norm.on_bad_image!r}")
+        return norm
+
+
+class BadImages:
+    """Fields left out because of a bad image (with ``on_bad_image: skip``)."""
+
+    def __init__(self, skip: bool):
+        self.skip = skip
+        self.records: list[dict] = []
+
+    def handle(self, row, error: ImageError, stage: str) -> None:
+        if not self.skip:
+            raise error
+        log.warning("skipping field %s (image %s) in %s: %s", row.get("well"), row.get("image_number"), stage, error)
+        self.records.append({"image_number": int(row["image_number"]), "well": row["well"], "site": int(row["site"]),
+                             "stage": stage, "reason": str(error)})
+
+    @property
+    def image_numbers(self) -> set[int]:
+        return {r["image_number"] for r in self.records}
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.records, columns=["image_number", "well", "site", "stage", "reason"])
+
+
 def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read one single-channel TIFF as float32, checking it exists, decodes and has ``shape``."""
     path = Path(path)
@@ -76,21 +123,31 @@ def _channel_paths(rows: pd.DataFrame, raw_dir: Path, channel: str) -> list[Path
 
 
 def plate_illumination(
-    rows: pd.DataFrame, raw_dir: Path, channels: tuple[str, ...], params: IlluminationParams
+    rows: pd.DataFrame,
+    raw_dir: Path,
+    channels: tuple[str, ...],
+    params: IlluminationParams,
+    bad: BadImages | None = None,
 ) -> dict[str, np.ndarray]:
-    """Illumination function per channel from all of one plate's images (streaming mean)."""
+    """Illumination function per channel from all of one plate's images (streaming mean: one
+    field in memory at a time). Bad fields raise, or are skipped and recorded in ``bad``."""
     if rows.empty:
         raise ValueError("no images for this plate in the metadata")
-    functions = {}
+    bad = bad or BadImages(skip=False)
+    means = {c: RunningMean() for c in channels}
     shape = None
-    for channel in channels:
-        running = RunningMean()
-        for path in _channel_paths(rows, raw_dir, channel):
-            image = read_image(path, shape)
-            shape = image.shape
-            running.add(image)
-        functions[channel] = illumination_function(running.mean, params)
-    return functions
+    for _, row in rows.iterrows():
+        try:
+            images = [read_image(Path(raw_dir) / row[f"file_{c}"], shape) for c in channels]
+        except ImageError as err:
+            bad.handle(row, err, "illumination")
+            continue
+        shape = images[0].shape
+        for channel, image in zip(channels, images):
+            means[channel].add(image)
+    if shape is None:
+        raise ValueError("no readable images for this plate")
+    return {c: illumination_function(means[c].mean, params) for c in channels}
 
 
 def write_illumination(path: Path, plate: str, functions: dict[str, np.ndarray], params: IlluminationParams) -> None:
@@ -118,26 +175,44 @@ def _tmp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def load_field(row, raw_dir: Path, channels, functions, shape=None) -> np.ndarray:
-    """One field of view, illumination-corrected, as (H, W, C) float32."""
-    return np.stack(
+def anscombe(x: np.ndarray) -> np.ndarray:
+    """Anscombe's variance-stabilising transform 2 sqrt(x + 3/8)."""
+    return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
+
+
+def load_field(row, raw_dir: Path, channels, functions, shape=None, use_anscombe: bool = False) -> np.ndarray:
+    """One field of view, illumination-corrected (and Anscombe-transformed), as (H, W, C) float32."""
+    field = np.stack(
         [correct(read_image(Path(raw_dir) / row[f"file_{c}"], shape), functions[c]) for c in channels],
         axis=-1,
     )
+    return anscombe(field).astype(np.float32) if use_anscombe else field
 
 
-def dmso_statistics(rows: pd.DataFrame, raw_dir: Path, channels, functions) -> tuple[np.ndarray, np.ndarray]:
+def dmso_statistics(
+    rows: pd.DataFrame, raw_dir: Path, channels, functions, use_anscombe: bool = False, bad: BadImages | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation over all pixels of the plate's corrected DMSO fields."""
     if rows.empty:
         raise ValueError("the plate has no DMSO (control) images to normalise with")
+    bad = bad or BadImages(skip=False)
+    shape = next(iter(functions.values())).shape
     total = np.zeros(len(channels))
     total_sq = np.zeros(len(channels))
     count = 0
     for _, row in rows.iterrows():
-        field = load_field(row, raw_dir, channels, functions).astype(np.float64)
+        if int(row["image_number"]) in bad.image_numbers:
+            continue
+        try:
+            field = load_field(row, raw_dir, channels, functions, shape, use_anscombe).astype(np.float64)
+        except ImageError as err:
+            bad.handle(row, err, "tensors")
+            continue
         total += field.sum(axis=(0, 1))
         total_sq += np.square(field).sum(axis=(0, 1))
         count += field.shape[0] * field.shape[1]
+    if count == 0:
+        raise ValueError("none of the plate's DMSO (control) images could be read")
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     if np.any(std <= 0):
@@ -161,21 +236,28 @@ def write_plate_tensors(
     functions: dict[str, np.ndarray],
     crop_rows: int = 2,
     crop_cols: int = 2,
+    normalization: Normalization = Normalization(),
+    bad: BadImages | None = None,
 ) -> int:
     """Write one plate's tensors (labelled fields in ``rows``, normalised with ``controls``).
 
-    Processes one well at a time; writes to a temporary file renamed on success. Returns N.
+    Processes one well at a time; writes to a temporary file renamed on success. Fields with a bad
+    image raise, or with ``bad.skip`` are left out and recorded in ``bad``. Returns N (crops).
     """
-    mean, std = dmso_statistics(controls, raw_dir, channels, functions)
+    bad = bad or BadImages(skip=normalization.on_bad_image == "skip")
+    norm = normalization
+    mean, std = dmso_statistics(controls, raw_dir, channels, functions, norm.anscombe, bad)
     shape = next(iter(functions.values())).shape
     ch, cw = shape[0] // crop_rows, shape[1] // crop_cols
-    n_total = len(rows) * crop_rows * crop_cols
+    capacity = len(rows) * crop_rows * crop_cols
+    empty_channel = list(channels).index(norm.empty_crop_channel) if norm.empty_crop_min_fraction > 0 else None
+    n_empty = 0
     tmp = _tmp_path(out_path)
     meta: dict[str, list] = {k: [] for k in METADATA_FIELDS}
     with h5py.File(tmp, "w") as f:
         images = f.create_dataset(
             "images",
-            shape=(n_total, ch, cw, len(channels)),
+            shape=(capacity, ch, cw, len(channels)),
             maxshape=(None, ch, cw, len(channels)),
             dtype=np.float16,
             chunks=(1, ch, cw, len(channels)),
@@ -183,13 +265,26 @@ def write_plate_tensors(
         i = 0
         for well, well_rows in rows.groupby("well", sort=False):
             for _, row in well_rows.iterrows():
-                field = (load_field(row, raw_dir, channels, functions, shape) - mean) / std
+                if int(row["image_number"]) in bad.image_numbers:
+                    continue
+                try:
+                    field = load_field(row, raw_dir, channels, functions, shape, norm.anscombe)
+                except ImageError as err:
+                    bad.handle(row, err, "tensors")
+                    continue
+                field = (field - mean) / std
                 for k, crop in enumerate(crop_grid(field, crop_rows, crop_cols)):
+                    if empty_channel is not None and (
+                        np.mean(crop[..., empty_channel] > norm.empty_crop_z) < norm.empty_crop_min_fraction
+                    ):
+                        n_empty += 1
+                        continue
                     images[i] = crop.astype(np.float16)
                     for key in METADATA_FIELDS:
                         meta[key].append(k if key == "crop" else row[key])
                     i += 1
-            log.info("%s: well %s done (%d/%d crops)", plate, well, i, n_total)
+            log.info("%s: well %s done (%d crops so far)", plate, well, i)
+        images.resize(i, axis=0)
         _write_metadata(f, meta)
         f.attrs["plate"] = plate
         f.attrs["channels"] = list(channels)
@@ -197,10 +292,18 @@ def write_plate_tensors(
         f.attrs["crop_shape"] = (ch, cw)
         f.attrs["dmso_mean"] = mean
         f.attrs["dmso_std"] = std
-        f.attrs["normalization"] = "illumination-corrected, per-plate DMSO z-score per channel"
+        f.attrs["anscombe"] = norm.anscombe
+        f.attrs["empty_crops_dropped"] = n_empty
+        f.attrs["fields_skipped"] = len(bad.records)
+        f.attrs["normalization"] = (
+            "illumination-corrected" + (", Anscombe-transformed" if norm.anscombe else "")
+            + ", per-plate DMSO z-score per channel"
+        )
         f.attrs["cellmoa_version"] = __version__
     os.replace(tmp, out_path)
-    return n_total
+    if n_empty:
+        log.info("%s: dropped %d empty crops (%s)", plate, n_empty, norm.empty_crop_channel)
+    return i
 
 
 def _write_metadata(f: h5py.File, meta: dict[str, list]) -> None:

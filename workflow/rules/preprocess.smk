@@ -16,6 +16,7 @@ rule illumination:
             category="Illumination",
             labels={"plate": "{plate}"},
         ),
+        skipped="results/illumination/{plate}.skipped.tsv",
     log:
         "logs/illumination/{plate}.log",
     benchmark:
@@ -27,6 +28,7 @@ rule illumination:
     params:
         dataset=config["dataset"],
         illumination=config["preprocessing"]["illumination"],
+        on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
     script:
         "../scripts/illumination.py"
 
@@ -35,9 +37,11 @@ rule tensors:
     input:
         images=plate_images,
         function="results/illumination/{plate}.h5",
+        skipped_before="results/illumination/{plate}.skipped.tsv",
         metadata=METADATA_FILES.values(),
     output:
         tensors="results/tensors/{plate}.h5",
+        skipped="results/tensors/{plate}.skipped.tsv",
     log:
         "logs/tensors/{plate}.log",
     benchmark:
@@ -49,6 +53,7 @@ rule tensors:
     params:
         dataset=config["dataset"],
         crops=config["preprocessing"]["crops"],
+        normalization=config["preprocessing"]["normalization"],
     script:
         "../scripts/tensors.py"
 

@@ -13,7 +13,7 @@ job_logging(snakemake.log[0])
 from cellmoa.datasets import get_dataset
 from cellmoa.download import verify_manifest
 from cellmoa.illumination import IlluminationParams, plot_functions
-from cellmoa.tensors import plate_illumination, write_illumination
+from cellmoa.tensors import BadImages, plate_illumination, write_illumination
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -26,6 +26,8 @@ verify_manifest(Path(snakemake.input.manifest), raw_dir)
 metadata = dataset.read_metadata(metadata_dir)
 rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
-functions = plate_illumination(rows, raw_dir, dataset.channels, params)
+bad = BadImages(skip=p.on_bad_image == "skip")
+functions = plate_illumination(rows, raw_dir, dataset.channels, params, bad)
+bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)
 write_illumination(Path(snakemake.output.function), plate, functions, params)
 plot_functions(functions, f"Illumination functions of plate {plate}", Path(snakemake.output.qc))

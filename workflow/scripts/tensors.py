@@ -1,5 +1,6 @@
 """Rule tensors: one plate's labelled fields, illumination-corrected, DMSO-standardised and cut
-into crops, written to HDF5 well by well."""
+into crops, written to HDF5 well by well; with on_bad_image: skip, the fields left out (here or
+by the illumination job) are listed in results/tensors/<plate>.skipped.tsv."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from cellmoa.logs import job_logging
 job_logging(snakemake.log[0])
 
 from cellmoa.datasets import get_dataset
-from cellmoa.tensors import read_illumination, write_plate_tensors
+import pandas as pd
+
+from cellmoa.tensors import BadImages, Normalization, read_illumination, write_plate_tensors
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -19,6 +22,10 @@ dataset = get_dataset(p.dataset)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 raw_dir = Path(snakemake.input.images).parent
 on_plate = metadata[metadata["plate"] == plate]
+normalization = Normalization.from_dict(p.normalization)
+bad = BadImages(skip=normalization.on_bad_image == "skip")
+before = pd.read_csv(snakemake.input.skipped_before, sep="\t")
+bad.records.extend(before.to_dict("records"))
 write_plate_tensors(
     Path(snakemake.output.tensors),
     plate,
@@ -29,4 +36,7 @@ write_plate_tensors(
     read_illumination(Path(snakemake.input.function)),
     crop_rows=p.crops["rows"],
     crop_cols=p.crops["cols"],
+    normalization=normalization,
+    bad=bad,
 )
+bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)

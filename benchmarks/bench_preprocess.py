@@ -1,0 +1,154 @@
+"""Preprocessing benchmark: a plate job (illumination + tensors) against the floor of only reading
+the TIFFs and writing the same bytes to HDF5, and against a whole-plate-in-memory implementation
+(the straightforward approach). Ratios come from one run on one machine.
+
+    .venv/bin/python benchmarks/bench_preprocess.py [--height 512 --width 640 --sites 4]
+
+Prints images/s and peak RSS (each measurement in its own process) for a plate and for the same
+plate with 4x the wells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def make_plate(folder: Path, height: int, width: int, sites: int, compounds_per_moa: int) -> dict:
+    from cellmoa.synthetic import SyntheticSpec, synthesize
+
+    moas = {m: [f"{m[:3]}-{i}" for i in range(compounds_per_moa)] for m in ("DNA damage", "Actin disruptors", "Eg5 inhibitors")}
+    spec = SyntheticSpec(seed=1, moas=moas, weeks=1, plates_per_week=1, sites_per_well=sites, image_height=height,
+                         image_width=width, nucleus_radius=height / 80, cells_per_field=80, dmso_wells_per_plate=4,
+                         unlabelled_compounds=[])
+    synthesize(spec, folder, archives=False)
+    return {"plate": spec.plates()[0]}
+
+
+def run_ours(folder: Path, plate: str, out: Path) -> int:
+    from cellmoa.datasets import BBBC021
+    from cellmoa.illumination import IlluminationParams
+    from cellmoa.tensors import plate_illumination, write_plate_tensors
+
+    ds = BBBC021()
+    meta = ds.read_metadata(folder)
+    rows = meta[meta.plate == plate]
+    functions = plate_illumination(rows, folder, ds.channels, IlluminationParams())
+    write_plate_tensors(out, plate, ds.labelled(rows), ds.controls(rows), folder, ds.channels, functions)
+    return len(rows)
+
+
+def run_floor(folder: Path, plate: str, out: Path) -> int:
+    """Read every TIFF of the plate once and write its bytes to an HDF5 dataset."""
+    import h5py
+    import numpy as np
+    import tifffile
+
+    from cellmoa.datasets import BBBC021
+
+    ds = BBBC021()
+    meta = ds.read_metadata(folder)
+    rows = meta[meta.plate == plate]
+    with h5py.File(out, "w") as f:
+        dset = None
+        i = 0
+        for _, row in rows.iterrows():
+            for c in ds.channels:
+                image = tifffile.imread(folder / row[f"file_{c}"])
+                if dset is None:
+                    dset = f.create_dataset("raw", shape=(len(rows) * 3,) + image.shape, dtype=image.dtype, chunks=(1,) + image.shape)
+                dset[i] = image
+                i += 1
+    return len(rows)
+
+
+def run_in_memory(folder: Path, plate: str, out: Path) -> int:
+    """The straightforward approach: load the whole plate, then compute on the stacked arrays."""
+    import h5py
+    import numpy as np
+    import tifffile
+
+    from cellmoa.datasets import BBBC021
+    from cellmoa.illumination import IlluminationParams, illumination_function
+
+    ds = BBBC021()
+    meta = ds.read_metadata(folder)
+    rows = meta[meta.plate == plate].reset_index(drop=True)
+    stack = np.stack([np.stack([tifffile.imread(folder / r[f"file_{c}"]).astype(np.float32) for c in ds.channels], -1)
+                      for _, r in rows.iterrows()])
+    functions = np.stack([illumination_function(stack[..., k].mean(axis=0), IlluminationParams()) for k in range(3)], -1)
+    corrected = stack / functions
+    dmso = corrected[(rows.compound == "DMSO").to_numpy()]
+    mean, std = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
+    labelled = corrected[((rows.moa != "") & (rows.moa != "DMSO")).to_numpy()]
+    z = ((labelled - mean) / std).astype(np.float16)
+    h, w = z.shape[1] // 2, z.shape[2] // 2
+    crops = np.concatenate([z[:, r * h:(r + 1) * h, c * w:(c + 1) * w] for r in range(2) for c in range(2)])
+    with h5py.File(out, "w") as f:
+        f.create_dataset("images", data=crops, chunks=(1,) + crops.shape[1:])
+    return len(rows)
+
+
+def child(kind: str, folder: str, plate: str, out: str) -> None:
+    fn = {"ours": run_ours, "floor": run_floor, "in_memory": run_in_memory}[kind]
+    start = time.perf_counter()
+    n = fn(Path(folder), plate, Path(out))
+    seconds = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"kind": kind, "fields": n, "seconds": seconds, "fields_per_s": n / seconds, "peak_rss_mb": rss_mb}))
+
+
+def measure(kind: str, folder: Path, plate: str, tmp: Path) -> dict:
+    out = tmp / f"{kind}.h5"
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, str(folder), plate, str(out)],
+                          capture_output=True, text=True, check=True)
+    out.unlink(missing_ok=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--sites", type=int, default=4)
+    parser.add_argument("--child", nargs=4)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        results = {}
+        for label, compounds in (("plate", 2), ("plate x4 wells", 8)):
+            folder = tmp / label.replace(" ", "_")
+            plate = make_plate(folder, args.height, args.width, args.sites, compounds)["plate"]
+            # warm the page cache so every variant reads from memory alike
+            measure("floor", folder, plate, tmp)
+            results[label] = {k: measure(k, folder, plate, tmp) for k in ("floor", "ours", "in_memory")}
+        print(f"\nfields of {args.height} x {args.width} x 3 channels, uint16 TIFF; {os.cpu_count()} CPUs")
+        print(f"{'':16s} {'variant':10s} {'fields':>6s} {'fields/s':>9s} {'peak RSS MB':>12s}")
+        for label, res in results.items():
+            for kind, r in res.items():
+                print(f"{label:16s} {kind:10s} {r['fields']:6d} {r['fields_per_s']:9.1f} {r['peak_rss_mb']:12.0f}")
+        print()
+        for label, res in results.items():
+            print(f"{label}: ours / floor throughput = {res['ours']['fields_per_s'] / res['floor']['fields_per_s']:.2f}x; "
+                  f"ours / in-memory throughput = {res['ours']['fields_per_s'] / res['in_memory']['fields_per_s']:.2f}x; "
+                  f"peak RSS ours {res['ours']['peak_rss_mb']:.0f} MB vs in-memory {res['in_memory']['peak_rss_mb']:.0f} MB")
+        a, b = results["plate"], results["plate x4 wells"]
+        print(f"peak RSS growth with 4x the wells: ours {b['ours']['peak_rss_mb'] / a['ours']['peak_rss_mb']:.2f}x, "
+              f"in-memory {b['in_memory']['peak_rss_mb'] / a['in_memory']['peak_rss_mb']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
