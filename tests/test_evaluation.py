@@ -7,10 +7,12 @@ from cellmoa.reporting import format_table, summarize
 
 
 def crops(compound, conc, moa, replicate, probs):
+    """One field per crop here (so field accuracy equals crop accuracy in this example)."""
     return [
         {"Metadata_Compound": compound, "Metadata_Concentration": conc, "Metadata_MoA": moa,
-         "Metadata_Replicate": replicate, "Metadata_Fold": compound, "prob_A": p[0], "prob_B": p[1]}
-        for p in probs
+         "Metadata_Replicate": replicate, "Metadata_Fold": compound, "Metadata_Plate": f"P{replicate}",
+         "Metadata_Well": f"{compound}{conc}", "Metadata_Site": site, "prob_A": p[0], "prob_B": p[1]}
+        for site, p in enumerate(probs)
     ]
 
 
@@ -54,16 +56,53 @@ def test_accuracy_tables(example):
 
 
 def test_summary_has_paper_reference_only_where_comparable(example):
-    summary = summarize({"ResNet50": example, "Custom": example}, "nsc", "bbbc021").set_index("network")
-    assert summary.loc["ResNet50", "paper_treatment_accuracy"] == pytest.approx(0.971)
-    assert np.isnan(summary.loc["Custom", "paper_treatment_accuracy"])
+    ref = "reference_kensert2019_treatment_accuracy"
+    summary = summarize({"ResNet50": example, "Custom": example}, "nsc", "bbbc021",
+                        {"ResNet50": {"nsc": 0.5, "nscb": 0.25}}).set_index("Metadata_Network")
+    assert summary.loc["ResNet50", ref] == pytest.approx(0.971)
+    assert np.isnan(summary.loc["Custom", ref])
     assert summary.loc["ResNet50", "n_treatments"] == 3
     assert summary.loc["ResNet50", "chance_accuracy"] == 0.5
+    assert summary.loc["ResNet50", "nn_accuracy_nscb"] == 0.25 and np.isnan(summary.loc["Custom", "nn_accuracy_nsc"])
+    low, high = summary.loc["ResNet50", ["treatment_accuracy_ci_low", "treatment_accuracy_ci_high"]]
+    assert 0 <= low <= 2 / 3 <= high <= 1
     nscb = summarize({"ResNet50": example}, "nscb", "bbbc021")
-    assert np.isnan(nscb.loc[0, "paper_treatment_accuracy"])
+    assert np.isnan(nscb.loc[0, ref])
     assert "66.7%" in format_table(summary.reset_index())
+
+
+def test_bootstrap_is_seeded_and_sane():
+    correct = np.array([1] * 90 + [0] * 10)
+    a = evaluation.bootstrap_interval(correct, seed=3)
+    assert a == evaluation.bootstrap_interval(correct, seed=3)
+    assert a != evaluation.bootstrap_interval(correct, seed=4)
+    assert a[0] < 0.9 < a[1]
+    # a binomial proportion of 0.9 over 100 has sd 0.03: the 95% interval is about +-0.06
+    assert a[1] - a[0] == pytest.approx(2 * 1.96 * 0.03, abs=0.03)
+    assert evaluation.bootstrap_interval(np.ones(10)) == (1.0, 1.0)
+
+
+def test_field_level_accuracy():
+    rows = []
+    for site, probs in [(1, [(0.9, 0.1), (0.2, 0.8), (0.7, 0.3)]), (2, [(0.4, 0.6), (0.3, 0.7)])]:
+        for p in probs:
+            rows.append({"Metadata_Plate": "P", "Metadata_Well": "B02", "Metadata_Site": site, "Metadata_MoA": "A",
+                         "prob_A": p[0], "prob_B": p[1]})
+    # site 1: median A 0.7 -> A (right); site 2: median A 0.35 -> B (wrong)
+    assert evaluation.field_accuracy(pd.DataFrame(rows)) == 0.5
 
 
 def test_missing_probability_columns_are_named():
     with pytest.raises(ValueError, match="prob_"):
         evaluation.treatment_predictions(pd.DataFrame({"Metadata_Compound": ["x"]}))
+
+
+def test_confusion_matrix_and_plots(example, tmp_path):
+    from cellmoa.plots import confusion_matrix, plot_accuracy, plot_confusion
+
+    treatments = evaluation.treatment_predictions(example)
+    matrix = confusion_matrix(treatments, ["A", "B"])
+    assert matrix.tolist() == [[1, 1], [0, 1]]
+    plot_confusion(treatments, ["A", "B"], "t", tmp_path / "c.png")
+    plot_accuracy(summarize({"ResNet50": example}, "nsc", "bbbc021"), tmp_path / "a.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "a.png").stat().st_size > 1000

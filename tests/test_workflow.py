@@ -43,11 +43,6 @@ def test_snakefmt_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _write_config(path: Path, config: dict) -> Path:
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
 def test_a_wrong_config_key_is_named(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     config["training"]["epochz"] = 3
@@ -80,7 +75,7 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
         per_rep = np.stack([g[prob_cols].median().to_numpy() for _, g in t.groupby("Metadata_Replicate")])
         correct.append(classes[np.median(per_rep, axis=0).argmax()] == t["Metadata_MoA"].iloc[0])
     summary = pd.read_csv(tables / "summary.tsv", sep="\t")
-    assert len(summary) == 1 and summary.loc[0, "network"] == "ResNet50"
+    assert len(summary) == 1 and summary.loc[0, "Metadata_Network"] == "ResNet50"
     assert summary.loc[0, "n_treatments"] == 8 == len(correct)
     assert summary.loc[0, "n_correct"] == sum(correct)
     assert summary.loc[0, "treatment_accuracy"] == pytest.approx(np.mean(correct))
@@ -96,6 +91,17 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
         assert set(p["Metadata_Compound"]) == {compound}
         info = yaml.safe_load((work / "results/models/ResNet50" / fold / "fold.json").read_text())
         assert compound not in info["train_compounds"]
+    # nearest-neighbour matching: every treatment once per scheme, from its own fold's embeddings
+    matches = pd.read_csv(tables / "nearest_neighbours_ResNet50.tsv", sep="\t")
+    assert sorted(matches["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]
+    nsc = matches[matches["Metadata_MatchScheme"] == "nsc"]
+    assert (nsc["neighbour_compound"] != nsc["Metadata_Compound"]).all()
+    assert summary.loc[0, "nn_accuracy_nsc"] == pytest.approx(nsc["correct"].mean())
+    assert summary.loc[0, "treatment_accuracy_ci_low"] <= summary.loc[0, "treatment_accuracy"] <= summary.loc[0, "treatment_accuracy_ci_high"]
+    per_moa = pd.read_csv(tables / "summary_per_moa.tsv", sep="\t").set_index("Metadata_MoA")
+    assert per_moa.loc["all", "ResNet50"] == pytest.approx(np.mean(correct))
+    assert (work / "results/plots/accuracy.png").stat().st_size > 1000
+    assert (work / "results/plots/confusion_ResNet50.png").stat().st_size > 1000
     # logs per job
     assert (work / "logs/train/ResNet50/nocodazole.log").stat().st_size > 0
     assert "epoch 1/1" in (work / "logs/train/ResNet50/nocodazole.log").read_text()
@@ -117,3 +123,13 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     dry = snakemake("-n", "--cores", "2", "--directory", str(work), f"--configfile={config}")
     rules = {j["rule"] for j in planned_jobs(dry.stdout)}
     assert "train" not in rules and rules <= {"aggregate", "summary", "all"}
+
+
+@pytest.mark.slow
+def test_the_html_report_builds(e2e_run):
+    work, config, _ = e2e_run
+    snakemake("--directory", str(work), f"--configfile={config}", "--report", "results/report.html", timeout=600)
+    html = (work / "results/report.html").read_text(errors="replace")
+    assert len(html) > 10000
+    for expected in ("summary.tsv", "confusion_ResNet50.png", "accuracy.png", "Kensert"):
+        assert expected in html, expected

@@ -20,8 +20,15 @@ def _tables(args) -> int:
         network = path.stem[len("accuracy_"):]
         print(f"\n== {network}: treatment-level accuracy per MoA ({path})")
         print(format_table(read_tsv(path)))
+    per_moa = folder / "summary_per_moa.tsv"
+    if per_moa.exists():
+        print(f"\n== Treatment accuracy per MoA across networks ({per_moa})")
+        print(format_table(read_tsv(per_moa)))
     print(f"\n== Summary across networks ({summary})")
     print(format_table(read_tsv(summary)))
+    report = folder.parent / "report.html"
+    if report.exists():
+        print(f"\nHTML report: {report}")
     return 0
 
 

@@ -38,6 +38,31 @@ def treatment_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     return table[TREATMENT + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols]
 
 
+def field_accuracy(predictions: pd.DataFrame) -> float:
+    """Accuracy per field of view: the median of its crops' probabilities, then the argmax."""
+    prob_cols = class_columns(predictions)
+    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
+    if predictions.empty:
+        return float("nan")
+    keys = [k for k in ("Metadata_Plate", "Metadata_Well", "Metadata_Site") if k in predictions.columns]
+    if not keys:
+        raise ValueError("field-level accuracy needs Metadata_Plate, Metadata_Well and Metadata_Site")
+    fields = predictions.groupby(keys + ["Metadata_MoA"])[prob_cols].median().reset_index()
+    predicted = classes[fields[prob_cols].to_numpy().argmax(axis=1)]
+    return float(np.mean(predicted == fields["Metadata_MoA"].to_numpy()))
+
+
+def bootstrap_interval(correct, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``correct`` (resampling treatments). Seeded."""
+    values = np.asarray(correct, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
 def crop_accuracy(predictions: pd.DataFrame) -> float:
     prob_cols = class_columns(predictions)
     classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])

@@ -57,12 +57,14 @@ def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
     lo = summary.get("treatment_accuracy_ci_low", pd.Series(acc)).to_numpy(dtype=float)
     hi = summary.get("treatment_accuracy_ci_high", pd.Series(acc)).to_numpy(dtype=float)
     ax.bar(x - 0.2, acc, 0.4, yerr=[acc - lo, hi - acc], capsize=4, label="this run (95% bootstrap CI)")
-    paper = summary["paper_treatment_accuracy"].to_numpy(dtype=float)
+    from cellmoa.reporting import REFERENCE_COLUMN
+
+    paper = summary[REFERENCE_COLUMN].to_numpy(dtype=float)
     if np.isfinite(paper).any():
         ax.bar(x + 0.2, np.nan_to_num(paper), 0.4, color="0.7", label="Kensert et al. 2019 (reference)")
     chance = summary["chance_accuracy"].to_numpy(dtype=float)
     ax.hlines(chance, x - 0.45, x + 0.45, colors="red", linestyles="dashed", label="chance")
-    ax.set_xticks(x, summary["network"])
+    ax.set_xticks(x, summary["Metadata_Network"])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("treatment-level accuracy")
     ax.legend(fontsize=8, loc="lower right")

@@ -85,3 +85,39 @@ def nearest_neighbour_accuracy(table: pd.DataFrame, scheme: str = "nsc") -> floa
     matches = nearest_neighbours(treatment_profiles(table), scheme)
     scored = matches["correct"].dropna()
     return float(scored.mean()) if len(scored) else float("nan")
+
+
+def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray) -> pd.DataFrame:
+    """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings."""
+    if len(metadata) != len(embeddings):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row")
+    table = pd.DataFrame({
+        COMPOUND: metadata["compound"].to_numpy(),
+        CONCENTRATION: metadata["concentration"].to_numpy(),
+        MOA: metadata["moa"].to_numpy(),
+        BATCH: metadata["batch"].to_numpy(),
+    })
+    features = pd.DataFrame(np.asarray(embeddings, dtype=np.float32), columns=[f"f{i}" for i in range(embeddings.shape[1])])
+    return pd.concat([table, features], axis=1)
+
+
+def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray], schemes=("nsc", "nscb")) -> pd.DataFrame:
+    """Nearest-neighbour matches of each held-out compound's treatments, each computed with the
+    embeddings of the model of its own fold (which never trained on that compound)."""
+    rows = []
+    for compound, embeddings in embeddings_by_compound.items():
+        profiles = treatment_profiles(embedding_table(metadata, embeddings))
+        for scheme in schemes:
+            matches = nearest_neighbours(profiles, scheme)
+            matches = matches[matches[COMPOUND] == compound].copy()
+            matches.insert(0, "Metadata_MatchScheme", scheme)
+            rows.append(matches)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def accuracy_by_scheme(matches: pd.DataFrame) -> dict[str, float]:
+    out = {}
+    for scheme, group in matches.groupby("Metadata_MatchScheme"):
+        scored = group["correct"].dropna()
+        out[scheme] = float(scored.astype(float).mean()) if len(scored) else float("nan")
+    return out

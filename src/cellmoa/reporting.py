@@ -10,40 +10,74 @@ from cellmoa import evaluation
 
 #: Kensert et al. (2019), BBBC021, leave-one-compound-out, treatment-level accuracy (103 treatments).
 PAPER_ACCURACY = {"ResNet50": 0.971, "InceptionV3": 0.971, "InceptionResNetV2": 0.951}
+REFERENCE_COLUMN = "reference_kensert2019_treatment_accuracy"
 
 
-def summarize(predictions_by_network: dict[str, pd.DataFrame], scheme: str, dataset: str) -> pd.DataFrame:
-    """One row per network: treatments, correct, treatment accuracy, crop accuracy, chance level."""
+def summarize(
+    predictions_by_network: dict[str, pd.DataFrame],
+    scheme: str,
+    dataset: str,
+    nn_by_network: dict[str, dict[str, float]] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per network: treatments, correct, treatment accuracy with a seeded bootstrap 95%
+    interval over treatments, field and crop accuracy, nearest-neighbour accuracy of the
+    embeddings (NSC and NSCB), chance level, and the paper's figure as a reference."""
     rows = []
     for network, predictions in predictions_by_network.items():
         treatments = evaluation.treatment_predictions(predictions)
         n_classes = len(evaluation.class_columns(predictions))
         n = len(treatments)
         correct = int(treatments["correct"].sum())
+        low, high = evaluation.bootstrap_interval(treatments["correct"].to_numpy(), seed=seed)
+        nn = (nn_by_network or {}).get(network, {})
+        comparable = dataset == "bbbc021" and scheme == "nsc"
         rows.append(
             {
-                "network": network,
-                "dataset": dataset,
-                "fold_scheme": scheme,
+                "Metadata_Network": network,
+                "Metadata_Dataset": dataset,
+                "Metadata_FoldScheme": scheme,
                 "n_folds": int(predictions["Metadata_Fold"].nunique()) if "Metadata_Fold" in predictions else 0,
                 "n_treatments": n,
                 "n_correct": correct,
                 "treatment_accuracy": correct / n if n else float("nan"),
+                "treatment_accuracy_ci_low": low,
+                "treatment_accuracy_ci_high": high,
+                "field_accuracy": evaluation.field_accuracy(predictions),
                 "crop_accuracy": evaluation.crop_accuracy(predictions),
+                "nn_accuracy_nsc": nn.get("nsc", float("nan")),
+                "nn_accuracy_nscb": nn.get("nscb", float("nan")),
                 "chance_accuracy": 1.0 / n_classes if n_classes else float("nan"),
-                "paper_treatment_accuracy": PAPER_ACCURACY.get(network, float("nan")) if dataset == "bbbc021" and scheme == "nsc" else float("nan"),
+                REFERENCE_COLUMN: PAPER_ACCURACY.get(network, float("nan")) if comparable else float("nan"),
             }
         )
     return pd.DataFrame(rows)
 
 
+def per_moa_table(treatments_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Treatment accuracy per MoA (rows) and network (columns), with the number of treatments."""
+    columns = {}
+    counts = None
+    for network, treatments in treatments_by_network.items():
+        acc = evaluation.accuracy_by_moa(treatments).set_index("Metadata_MoA")
+        columns[network] = acc["accuracy"]
+        counts = acc["n_treatments"] if counts is None else counts
+    table = pd.DataFrame(columns)
+    table.insert(0, "n_treatments", counts)
+    return table.reset_index()
+
+
 def format_table(frame: pd.DataFrame) -> str:
-    """A plain aligned text rendering (floats as percentages where they are accuracies)."""
+    """A plain aligned text rendering (accuracies as percentages)."""
     shown = frame.copy()
     for col in shown.columns:
-        if "accuracy" in col:
+        if "accuracy" in col or col.endswith(("_ci_low", "_ci_high")) or col in _network_columns(frame):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%")
     return shown.to_string(index=False)
+
+
+def _network_columns(frame: pd.DataFrame) -> set[str]:
+    return {c for c in frame.columns if c in PAPER_ACCURACY or (c not in ("Metadata_MoA", "n_treatments") and "Metadata_MoA" in frame.columns and frame[c].dtype.kind == "f")}
 
 
 def read_tsv(path: Path) -> pd.DataFrame:

@@ -278,6 +278,7 @@ def train_fold(
     fold_path: Path,
     checkpoint_dir: Path,
     imagenet_file: Path | None = None,
+    embeddings_path: Path | None = None,
 ) -> pd.DataFrame:
     """Train on the fold's training crops, save the model, predict the held-out crops.
 
@@ -336,6 +337,8 @@ def train_fold(
     predictions.insert(0, "Metadata_Fold", held_out)
     predictions.insert(0, "Metadata_Network", settings.network)
     write_tsv(predictions, predictions_path)
+    if embeddings_path is not None:
+        write_embeddings(model, tensors, settings, Path(embeddings_path), held_out)
     write_tsv(checkpoint.history(), history_path)
     shutil.rmtree(checkpoint.folder, ignore_errors=True)
     return predictions
@@ -406,6 +409,25 @@ class Checkpoint:
                 log.info("epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), shown)
 
         return SaveEachEpoch()
+
+
+def write_embeddings(model, tensors: Path, settings: TrainSettings, path: Path, fold: str) -> None:
+    """Penultimate-layer (global-average-pooled) features of every crop of the tensors file, as
+    ``/embeddings`` (N, D) float16 aligned row by row with the tensors' ``/images``."""
+    with h5py.File(tensors, "r") as f:
+        n = f["images"].shape[0]
+    features = models.embedding_model(model)
+    ds = make_dataset(tensors, np.arange(n), None, settings, training=False)
+    values = features.predict(ds, verbose=0) if n else np.zeros((0, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w") as out:
+        out.create_dataset("embeddings", data=values.astype(np.float16))
+        out.attrs["network"] = settings.network
+        out.attrs["fold"] = fold
+        out.attrs["tensors"] = str(tensors)
+    os.replace(tmp, path)
+    log.info("wrote %d x %d embeddings to %s", values.shape[0], values.shape[1], path)
 
 
 def predict_crops(model, tensors, metadata, indices, classes, settings) -> pd.DataFrame:

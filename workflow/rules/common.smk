@@ -109,4 +109,5 @@ def all_outputs():
         *expand("results/tables/accuracy_{network}.tsv", network=NETWORKS),
         *expand("results/tables/treatments_{network}.tsv", network=NETWORKS),
         "results/tables/summary.tsv",
+        "results/plots/accuracy.png",
     ]

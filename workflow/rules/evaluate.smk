@@ -1,10 +1,6 @@
 # Treatment-level accuracy per network (median over crops within a replicate, median across
-# replicates, argmax) and one summary across networks.
-
-
-localrules:
-    aggregate,
-    summary,
+# replicates, argmax), nearest-neighbour matching of the fold models' embeddings, and one summary
+# across networks with plots for the report (snakemake --report results/report.html).
 
 
 rule aggregate:
@@ -13,28 +9,90 @@ rule aggregate:
             "results/models/{{network}}/{fold}/predictions.tsv", fold=FOLDS
         ),
     output:
-        treatments="results/tables/treatments_{network}.tsv",
-        accuracy="results/tables/accuracy_{network}.tsv",
+        treatments=report(
+            "results/tables/treatments_{network}.tsv",
+            caption="../report/treatments.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "treatments"},
+        ),
+        accuracy=report(
+            "results/tables/accuracy_{network}.tsv",
+            caption="../report/accuracy.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "accuracy per MoA"},
+        ),
+        confusion=report(
+            "results/plots/confusion_{network}.png",
+            caption="../report/confusion.rst",
+            category="Confusion matrices",
+            labels={"network": "{network}"},
+        ),
     log:
         "logs/aggregate/{network}.log",
+    localrule: True
     conda:
         "../../envs/evaluate.yaml"
     script:
         "../scripts/aggregate.py"
 
 
+rule nearest_neighbours:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=expand("results/models/{{network}}/{fold}/embeddings.h5", fold=FOLDS),
+    output:
+        matches=report(
+            "results/tables/nearest_neighbours_{network}.tsv",
+            caption="../report/nearest_neighbours.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "nearest neighbours"},
+        ),
+    log:
+        "logs/nearest_neighbours/{network}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        compounds=[FOLDS[f] for f in FOLDS],
+    script:
+        "../scripts/nearest_neighbours.py"
+
+
 rule summary:
     input:
         predictions=fold_outputs("predictions.tsv"),
+        matches=expand(
+            "results/tables/nearest_neighbours_{network}.tsv", network=NETWORKS
+        ),
     output:
-        summary="results/tables/summary.tsv",
+        summary=report(
+            "results/tables/summary.tsv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"network": "all", "table": "summary"},
+        ),
+        per_moa=report(
+            "results/tables/summary_per_moa.tsv",
+            caption="../report/summary_per_moa.rst",
+            category="Tables",
+            labels={"network": "all", "table": "accuracy per MoA"},
+        ),
+        plot=report(
+            "results/plots/accuracy.png",
+            caption="../report/accuracy_plot.rst",
+            category="Accuracy",
+            labels={"figure": "accuracy across networks"},
+        ),
     log:
         "logs/summary.log",
+    localrule: True
     conda:
         "../../envs/evaluate.yaml"
     params:
         networks=NETWORKS,
         scheme=config["training"]["folds"]["scheme"],
         dataset=config["dataset"],
+        seed=config["training"]["seed"],
     script:
         "../scripts/summary.py"

@@ -31,6 +31,7 @@ rule train:
         history="results/models/{network}/{fold}/history.tsv",
         predictions="results/models/{network}/{fold}/predictions.tsv",
         fold="results/models/{network}/{fold}/fold.json",
+        embeddings="results/models/{network}/{fold}/embeddings.h5",
     log:
         "logs/train/{network}/{fold}.log",
     benchmark:

@@ -1,4 +1,6 @@
-"""Rule summary: one row per network (treatment and crop accuracy) across all folds."""
+"""Rule summary: one row per network (treatment accuracy with bootstrap interval, field and crop
+accuracy, nearest-neighbour accuracy, the paper's figure as reference), accuracy per MoA across
+networks, and the accuracy plot."""
 
 import sys
 from pathlib import Path
@@ -8,12 +10,14 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 from cellmoa.logs import job_logging
 
 job_logging(snakemake.log[0])
-
 import logging
 
 import pandas as pd
 
-from cellmoa.reporting import format_table, read_tsv, summarize
+from cellmoa import evaluation
+from cellmoa.plots import plot_accuracy
+from cellmoa.profiles import accuracy_by_scheme
+from cellmoa.reporting import format_table, per_moa_table, read_tsv, summarize
 from cellmoa.training import write_tsv
 
 p = snakemake.params
@@ -24,6 +28,13 @@ by_network = {
     )
     for network in p.networks
 }
-table = summarize(by_network, p.scheme, p.dataset)
+nn = {
+    network: accuracy_by_scheme(read_tsv(path))
+    for network, path in zip(p.networks, snakemake.input.matches)
+}
+table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed)
 write_tsv(table, Path(snakemake.output.summary))
-logging.getLogger("summary").info("\n%s", format_table(table))
+per_moa = per_moa_table({n: evaluation.treatment_predictions(df) for n, df in by_network.items()})
+write_tsv(per_moa, Path(snakemake.output.per_moa))
+plot_accuracy(table, Path(snakemake.output.plot))
+logging.getLogger("summary").info("\n%s\n\n%s", format_table(table), format_table(per_moa))

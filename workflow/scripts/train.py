@@ -24,4 +24,5 @@ train_fold(
     fold_path=Path(snakemake.output.fold),
     checkpoint_dir=Path(snakemake.params.checkpoint_dir),
     imagenet_file=Path(snakemake.input.weights) if "weights" in snakemake.input.keys() else None,
+    embeddings_path=Path(snakemake.output.embeddings),
 )
