@@ -19,6 +19,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(SNAKEMAKE) --configfile config/demo.yaml --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1
+	$(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
 	$(PY) -m cellmoa.cli tables results/tables
 
 test: $(STAMP)

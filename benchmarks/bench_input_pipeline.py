@@ -17,26 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 
-def build_tensors(folder: Path) -> Path:
+def make_tensors(folder: Path) -> Path:
     from cellmoa.datasets import BBBC021
-    from cellmoa.illumination import IlluminationParams
     from cellmoa.synthetic import SyntheticSpec, synthesize
-    from cellmoa.tensors import assemble, plate_illumination, write_plate_tensors
+    from cellmoa.tensors import build_tensors
 
     spec = SyntheticSpec(seed=2, weeks=1, plates_per_week=2, image_height=256, image_width=320, nucleus_radius=7,
                          cells_per_field=35, sites_per_well=2)
     raw = synthesize(spec, folder / "raw", archives=False)
-    ds = BBBC021()
-    meta = ds.read_metadata(raw)
-    paths = []
-    for plate in spec.plates():
-        rows = meta[meta.plate == plate]
-        functions = plate_illumination(rows, raw, ds.channels, IlluminationParams())
-        path = folder / f"{plate}.h5"
-        write_plate_tensors(path, plate, ds.labelled(rows), ds.controls(rows), raw, ds.channels, functions)
-        paths.append(path)
-    assemble(paths, folder / "all.h5")
-    return folder / "all.h5"
+    return build_tensors(BBBC021(), raw, folder, spec.plates())
 
 
 def timed_fit(model, data, steps: int) -> float:
@@ -63,7 +52,7 @@ def main() -> None:
     from cellmoa.training import TrainSettings, configure_tensorflow, make_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
-        tensors = build_tensors(Path(tmp))
+        tensors = make_tensors(Path(tmp))
         meta = read_metadata(tensors)
         settings = TrainSettings(network=args.network, input_size=args.size, weights=None, batch_size=args.batch, seed=0)
         configure_tensorflow(settings)

@@ -61,22 +61,10 @@ def real_metadata_dir() -> Path:
 def tiny_tensors(tiny_raw, tmp_path_factory) -> Path:
     """Assembled HDF5 tensors of the tiny dataset (illumination-corrected, DMSO z-scored)."""
     from cellmoa.datasets import BBBC021
-    from cellmoa.illumination import IlluminationParams
-    from cellmoa.tensors import assemble, plate_illumination, write_plate_tensors
+    from cellmoa.tensors import build_tensors
 
     spec, raw = tiny_raw
-    ds = BBBC021()
-    meta = ds.read_metadata(raw)
-    folder = tmp_path_factory.mktemp("tensors")
-    paths = []
-    for plate in spec.plates():
-        rows = meta[meta.plate == plate]
-        functions = plate_illumination(rows, raw, ds.channels, IlluminationParams())
-        path = folder / f"{plate}.h5"
-        write_plate_tensors(path, plate, ds.labelled(rows), ds.controls(rows), raw, ds.channels, functions)
-        paths.append(path)
-    assemble(paths, folder / "all.h5")
-    return folder / "all.h5"
+    return build_tensors(BBBC021(), raw, tmp_path_factory.mktemp("tensors"), spec.plates())
 
 
 @pytest.fixture(scope="session")

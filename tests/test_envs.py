@@ -35,7 +35,9 @@ def test_env_files_parse_and_match_pyproject():
 
 
 def test_every_rule_uses_an_existing_env():
-    text = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
-    used = set(re.findall(r'"\.\./\.\./envs/([\w-]+\.yaml)"', text))
-    assert used and all((ROOT / "envs" / name).is_file() for name in used)
-    assert text.count("conda:") == text.count("rule ") - text.count("localrules")
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        blocks = re.split(r"^\s*rule (\w+):", path.read_text(), flags=re.M)
+        for name, body in zip(blocks[1::2], blocks[2::2]):
+            env = re.search(r'conda:\s*"\.\./\.\./envs/([\w-]+\.yaml)"', body)
+            assert env, f"{path.name}: rule {name} has no conda: env"
+            assert (ROOT / "envs" / env.group(1)).is_file(), f"rule {name}: envs/{env.group(1)} is missing"

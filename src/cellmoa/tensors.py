@@ -378,3 +378,20 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
         f.attrs["cellmoa_version"] = __version__
     os.replace(tmp, out_path)
     return total
+
+
+def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | None = None,
+                  illumination: IlluminationParams = IlluminationParams()) -> Path:
+    """All stages from raw plate folders to ``out_dir/all.h5`` in one call (what the illumination,
+    tensors and assemble_tensors rules do one plate at a time): for tests, benchmarks, notebooks."""
+    metadata = dataset.read_metadata(raw_dir)
+    out_dir = Path(out_dir)
+    paths = []
+    for plate in plates or sorted(metadata["plate"].unique()):
+        rows = metadata[metadata["plate"] == plate]
+        functions = plate_illumination(rows, raw_dir, dataset.channels, illumination)
+        path = out_dir / f"{plate}.h5"
+        write_plate_tensors(path, plate, dataset.labelled(rows), dataset.controls(rows), raw_dir, dataset.channels, functions)
+        paths.append(path)
+    assemble(paths, out_dir / "all.h5")
+    return out_dir / "all.h5"
