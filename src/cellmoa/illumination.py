@@ -25,7 +25,7 @@ class IlluminationParams:
     #: percentile of the smoothed mean that becomes 1
     robust_percentile: float = 2.0
     #: the smoothing runs on a block-averaged copy whose shorter side is about this many pixels
-    working_size: int = 128
+    working_size: int = 64
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "IlluminationParams":

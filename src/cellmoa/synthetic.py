@@ -71,6 +71,8 @@ BACKGROUND = {"DAPI": 320.0, "Tubulin": 1100.0, "Actin": 1400.0}
 AMPLITUDE = {"DAPI": 9000.0, "Tubulin": 3500.0, "Actin": 4500.0}
 WELL_ROWS = "BCDEFG"
 WELL_COLUMNS = range(2, 12)
+#: a 384-well layout for plates with more treatments than BBBC021's 60 inner wells of a 96-well plate
+WELLS_384 = [f"{r}{c:02d}" for r in "ABCDEFGHIJKLMNOP" for c in range(1, 25)]
 
 
 @dataclass
@@ -274,6 +276,8 @@ def plan(spec: SyntheticSpec) -> list[dict]:
         treatments += [(c, conc) for c in compounds if week_of[c] == week for conc in spec.concentrations]
         wells = [f"{r}{c:02d}" for r in WELL_ROWS for c in WELL_COLUMNS]
         if len(treatments) > len(wells):
+            wells = WELLS_384
+        if len(treatments) > len(wells):
             raise ValueError(f"plate {plate} needs {len(treatments)} wells; a plate has {len(wells)}")
         for (compound, conc), well in zip(treatments, wells):
             for site in range(1, spec.sites_per_well + 1):
@@ -318,7 +322,7 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
             fields[channel] = illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
             truth[f"{plate}/{channel}"] = fields[channel]
         prefix = _file_prefix(plate, week, rng)
-        members: list[tuple[str, bytes]] = []
+        writer = _PlateWriter(out_dir, dataset.archive_name(plate) if archives else None)
         for row in plate_rows:
             compound, conc = row["compound"], row["concentration"]
             if compound == "DMSO":
@@ -333,7 +337,7 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
                 name = f"{prefix}{row['well']}_s{row['site']}_w{CHANNEL_TOKENS[channel]}{_uuid(rng)}.tif"
                 buf = io.BytesIO()
                 tifffile.imwrite(buf, img, photometric="minisblack")
-                members.append((f"{plate}/{name}", buf.getvalue()))
+                writer.add(f"{plate}/{name}", buf.getvalue())
                 names[channel] = name
             image_number += 1
             image_rows.append(
@@ -353,13 +357,7 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
                     "Image_Metadata_Concentration": _format_concentration(conc),
                 }
             )
-        if archives:
-            _write_zip(out_dir / dataset.archive_name(plate), members)
-        else:
-            for member, data in members:
-                target = out_dir / member
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+        writer.close()
 
     _write_csv(out_dir / IMAGE_CSV, IMAGE_COLUMNS, image_rows, quote_strings=False)
     moa_rows = [{"compound": "DMSO", "concentration": "0.000000", "moa": "DMSO"}]
@@ -378,12 +376,30 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
     return out_dir
 
 
-def _write_zip(path: Path, members: list[tuple[str, bytes]]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for name, data in members:
-            zf.writestr(name, data)
-    tmp.replace(path)
+class _PlateWriter:
+    """Writes a plate's images as they are made (never the whole plate in memory): into a zip
+    archive (renamed into place when complete) or as files in plate folders."""
+
+    def __init__(self, out_dir: Path, archive: str | None):
+        self.out_dir = out_dir
+        self.path = out_dir / archive if archive else None
+        self.zip = None
+        if self.path is not None:
+            self.tmp = self.path.with_name(self.path.name + ".part")
+            self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+
+    def add(self, member: str, data: bytes) -> None:
+        if self.zip is not None:
+            self.zip.writestr(member, data)
+        else:
+            target = self.out_dir / member
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+            self.tmp.replace(self.path)
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict], quote_strings: bool) -> None:

@@ -204,13 +204,14 @@ def dmso_statistics(
         if int(row["image_number"]) in bad.image_numbers:
             continue
         try:
-            field = load_field(row, raw_dir, channels, functions, shape, use_anscombe).astype(np.float64)
+            field = load_field(row, raw_dir, channels, functions, shape, use_anscombe)
         except ImageError as err:
             bad.handle(row, err, "tensors")
             continue
-        total += field.sum(axis=(0, 1))
-        total_sq += np.square(field).sum(axis=(0, 1))
-        count += field.shape[0] * field.shape[1]
+        flat = field.reshape(-1, field.shape[-1])
+        total += flat.sum(axis=0, dtype=np.float64)
+        total_sq += np.square(flat).sum(axis=0, dtype=np.float64)
+        count += flat.shape[0]
     if count == 0:
         raise ValueError("none of the plate's DMSO (control) images could be read")
     mean = total / count
