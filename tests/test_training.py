@@ -57,6 +57,17 @@ def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors):
     assert images.shape == (8, 32, 32, 3)
 
 
+def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors):
+    meta = read_metadata(tiny_tensors)
+    fold = select_fold(meta, "latrunculin B", "nscb")
+    labels = np.zeros(len(fold.train_index), np.int64)
+    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True)
+    fed = meta.iloc[np.concatenate([idx.numpy() for _, _, idx in ds])]
+    held_batches = set(meta.loc[meta.compound == "latrunculin B", "batch"])
+    assert len(fed) == len(fold.train_index) > 0
+    assert "latrunculin B" not in set(fed["compound"]) and not set(fed["batch"]) & held_batches
+
+
 def test_augmentation_is_seeded():
     import tensorflow as tf
 
