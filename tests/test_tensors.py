@@ -60,7 +60,8 @@ def test_rows_and_metadata_stay_aligned(marked, tmp_path):
     table = read_metadata(path)
     with h5py.File(path) as f:
         images = f["images"][()].astype(np.float64)
-        mean, std = f.attrs["dmso_mean"], f.attrs["dmso_std"]
+        assert list(f.attrs["reference_groups"]) == ["MCF-7"]
+        mean, std = f.attrs["reference_mean"][0], f.attrs["reference_std"][0]
         assert f["images"].chunks == (1, 16, 24, 3)
         assert list(f.attrs["channels"]) == list(DS.channels)
     assert len(table) == len(images) == 4 * len(DS.labelled(meta[meta.plate == plate]))

@@ -1,8 +1,9 @@
 """Treatment-level prediction and accuracy, as in Kensert et al. (2019).
 
-Per treatment (compound, concentration): the median of the crop probabilities within each
-replicate (crops and fields together), then the median across replicates, then the argmax.
-Accuracy = correct treatments / treatments. Crop-level accuracy is the argmax of each crop.
+Per treatment (cell line, compound, concentration): the median of the crop probabilities within
+each replicate (crops and fields together), then the median across replicates, then the argmax.
+Accuracy = correct treatments / treatments. Crop-level accuracy is the argmax of each crop;
+field- and well-level accuracy the argmax of the median of a field's (a well's) crops.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 PROB_PREFIX = "prob_"
-TREATMENT = ["Metadata_Compound", "Metadata_Concentration"]
+TREATMENT = ["Metadata_CellLine", "Metadata_Compound", "Metadata_Concentration"]
 
 
 def class_columns(predictions: pd.DataFrame) -> list[str]:
@@ -21,35 +22,76 @@ def class_columns(predictions: pd.DataFrame) -> list[str]:
     return cols
 
 
+def treatment_keys(predictions: pd.DataFrame) -> list[str]:
+    """The columns that name a treatment: (cell line,) compound, concentration. The cell line is
+    optional, for tables of single-cell-line datasets written without it."""
+    return [c for c in TREATMENT if c != "Metadata_CellLine" or c in predictions.columns]
+
+
 def treatment_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per treatment: true MoA, predicted MoA, correct, and the aggregated probabilities."""
     prob_cols = class_columns(predictions)
     classes = [c[len(PROB_PREFIX):] for c in prob_cols]
+    keys = treatment_keys(predictions)
+    out_cols = keys + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols
     if predictions.empty:
-        return pd.DataFrame(columns=TREATMENT + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols)
-    per_replicate = predictions.groupby(TREATMENT + ["Metadata_MoA", "Metadata_Replicate"], sort=True)[prob_cols].median()
-    per_treatment = per_replicate.groupby(level=TREATMENT + ["Metadata_MoA"], sort=True).median()
-    counts = predictions.groupby(TREATMENT + ["Metadata_MoA"], sort=True).agg(
+        return pd.DataFrame(columns=out_cols)
+    per_replicate = predictions.groupby(keys + ["Metadata_MoA", "Metadata_Replicate"], sort=True)[prob_cols].median()
+    per_treatment = per_replicate.groupby(level=keys + ["Metadata_MoA"], sort=True).median()
+    counts = predictions.groupby(keys + ["Metadata_MoA"], sort=True).agg(
         n_replicates=("Metadata_Replicate", "nunique"), n_crops=("Metadata_Replicate", "size")
     )
     table = counts.join(per_treatment).reset_index()
     table["predicted_moa"] = [classes[i] for i in table[prob_cols].to_numpy().argmax(axis=1)]
     table["correct"] = table["predicted_moa"] == table["Metadata_MoA"]
-    return table[TREATMENT + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols]
+    return table[out_cols]
+
+
+def _grouped_accuracy(predictions: pd.DataFrame, keys: list[str]) -> tuple[float, int]:
+    """(accuracy, number of groups) where a group's prediction is the argmax of the median of its
+    crops' probabilities."""
+    prob_cols = class_columns(predictions)
+    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
+    if predictions.empty:
+        return float("nan"), 0
+    missing = [k for k in keys if k not in predictions.columns]
+    if missing:
+        raise ValueError(f"the predictions lack the column(s) {', '.join(missing)}")
+    groups = predictions.groupby(keys + ["Metadata_MoA"])[prob_cols].median().reset_index()
+    predicted = classes[groups[prob_cols].to_numpy().argmax(axis=1)]
+    return float(np.mean(predicted == groups["Metadata_MoA"].to_numpy())), len(groups)
 
 
 def field_accuracy(predictions: pd.DataFrame) -> float:
     """Accuracy per field of view: the median of its crops' probabilities, then the argmax."""
-    prob_cols = class_columns(predictions)
-    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
-    if predictions.empty:
-        return float("nan")
-    keys = [k for k in ("Metadata_Plate", "Metadata_Well", "Metadata_Site") if k in predictions.columns]
-    if not keys:
-        raise ValueError("field-level accuracy needs Metadata_Plate, Metadata_Well and Metadata_Site")
-    fields = predictions.groupby(keys + ["Metadata_MoA"])[prob_cols].median().reset_index()
-    predicted = classes[fields[prob_cols].to_numpy().argmax(axis=1)]
-    return float(np.mean(predicted == fields["Metadata_MoA"].to_numpy()))
+    return _grouped_accuracy(predictions, ["Metadata_Plate", "Metadata_Well", "Metadata_Site"])[0]
+
+
+def well_accuracy(predictions: pd.DataFrame) -> float:
+    """Accuracy per well: the median of all its crops' probabilities (all fields), then the argmax."""
+    return _grouped_accuracy(predictions, ["Metadata_Plate", "Metadata_Well"])[0]
+
+
+def accuracy_by_fold(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per fold plus an ``all`` row: Metadata_Fold, n_crops, crop_accuracy, n_wells,
+    well_accuracy, n_treatments, treatment_accuracy."""
+    rows = []
+    parts = list(predictions.groupby("Metadata_Fold", sort=True)) + [("all", predictions)]
+    for fold, part in parts:
+        well, n_wells = _grouped_accuracy(part, ["Metadata_Plate", "Metadata_Well"])
+        treatments = treatment_predictions(part)
+        rows.append(
+            {
+                "Metadata_Fold": fold,
+                "n_crops": len(part),
+                "crop_accuracy": crop_accuracy(part),
+                "n_wells": n_wells,
+                "well_accuracy": well,
+                "n_treatments": len(treatments),
+                "treatment_accuracy": float(treatments["correct"].mean()) if len(treatments) else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def bootstrap_interval(correct, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:

@@ -192,8 +192,11 @@ def build_classifier(
     l2: float = 0.0,
     batchnorm_momentum: float | None = None,
     imagenet_file: str | Path | None = None,
+    head: str = "softmax",
 ):
-    """Backbone + global average pooling + dense softmax. Returns a keras.Model.
+    """Backbone + global average pooling + dense softmax (``head="softmax"``, one unit per
+    class) or one sigmoid unit (``head="sigmoid"``, two classes: the probability of the second).
+    Returns a keras.Model.
 
     ``batchnorm_momentum`` overrides the backbone's BatchNormalization momentum (useful when
     training from scratch for few steps, where the default 0.99 leaves the moving statistics
@@ -201,6 +204,10 @@ def build_classifier(
     """
     import keras
 
+    if head not in ("softmax", "sigmoid"):
+        raise ValueError(f"unknown head {head!r}; use 'softmax' or 'sigmoid'")
+    if head == "sigmoid" and n_classes != 2:
+        raise ValueError(f"a sigmoid head classifies two classes; the tensors have {n_classes}")
     backbone = build_backbone(name, input_size, weights, imagenet_file)
     if batchnorm_momentum is not None:
         for layer in backbone.layers:
@@ -208,7 +215,8 @@ def build_classifier(
                 layer.momentum = float(batchnorm_momentum)
     regularizer = keras.regularizers.L2(l2) if l2 else None
     outputs = keras.layers.Dense(
-        n_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32", name="moa"
+        1 if head == "sigmoid" else n_classes, activation=head, kernel_regularizer=regularizer, dtype="float32",
+        name="moa",
     )(backbone.output)
     return keras.Model(backbone.input, outputs, name=f"{name}_moa")
 

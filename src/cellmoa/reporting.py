@@ -44,6 +44,7 @@ def summarize(
                 "treatment_accuracy_ci_low": low,
                 "treatment_accuracy_ci_high": high,
                 "field_accuracy": evaluation.field_accuracy(predictions),
+                "well_accuracy": evaluation.well_accuracy(predictions),
                 "crop_accuracy": evaluation.crop_accuracy(predictions),
                 "nn_accuracy_nsc": nn.get("nsc", float("nan")),
                 "nn_accuracy_nscb": nn.get("nscb", float("nan")),

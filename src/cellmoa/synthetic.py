@@ -117,6 +117,9 @@ class SyntheticSpec:
             raise ValueError(f"unknown synthetic dataset parameter(s): {', '.join(unknown)}")
         return cls(**values)
 
+    def write(self, out_dir: Path, archives: bool = True) -> Path:
+        return synthesize(self, out_dir, archives)
+
     @property
     def compounds(self) -> list[str]:
         return [c for cs in self.moas.values() for c in cs]
@@ -417,3 +420,15 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict], quote_strings: 
             writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
+
+
+def spec_for(dataset: str, values: dict | None):
+    """The synthetic dataset spec of a dataset adapter (``synthetic:`` config section): it has
+    ``plates()`` and ``write(out_dir, archives=True)``."""
+    if dataset == "bbbc014":
+        from cellmoa.synthetic_bbbc014 import BBBC014Spec
+
+        return BBBC014Spec.from_dict(values)
+    if dataset == "bbbc021":
+        return SyntheticSpec.from_dict(values)
+    raise ValueError(f"no synthetic dataset is known for {dataset!r}")

@@ -3,13 +3,16 @@
 Layout of ``results/tensors/<plate>.h5`` (readable with plain h5py):
 
 - ``/images``: float16, shape (N, H, W, C), chunked one crop per chunk; channel order in the
-  ``channels`` attribute (BBBC021: DAPI, Tubulin, Actin). Values are z-scores: each channel of each
-  illumination-corrected field minus the plate's DMSO mean, divided by the plate's DMSO standard
-  deviation (``dmso_mean`` / ``dmso_std`` attributes, one value per channel).
+  ``channels`` attribute (BBBC021: DAPI, Tubulin, Actin; BBBC014: NFkB, DAPI). Values are
+  z-scores: each channel of each illumination-corrected field minus the mean of its plate's and
+  cell line's reference fields (BBBC021: the DMSO fields; BBBC014, which has no controls: all the
+  cell line's fields), divided by their standard deviation (``reference_mean`` /
+  ``reference_std`` attributes, one row per cell line in ``reference_groups``, one value per
+  channel).
 - ``/metadata/<column>``: one 1-D dataset per column, row i describing ``/images[i]``:
-  plate, batch, well, site, crop, replicate, compound, concentration, moa, image_number.
-- attributes: plate, channels, crop_grid (rows, cols), crop_shape, dmso_mean, dmso_std,
-  normalization, cellmoa_version.
+  plate, batch, cell_line, well, site, crop, replicate, compound, concentration, moa, image_number.
+- attributes: plate, channels, crop_grid (rows, cols), crop_shape, field_size, reference,
+  reference_groups, reference_mean, reference_std, normalization, cellmoa_version.
 
 ``results/tensors/all.h5`` assembles every plate without copying: ``/images`` is an HDF5 virtual
 dataset over the plate files (kept beside it, referenced by file name), ``/metadata/*`` the
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 METADATA_FIELDS = [
     "plate",
     "batch",
+    "cell_line",
     "well",
     "site",
     "crop",
@@ -45,7 +49,7 @@ METADATA_FIELDS = [
     "moa",
     "image_number",
 ]
-STRING_FIELDS = {"plate", "batch", "well", "compound", "moa"}
+STRING_FIELDS = {"plate", "batch", "cell_line", "well", "compound", "moa"}
 FLOAT_FIELDS = {"concentration"}
 
 
@@ -99,18 +103,42 @@ class BadImages:
         return pd.DataFrame(self.records, columns=["image_number", "well", "site", "stage", "reason"])
 
 
+def _decode(path: Path) -> np.ndarray:
+    """TIFFs with tifffile (BBBC021), anything else (BBBC014's BMPs, PNGs) with Pillow."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        kind = "a TIFF"
+        try:
+            image = tifffile.imread(path)
+        except Exception as exc:  # tifffile raises several types for corrupt files
+            raise ImageError(f"{path}: cannot be read as {kind} ({exc})") from exc
+    else:
+        from PIL import Image
+
+        kind = f"an image ({path.suffix or 'no suffix'})"
+        try:
+            with Image.open(path) as img:
+                if img.mode == "P":  # palette BMPs: the grey levels, not the palette indices
+                    img = img.convert("L")
+                image = np.asarray(img)
+        except Exception as exc:  # Pillow raises several types for corrupt files
+            raise ImageError(f"{path}: cannot be read as {kind} ({exc})") from exc
+        if image.ndim == 3 and image.shape[-1] in (3, 4):
+            rgb = image[..., :3]
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                raise ImageError(f"{path}: expected a grey-level image, got colour (RGB channels differ)")
+            image = rgb[..., 0]
+    if image.size == 0:
+        raise ImageError(f"{path}: cannot be read as {kind} (no image data; the file is corrupt or truncated)")
+    return image
+
+
 def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read one single-channel TIFF as float32, checking it exists, decodes and has ``shape``."""
+    """Read one single-channel image (TIFF, BMP, PNG) as float32, checking it exists, decodes
+    and has ``shape``."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: image listed in the metadata is missing")
-    try:
-        image = tifffile.imread(path)
-    except Exception as exc:  # tifffile raises several types for corrupt files
-        raise ImageError(f"{path}: cannot be read as a TIFF ({exc})") from exc
-    if image.size == 0:
-        raise ImageError(f"{path}: cannot be read as a TIFF (no image data; the file is corrupt or truncated)")
-    image = np.squeeze(image)
+    image = np.squeeze(_decode(path))
     if image.ndim != 2:
         raise ImageError(f"{path}: expected a single-channel 2-D image, got shape {image.shape}")
     if shape is not None and image.shape != tuple(shape):
@@ -189,12 +217,13 @@ def load_field(row, raw_dir: Path, channels, functions, shape=None, use_anscombe
     return anscombe(field).astype(np.float32) if use_anscombe else field
 
 
-def dmso_statistics(
+def reference_statistics(
     rows: pd.DataFrame, raw_dir: Path, channels, functions, use_anscombe: bool = False, bad: BadImages | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation over all pixels of the plate's corrected DMSO fields."""
+    """Per-channel mean and standard deviation over all pixels of the given corrected fields (the
+    plate's DMSO fields for BBBC021)."""
     if rows.empty:
-        raise ValueError("the plate has no DMSO (control) images to normalise with")
+        raise ValueError("the plate has no reference (control) images to normalise with")
     bad = bad or BadImages(skip=False)
     shape = next(iter(functions.values())).shape
     total = np.zeros(len(channels))
@@ -213,11 +242,11 @@ def dmso_statistics(
         total_sq += np.square(flat).sum(axis=0, dtype=np.float64)
         count += flat.shape[0]
     if count == 0:
-        raise ValueError("none of the plate's DMSO (control) images could be read")
+        raise ValueError("none of the plate's reference (control) images could be read")
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     if np.any(std <= 0):
-        raise ValueError("a channel of the DMSO images is constant; cannot standardise")
+        raise ValueError("a channel of the reference images is constant; cannot standardise")
     return mean.astype(np.float32), std.astype(np.float32)
 
 
@@ -227,11 +256,23 @@ def crop_grid(field: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
     return [field[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(rows) for c in range(cols)]
 
 
+def resize_field(field: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize an (H, W, C) field to ``size`` = (height, width) by area averaging (anti-aliased
+    linear interpolation; BBBC014: 1024 x 1360 -> 1024 x 1024, as the paper did); None keeps it."""
+    if size is None or tuple(field.shape[:2]) == tuple(size):
+        return field
+    from skimage.transform import resize
+
+    out = resize(field, (size[0], size[1], field.shape[2]), order=1, mode="edge", anti_aliasing=True,
+                 preserve_range=True)
+    return out.astype(np.float32)
+
+
 def write_plate_tensors(
     out_path: Path,
     plate: str,
     rows: pd.DataFrame,
-    controls: pd.DataFrame,
+    reference: pd.DataFrame,
     raw_dir: Path,
     channels: tuple[str, ...],
     functions: dict[str, np.ndarray],
@@ -239,17 +280,32 @@ def write_plate_tensors(
     crop_cols: int = 2,
     normalization: Normalization = Normalization(),
     bad: BadImages | None = None,
+    field_size: tuple[int, int] | None = None,
+    reference_name: str = "DMSO control fields",
 ) -> int:
-    """Write one plate's tensors (labelled fields in ``rows``, normalised with ``controls``).
+    """Write one plate's tensors (labelled fields in ``rows``, standardised with the statistics of
+    the ``reference`` fields of the same cell line: BBBC021's DMSO fields, or all of a cell
+    line's fields for a dataset without controls).
 
-    Processes one well at a time; writes to a temporary file renamed on success. Fields with a bad
-    image raise, or with ``bad.skip`` are left out and recorded in ``bad``. Returns N (crops).
+    Each corrected field is standardised, resized to ``field_size`` (None = kept) and cut into
+    ``crop_rows`` x ``crop_cols`` crops. Processes one well at a time; writes to a temporary file
+    renamed on success. Fields with a bad image raise, or with ``bad.skip`` are left out and
+    recorded in ``bad``. Returns N (crops).
     """
     bad = bad or BadImages(skip=normalization.on_bad_image == "skip")
     norm = normalization
-    mean, std = dmso_statistics(controls, raw_dir, channels, functions, norm.anscombe, bad)
+    groups = sorted(rows["cell_line"].unique()) if "cell_line" in rows else []
+    stats = {}
+    for group in groups:
+        ref = reference[reference["cell_line"] == group] if "cell_line" in reference else reference
+        if ref.empty:
+            raise ValueError(f"plate {plate}: no reference fields ({reference_name}) of cell line {group!r} to normalise with")
+        stats[group] = reference_statistics(ref, raw_dir, channels, functions, norm.anscombe, bad)
     shape = next(iter(functions.values())).shape
-    ch, cw = shape[0] // crop_rows, shape[1] // crop_cols
+    out_shape = tuple(field_size) if field_size is not None else shape
+    ch, cw = out_shape[0] // crop_rows, out_shape[1] // crop_cols
+    if ch < 1 or cw < 1:
+        raise ValueError(f"crops of {out_shape[0]} x {out_shape[1]} fields in a {crop_rows} x {crop_cols} grid would be empty")
     capacity = len(rows) * crop_rows * crop_cols
     empty_channel = list(channels).index(norm.empty_crop_channel) if norm.empty_crop_min_fraction > 0 else None
     n_empty = 0
@@ -273,7 +329,8 @@ def write_plate_tensors(
                 except ImageError as err:
                     bad.handle(row, err, "tensors")
                     continue
-                field = (field - mean) / std
+                mean, std = stats[row["cell_line"]]
+                field = resize_field((field - mean) / std, field_size)
                 for k, crop in enumerate(crop_grid(field, crop_rows, crop_cols)):
                     if empty_channel is not None and (
                         np.mean(crop[..., empty_channel] > norm.empty_crop_z) < norm.empty_crop_min_fraction
@@ -291,14 +348,18 @@ def write_plate_tensors(
         f.attrs["channels"] = list(channels)
         f.attrs["crop_grid"] = (crop_rows, crop_cols)
         f.attrs["crop_shape"] = (ch, cw)
-        f.attrs["dmso_mean"] = mean
-        f.attrs["dmso_std"] = std
+        f.attrs["field_size"] = out_shape
+        f.attrs["reference"] = reference_name
+        f.attrs["reference_groups"] = [str(g) for g in groups]
+        f.attrs["reference_mean"] = np.array([stats[g][0] for g in groups], np.float32).reshape(len(groups), len(channels))
+        f.attrs["reference_std"] = np.array([stats[g][1] for g in groups], np.float32).reshape(len(groups), len(channels))
         f.attrs["anscombe"] = norm.anscombe
         f.attrs["empty_crops_dropped"] = n_empty
         f.attrs["fields_skipped"] = len(bad.records)
         f.attrs["normalization"] = (
             "illumination-corrected" + (", Anscombe-transformed" if norm.anscombe else "")
-            + ", per-plate DMSO z-score per channel"
+            + f", z-score per channel by the plate's {reference_name} of the same cell line"
+            + (f", resized to {out_shape[0]} x {out_shape[1]}" if field_size is not None else "")
         )
         f.attrs["cellmoa_version"] = __version__
     os.replace(tmp, out_path)
@@ -382,9 +443,13 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
 
 
 def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | None = None,
-                  illumination: IlluminationParams = IlluminationParams()) -> Path:
+                  illumination: IlluminationParams = IlluminationParams(),
+                  normalization: Normalization = Normalization(), field_size="dataset") -> Path:
     """All stages from raw plate folders to ``out_dir/all.h5`` in one call (what the illumination,
-    tensors and assemble_tensors rules do one plate at a time): for tests, benchmarks, notebooks."""
+    tensors and assemble_tensors rules do one plate at a time), with the dataset's own crop grid
+    and field size (``field_size`` overrides the latter): for tests, benchmarks, notebooks."""
+    if field_size == "dataset":
+        field_size = dataset.field_size
     metadata = dataset.read_metadata(raw_dir)
     out_dir = Path(out_dir)
     paths = []
@@ -392,7 +457,16 @@ def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | Non
         rows = metadata[metadata["plate"] == plate]
         functions = plate_illumination(rows, raw_dir, dataset.channels, illumination)
         path = out_dir / f"{plate}.h5"
-        write_plate_tensors(path, plate, dataset.labelled(rows), dataset.controls(rows), raw_dir, dataset.channels, functions)
+        write_plate_tensors(path, plate, dataset.labelled(rows), dataset.reference(rows), raw_dir, dataset.channels,
+                            functions, *dataset.crop_grid, normalization=normalization,
+                            field_size=field_size, reference_name=reference_name(dataset))
         paths.append(path)
     assemble(paths, out_dir / "all.h5")
     return out_dir / "all.h5"
+
+
+def reference_name(dataset) -> str:
+    """What the dataset's reference fields are, in words (stored with the tensors)."""
+    if dataset.control is None:
+        return "fields (all of them; the dataset has no control wells)"
+    return f"{dataset.control} control fields"

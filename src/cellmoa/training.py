@@ -1,7 +1,8 @@
 """Per-fold training of one network and prediction of the held-out compound's crops.
 
 A fold holds out one compound (leave-one-compound-out, "nsc"); with "nscb" the held-out
-compound's batches (BBBC021: weeks) are left out of training too. The input pipeline is tf.data:
+compound's batches (BBBC021: weeks) are left out of training too; with "cell_line" (BBBC014) a
+fold holds out one cell line and trains on the other(s). The input pipeline is tf.data:
 crops are read one by one from the HDF5 tensors (per-sample reads; h5py reads by index list are
 ~60x slower), resized to the network's input, augmented with stateless random ops (a seeded run
 is repeatable), mapped from z-scores to pixel values and passed through the network's own
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cellmoa import models
+from cellmoa.datasets.base import FOLD_COLUMNS
 from cellmoa.tensors import read_metadata
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,12 @@ class TrainSettings:
     #: z-scores become pixels as 127.5 + pixel_scale * z, clipped to [0, 255]
     pixel_scale: float = 16.0
     batchnorm_momentum: float | None = None
+    #: "softmax" (one unit per class, the paper's BBBC021 head) or "sigmoid" (one unit, two
+    #: classes; the paper's BBBC014 head)
+    head: str = "softmax"
+    #: what feeds the network's 3 input channels: stored channel names or None for a zero
+    #: channel (the dataset's ``network_channels``); None = the stored channels as they are
+    input_channels: list | None = None
     fold_scheme: str = "nsc"
     seed: int = 0
     mixed_precision: bool = False
@@ -81,40 +89,51 @@ class Fold:
     test_index: np.ndarray
     excluded_batches: list[str]
 
+    @property
+    def column(self) -> str:
+        return FOLD_COLUMNS[self.scheme]
+
     def summary(self, metadata: pd.DataFrame) -> dict:
         train = metadata.iloc[self.train_index]
         return {
-            "held_out_compound": self.held_out,
+            "held_out": self.held_out,
+            "held_out_column": self.column,
+            **({"held_out_compound": self.held_out} if self.column == "compound" else {}),
             "scheme": self.scheme,
             "classes": self.classes,
             "excluded_batches": self.excluded_batches,
             "n_train_crops": int(len(self.train_index)),
             "n_test_crops": int(len(self.test_index)),
             "train_compounds": sorted(train["compound"].unique().tolist()),
+            "train_cell_lines": sorted(train["cell_line"].unique().tolist()),
             "train_crops_per_class": {k: int(v) for k, v in train["moa"].value_counts().sort_index().items()},
         }
 
 
 def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> Fold:
-    """Training and test rows of the fold that holds out ``held_out``.
+    """Training and test rows of the fold that holds out ``held_out`` (a compound for nsc and
+    nscb, a cell line for cell_line).
 
     Classes are all MoAs present in the tensors (so every fold has the same output layer).
     """
+    if scheme not in FOLD_COLUMNS:
+        raise ValueError(f"unknown fold scheme {scheme!r}; use one of {', '.join(FOLD_COLUMNS)}")
+    column = FOLD_COLUMNS[scheme]
     labelled = metadata["moa"] != ""
     classes = sorted(metadata.loc[labelled, "moa"].unique().tolist())
-    is_test = (metadata["compound"] == held_out).to_numpy()
+    is_test = (metadata[column] == held_out).to_numpy()
     if not is_test.any():
-        known = ", ".join(sorted(metadata["compound"].unique()))
-        raise ValueError(f"fold compound {held_out!r} has no crops in the tensors; compounds there: {known}")
+        known = ", ".join(sorted(metadata[column].unique()))
+        raise ValueError(f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: {known}")
     train = labelled.to_numpy() & ~is_test
     excluded: list[str] = []
     if scheme == "nscb":
         excluded = sorted(metadata.loc[is_test, "batch"].unique().tolist())
         train &= ~metadata["batch"].isin(excluded).to_numpy()
-    elif scheme != "nsc":
-        raise ValueError(f"unknown fold scheme {scheme!r}; use 'nsc' or 'nscb'")
-    held_moa = metadata.loc[is_test, "moa"].iloc[0]
-    if not (metadata.loc[train, "moa"] == held_moa).any():
+    if not train.any():
+        raise ValueError(f"fold {held_out!r} ({scheme}) leaves no training crops")
+    trained = set(metadata.loc[train, "moa"])
+    for held_moa in sorted(set(metadata.loc[is_test, "moa"]) - trained):
         log.warning("fold %s: no training crops of its MoA %r are left; it cannot be predicted right", held_out, held_moa)
     return Fold(held_out, scheme, classes, np.flatnonzero(train), np.flatnonzero(is_test), excluded)
 
@@ -137,6 +156,24 @@ class _CropReader:
     def item_shape(self) -> tuple[int, ...]:
         with h5py.File(self.path, "r") as f:
             return tuple(f["images"].shape[1:])
+
+    @property
+    def channels(self) -> list[str]:
+        with h5py.File(self.path, "r") as f:
+            return [str(c) for c in f.attrs.get("channels", [])]
+
+
+def channel_selection(input_channels, stored: list[str]) -> list[int] | None:
+    """Indices of the stored channels that feed the network's 3 inputs (-1 = a zero channel), or
+    None to feed the stored channels as they are."""
+    if input_channels is None:
+        return None
+    if len(input_channels) != 3:
+        raise ValueError(f"input_channels must name 3 channels (or null for a zero channel); got {input_channels}")
+    unknown = [c for c in input_channels if c is not None and c not in stored]
+    if unknown:
+        raise ValueError(f"input channel(s) {', '.join(unknown)} are not in the tensors' channels {', '.join(stored)}")
+    return [-1 if c is None else stored.index(c) for c in input_channels]
 
 
 #: The paper's augmentations: one of the 8 rotations/flips ("dihedral"); each with probability
@@ -199,6 +236,7 @@ def make_dataset(
 
     reader = _CropReader(tensors)
     shape = reader.item_shape
+    select = channel_selection(settings.input_channels, reader.channels)
     size = int(settings.input_size)
     preprocess = models.preprocess_fn(settings.network)
     which = augmentations(settings.augment) if training else ()
@@ -220,8 +258,15 @@ def make_dataset(
         if which:
             image = _augment(image, seed, which)
         pixels = tf.clip_by_value(127.5 + settings.pixel_scale * image, 0.0, 255.0)
+        if select is not None:
+            # a zero channel is black (0), as the paper stacked BBBC014's two channels with zeros
+            zeros = tf.zeros_like(pixels[..., :1])
+            pixels = tf.concat([zeros if i < 0 else pixels[..., i : i + 1] for i in select], axis=-1)
         if pixels.shape[-1] != 3:
-            raise ValueError(f"networks take 3 channels; the tensors have {pixels.shape[-1]}")
+            raise ValueError(
+                f"networks take 3 channels; the tensors have {pixels.shape[-1]} "
+                "(map them with the dataset's network_channels / training input_channels)"
+            )
         pixels = preprocess(pixels)
         out = (pixels,) if labels is None else (pixels, label)
         if with_index:
@@ -305,11 +350,11 @@ def train_fold(
     if model is None:
         model = models.build_classifier(
             settings.network, len(fold.classes), settings.input_size, settings.weights, settings.l2,
-            settings.batchnorm_momentum, imagenet_file,
+            settings.batchnorm_momentum, imagenet_file, head=settings.head,
         )
         model.compile(
             optimizer=_optimizer(settings),
-            loss="sparse_categorical_crossentropy",
+            loss="binary_crossentropy" if settings.head == "sigmoid" else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=settings.jit_compile,
         )
@@ -434,6 +479,8 @@ def predict_crops(model, tensors, metadata, indices, classes, settings) -> pd.Da
     """Per-crop class probabilities with the crops' metadata (columns prefixed ``Metadata_``)."""
     ds = make_dataset(tensors, indices, None, settings, training=False)
     probs = model.predict(ds, verbose=0) if len(indices) else np.zeros((0, len(classes)))
+    if probs.shape[1] == 1 and len(classes) == 2:  # sigmoid head: the probability of classes[1]
+        probs = np.concatenate([1.0 - probs, probs], axis=1)
     table = metadata.iloc[indices].reset_index(drop=True)
     table.columns = [f"Metadata_{c.title().replace('_', '')}" if c != "moa" else "Metadata_MoA" for c in table.columns]
     for i, c in enumerate(classes):

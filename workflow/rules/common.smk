@@ -12,16 +12,17 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cellmoa.datasets import fold_slugs, get_dataset
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
-from cellmoa.synthetic import SyntheticSpec
+from cellmoa.synthetic import spec_for
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 DATASET = get_dataset(config["dataset"])
+config["data"].setdefault("base_url", DATASET.base_url)
 SYNTHETIC = "synthetic" in config
 if "plates" in config["data"]:
     PLATES = list(config["data"]["plates"])
 elif SYNTHETIC:
-    PLATES = SyntheticSpec.from_dict(config["synthetic"]).plates()
+    PLATES = spec_for(DATASET.name, config["synthetic"]).plates()
 else:
     raise ValueError(
         "config: data.plates is required (the plates to process) unless a synthetic: section is given"
@@ -32,7 +33,41 @@ if SYNTHETIC and "://" in config["data"]["base_url"]:
         f"synthesized dataset to, not the URL {config['data']['base_url']!r}"
     )
 NETWORKS = list(config["training"]["networks"])
-FOLDS = fold_slugs(config["training"]["folds"]["compounds"])  # slug -> compound
+
+
+def _folds(folds):
+    """slug -> held-out value (compound or cell line) of every fold, the scheme checked against
+    the dataset."""
+    scheme = folds.setdefault("scheme", DATASET.fold_schemes[0])
+    DATASET.fold_column(scheme)  # refuses a scheme the dataset has no use for
+    if "held_out" in folds and "compounds" in folds:
+        raise ValueError(
+            "config: give training.folds.held_out or training.folds.compounds, not both"
+        )
+    values = folds.get("held_out", folds.get("compounds"))
+    if not values:
+        raise ValueError(
+            "config: training.folds.held_out is required - the compounds (nsc, nscb) or cell "
+            "lines (cell_line) that the folds hold out, one fold each"
+        )
+    if "compounds" in folds and scheme == "cell_line":
+        raise ValueError(
+            "config: the cell_line scheme holds out cell lines; list them in training.folds.held_out"
+        )
+    return fold_slugs(list(values))
+
+
+FOLDS = _folds(config["training"]["folds"])  # slug -> held-out compound or cell line
+FOLD_SCHEME = config["training"]["folds"]["scheme"]
+# what the dataset decides unless the config says otherwise
+config["training"].setdefault("head", DATASET.head)
+config["training"].setdefault("input_channels", list(DATASET.network_channels))
+_crops = config["preprocessing"]["crops"]
+CROPS = {
+    "rows": _crops.get("rows", DATASET.crop_grid[0]),
+    "cols": _crops.get("cols", DATASET.crop_grid[1]),
+    "resize": _crops.get("resize", DATASET.field_size),
+}
 
 RESOURCES = f"resources/{DATASET.name}"
 METADATA_FILES = {
@@ -104,9 +139,17 @@ def fold_outputs(name):
     )
 
 
+def nearest_neighbour_tables():
+    """Nearest-neighbour matching tables, for datasets with more than one compound to match."""
+    if not DATASET.nearest_neighbours:
+        return []
+    return expand("results/tables/nearest_neighbours_{network}.tsv", network=NETWORKS)
+
+
 def all_outputs():
     return [
         *expand("results/tables/accuracy_{network}.tsv", network=NETWORKS),
+        *expand("results/tables/accuracy_by_fold_{network}.tsv", network=NETWORKS),
         *expand("results/tables/treatments_{network}.tsv", network=NETWORKS),
         "results/tables/summary.tsv",
         "results/plots/accuracy.png",

@@ -15,6 +15,7 @@ if SYNTHETIC:
         conda:
             "../../envs/preprocess.yaml"
         params:
+            dataset=config["dataset"],
             spec=config["synthetic"],
         script:
             "../scripts/synthesize_dataset.py"

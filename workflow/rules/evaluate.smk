@@ -21,6 +21,12 @@ rule aggregate:
             category="Tables",
             labels={"network": "{network}", "table": "accuracy per MoA"},
         ),
+        by_fold=report(
+            "results/tables/accuracy_by_fold_{network}.tsv",
+            caption="../report/accuracy_by_fold.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "accuracy per fold"},
+        ),
         confusion=report(
             "results/plots/confusion_{network}.png",
             caption="../report/confusion.rst",
@@ -54,7 +60,7 @@ rule nearest_neighbours:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        compounds=[FOLDS[f] for f in FOLDS],
+        compounds=list(FOLDS.values()),
     script:
         "../scripts/nearest_neighbours.py"
 
@@ -62,9 +68,7 @@ rule nearest_neighbours:
 rule summary:
     input:
         predictions=fold_outputs("predictions.tsv"),
-        matches=expand(
-            "results/tables/nearest_neighbours_{network}.tsv", network=NETWORKS
-        ),
+        matches=nearest_neighbour_tables(),
     output:
         summary=report(
             "results/tables/summary.tsv",
@@ -91,7 +95,7 @@ rule summary:
         "../../envs/evaluate.yaml"
     params:
         networks=NETWORKS,
-        scheme=config["training"]["folds"]["scheme"],
+        scheme=FOLD_SCHEME,
         dataset=config["dataset"],
         seed=config["training"]["seed"],
     script:

@@ -52,7 +52,7 @@ rule tensors:
         mem_mb=2000,
     params:
         dataset=config["dataset"],
-        crops=config["preprocessing"]["crops"],
+        crops=CROPS,
         normalization=config["preprocessing"]["normalization"],
     script:
         "../scripts/tensors.py"

@@ -44,7 +44,7 @@ rule train:
         mem_mb=16000,
         runtime=240,
     params:
-        compound=lambda wildcards: FOLDS[wildcards.fold],
+        held_out=lambda wildcards: FOLDS[wildcards.fold],
         training=config["training"],
         checkpoint_dir="results/checkpoints/{network}/{fold}",
     script:

@@ -1,5 +1,5 @@
-"""Rule aggregate: treatment-level predictions, per-MoA accuracy and the confusion matrix of one
-network."""
+"""Rule aggregate: treatment-level predictions, per-MoA accuracy, crop-, well- and
+treatment-level accuracy per fold, and the confusion matrix of one network."""
 
 import sys
 from pathlib import Path
@@ -22,6 +22,7 @@ treatments = evaluation.treatment_predictions(predictions)
 write_tsv(treatments, Path(snakemake.output.treatments))
 accuracy = evaluation.accuracy_by_moa(treatments)
 write_tsv(accuracy, Path(snakemake.output.accuracy))
+write_tsv(evaluation.accuracy_by_fold(predictions), Path(snakemake.output.by_fold))
 classes = [c[len(evaluation.PROB_PREFIX):] for c in evaluation.class_columns(predictions)]
 total = accuracy.iloc[-1]
 plot_confusion(

@@ -28,6 +28,7 @@ by_network = {
     )
     for network in p.networks
 }
+# no nearest-neighbour tables for a dataset with one compound (BBBC014)
 nn = {
     network: accuracy_by_scheme(read_tsv(path))
     for network, path in zip(p.networks, snakemake.input.matches)

@@ -1,4 +1,4 @@
-"""Rule synthesize_dataset: write the synthetic BBBC021-format dataset into data.base_url."""
+"""Rule synthesize_dataset: write a synthetic dataset in the selected dataset's layout into data.base_url."""
 
 import sys
 from pathlib import Path
@@ -11,8 +11,8 @@ job_logging(snakemake.log[0])
 
 import logging
 
-from cellmoa.synthetic import SyntheticSpec, synthesize
+from cellmoa.synthetic import spec_for
 
-spec = SyntheticSpec.from_dict(snakemake.params.spec)
-out = synthesize(spec, Path(snakemake.output[0]))
+spec = spec_for(snakemake.params.dataset, snakemake.params.spec)
+out = spec.write(Path(snakemake.output[0]))
 logging.getLogger("synthesize_dataset").info("synthesized %d plates into %s", len(spec.plates()), out)

@@ -1,5 +1,6 @@
-"""Rule tensors: one plate's labelled fields, illumination-corrected, DMSO-standardised and cut
-into crops, written to HDF5 well by well; with on_bad_image: skip, the fields left out (here or
+"""Rule tensors: one plate's labelled fields, illumination-corrected, standardised by the
+reference fields of their cell line (BBBC021: DMSO), resized and cut into crops, written to HDF5
+well by well; with on_bad_image: skip, the fields left out (here or
 by the illumination job) are listed in results/tensors/<plate>.skipped.tsv."""
 
 import sys
@@ -14,7 +15,7 @@ job_logging(snakemake.log[0])
 from cellmoa.datasets import get_dataset
 import pandas as pd
 
-from cellmoa.tensors import BadImages, Normalization, read_illumination, write_plate_tensors
+from cellmoa.tensors import BadImages, Normalization, read_illumination, reference_name, write_plate_tensors
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -30,7 +31,7 @@ write_plate_tensors(
     Path(snakemake.output.tensors),
     plate,
     dataset.labelled(on_plate),
-    dataset.controls(on_plate),
+    dataset.reference(on_plate),
     raw_dir,
     dataset.channels,
     read_illumination(Path(snakemake.input.function)),
@@ -38,5 +39,7 @@ write_plate_tensors(
     crop_cols=p.crops["cols"],
     normalization=normalization,
     bad=bad,
+    field_size=p.crops["resize"],
+    reference_name=reference_name(dataset),
 )
 bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)

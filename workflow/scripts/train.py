@@ -1,4 +1,4 @@
-"""Rule train: train one network on one fold and predict its held-out compound."""
+"""Rule train: train one network on one fold and predict its held-out compound (or cell line)."""
 
 import sys
 from pathlib import Path
@@ -16,7 +16,7 @@ settings = TrainSettings.from_config(
 )
 train_fold(
     Path(snakemake.input.tensors),
-    snakemake.params.compound,
+    snakemake.params.held_out,
     settings,
     model_path=Path(snakemake.output.model),
     history_path=Path(snakemake.output.history),

@@ -1,9 +1,10 @@
 """Dataset adapters behind one interface (:class:`~cellmoa.datasets.base.Dataset`)."""
 
-from cellmoa.datasets.base import Dataset, fold_slug, fold_slugs
+from cellmoa.datasets.base import FOLD_COLUMNS, Dataset, fold_slug, fold_slugs
+from cellmoa.datasets.bbbc014 import BBBC014
 from cellmoa.datasets.bbbc021 import BBBC021
 
-DATASETS = {"bbbc021": BBBC021}
+DATASETS = {"bbbc021": BBBC021, "bbbc014": BBBC014}
 
 
 def get_dataset(name: str) -> Dataset:
@@ -16,4 +17,4 @@ def get_dataset(name: str) -> Dataset:
         ) from None
 
 
-__all__ = ["BBBC021", "DATASETS", "Dataset", "fold_slug", "fold_slugs", "get_dataset"]
+__all__ = ["BBBC014", "BBBC021", "DATASETS", "FOLD_COLUMNS", "Dataset", "fold_slug", "fold_slugs", "get_dataset"]

@@ -12,6 +12,7 @@ import pandas as pd
 METADATA_COLUMNS = [
     "plate",  # plate name, e.g. Week1_22123
     "batch",  # batch the plate belongs to (BBBC021: the week), used by NSCB folds
+    "cell_line",  # cell line imaged (BBBC021: MCF-7; BBBC014: MCF7 or A549)
     "well",  # well name, e.g. C10
     "site",  # field of view inside the well (int, 1-based)
     "replicate",  # replicate number (int)
@@ -46,15 +47,39 @@ def fold_slugs(compounds: list[str]) -> dict[str, str]:
     return out
 
 
+#: The metadata column each fold scheme holds out (one fold per value of it).
+FOLD_COLUMNS = {
+    "nsc": "compound",  # leave one compound out (Kensert et al. 2019, BBBC021)
+    "nscb": "compound",  # ... and that compound's batches too
+    "cell_line": "cell_line",  # train on the other cell line(s), test on this one (BBBC014)
+}
+
+
 class Dataset(ABC):
-    """A high-content screening dataset: metadata, where its images lie, its channels."""
+    """A high-content screening dataset: metadata, where its images lie, its channels, its
+    labels, folds, crop geometry and how its channels feed a 3-channel network."""
 
     #: short name used in config and paths
     name: str
+    #: where the dataset is published (data.base_url defaults to it)
+    base_url: str
     #: channel names in the order they are stacked into tensors
     channels: tuple[str, ...]
-    #: the label of control wells (used for normalisation, never as a class)
-    control: str
+    #: the compound of control wells (used for normalisation, never as a class); None when the
+    #: dataset has no control wells, in which case all fields of a cell line are the reference
+    control: str | None
+    #: fold schemes (keys of FOLD_COLUMNS) that make sense for the dataset; the first is the default
+    fold_schemes: tuple[str, ...]
+    #: the paper's crop geometry: fields are resized to ``field_size`` (None = kept) and cut
+    #: into ``crop_grid`` (rows, cols) crops
+    crop_grid: tuple[int, int] = (2, 2)
+    field_size: tuple[int, int] | None = None
+    #: what feeds the network's 3 input channels: stored channel names, None = a zero channel
+    network_channels: tuple[str | None, ...]
+    #: whether nearest-neighbour matching of treatment profiles across compounds makes sense
+    nearest_neighbours: bool = True
+    #: the paper's output layer for the dataset: "softmax" or "sigmoid" (two classes)
+    head: str = "softmax"
 
     @abstractmethod
     def metadata_files(self) -> list[str]:
@@ -82,8 +107,26 @@ class Dataset(ABC):
 
     def labelled(self, metadata: pd.DataFrame) -> pd.DataFrame:
         """Rows that carry a class label (controls excluded)."""
-        mask = (metadata["moa"] != "") & (metadata["moa"] != self.control)
+        mask = metadata["moa"] != ""
+        if self.control is not None:
+            mask &= (metadata["moa"] != self.control) & (metadata["compound"] != self.control)
         return metadata[mask]
 
     def controls(self, metadata: pd.DataFrame) -> pd.DataFrame:
+        """The control fields (empty for a dataset without control wells)."""
+        if self.control is None:
+            return metadata.iloc[0:0]
         return metadata[metadata["compound"] == self.control]
+
+    def reference(self, metadata: pd.DataFrame) -> pd.DataFrame:
+        """The fields whose statistics standardise the tensors (per plate and cell line): the
+        control fields, or every field where the dataset has no controls."""
+        return self.controls(metadata) if self.control is not None else metadata
+
+    def fold_column(self, scheme: str) -> str:
+        """The metadata column a fold scheme holds out, refusing schemes the dataset has no use for."""
+        if scheme not in self.fold_schemes:
+            raise ValueError(
+                f"fold scheme {scheme!r} does not apply to {self.name}; use one of {', '.join(self.fold_schemes)}"
+            )
+        return FOLD_COLUMNS[scheme]

@@ -70,6 +70,12 @@ class BBBC021(Dataset):
     channels = CHANNELS
     control = "DMSO"
     base_url = "https://data.broadinstitute.org/bbbc/BBBC021"
+    cell_line = "MCF-7"
+    fold_schemes = ("nsc", "nscb")
+    #: the paper: 4 crops of 512 x 640 per 1024 x 1280 field
+    crop_grid = (2, 2)
+    field_size = None
+    network_channels = CHANNELS
 
     def metadata_files(self) -> list[str]:
         return [IMAGE_CSV, MOA_CSV, COMPOUND_CSV]
@@ -120,6 +126,7 @@ class BBBC021(Dataset):
             {
                 "plate": plates,
                 "batch": [self.batch_of(p) for p in plates],
+                "cell_line": self.cell_line,
                 "well": images["Image_Metadata_Well_DAPI"].astype(str),
                 "site": sites,
                 "replicate": images["Replicate"].astype(int),
