@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cellmoa.datasets import BBBC021, fold_slug, fold_slugs, get_dataset
+from cellmoa.datasets import BBBC021, restrict, fold_slug, fold_slugs, get_dataset
 from cellmoa.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
 
 from conftest import ROOT
@@ -87,3 +87,36 @@ def test_synthetic_csvs_have_the_real_columns(real_metadata_dir, tiny_dataset):
         ours = (source / name).read_text().splitlines()[0]
         assert ours == real_header, name
     assert (real_metadata_dir / IMAGE_CSV).read_text().splitlines()[0].split(",") == IMAGE_COLUMNS
+
+
+def test_the_papers_taxol_exception_on_the_real_metadata(real_metadata_dir):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    rules = config["preprocessing"]["restrictions"]
+    labelled = BBBC021().labelled(BBBC021().read_metadata(real_metadata_dir))
+    kept = restrict(labelled, rules)
+    taxol_before = labelled[labelled["compound"] == "taxol"]
+    taxol = kept[kept["compound"] == "taxol"]
+    # every plate has taxol 0.3 uM positive controls: 6 wells x 55 plates x 4 sites, plus Week1's D03-D05
+    assert taxol_before.groupby(["plate", "well"]).ngroups > 300
+    assert set(taxol["batch"]) == {"Week1"} and set(taxol["well"]) == {"D03", "D04", "D05"}
+    assert sorted(set(taxol["concentration"])) == [0.3, 1.0, 3.0]
+    assert len(taxol) == 4 * 3 * taxol["plate"].nunique()
+    # nothing else changes, and all 103 treatments remain
+    others = labelled[labelled["compound"] != "taxol"]
+    assert len(kept) == len(others) + len(taxol)
+    assert kept.groupby(["compound", "concentration"]).ngroups == 103
+
+
+def test_restrictions_keep_only_matching_fields_of_their_compound():
+    meta = pd.DataFrame({
+        "compound": ["taxol", "taxol", "taxol", "taxol", "ALLN"],
+        "batch": ["Week1", "Week1", "Week2", "Week1", "Week2"],
+        "well": ["D03", "B11", "D03", "D04", "B11"],
+        "concentration": [3.0, 0.3, 3.0, 0.1, 0.3],
+    })
+    rule = {"compound": "taxol", "batches": ["Week1"], "wells": "^D0", "concentrations": [0.3, 1.0, 3.0]}
+    assert restrict(meta, [rule]).index.tolist() == [0, 4]
+    assert restrict(meta, [{"compound": "taxol", "wells": "^D0"}]).index.tolist() == [0, 2, 3, 4]
+    assert restrict(meta, []).index.tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="takes batches, wells, concentrations"):
+        restrict(meta, [{"compound": "taxol", "plates": ["x"]}])

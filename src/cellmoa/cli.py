@@ -17,9 +17,15 @@ def _tables(args) -> int:
         print(f"{summary} does not exist yet: run the pipeline first (make demo, or snakemake)", file=sys.stderr)
         return 1
     for path in sorted(folder.glob("accuracy_*.tsv")):
+        if path.stem.startswith("accuracy_by_fold_"):
+            continue
         network = path.stem[len("accuracy_"):]
         print(f"\n== {network}: treatment-level accuracy per MoA ({path})")
         print(format_table(read_tsv(path)))
+        by_fold = folder / f"accuracy_by_fold_{network}.tsv"
+        if by_fold.exists():
+            print(f"\n== {network}: crop-, well- and treatment-level accuracy per fold ({by_fold})")
+            print(format_table(read_tsv(by_fold)))
     per_moa = folder / "summary_per_moa.tsv"
     if per_moa.exists():
         print(f"\n== Treatment accuracy per MoA across networks ({per_moa})")
@@ -33,11 +39,11 @@ def _tables(args) -> int:
 
 
 def _synthesize(args) -> int:
-    from cellmoa.synthetic import SyntheticSpec, synthesize
+    from cellmoa.synthetic import spec_for
 
     values = json.loads(Path(args.spec).read_text()) if args.spec else {}
-    spec = SyntheticSpec.from_dict(values)
-    out = synthesize(spec, Path(args.out), archives=not args.folders)
+    spec = spec_for(args.dataset, values)
+    out = spec.write(Path(args.out), archives=not args.folders)
     print(f"synthesized {len(spec.plates())} plates into {out}")
     return 0
 
@@ -48,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     tables = sub.add_parser("tables", help="print the accuracy tables of a finished run")
     tables.add_argument("folder", nargs="?", default="results/tables")
     tables.set_defaults(func=_tables)
-    synth = sub.add_parser("synthesize", help="write a synthetic dataset in BBBC021's layout")
+    synth = sub.add_parser("synthesize", help="write a synthetic dataset in BBBC021's or BBBC014's layout")
     synth.add_argument("out", help="output folder")
-    synth.add_argument("--spec", help="JSON file with SyntheticSpec fields (default: the built-in demo spec)")
+    synth.add_argument("--dataset", default="bbbc021", choices=["bbbc021", "bbbc014"], help="whose layout (default bbbc021)")
+    synth.add_argument("--spec", help="JSON file with the synthetic spec's fields (default: the built-in spec)")
     synth.add_argument("--folders", action="store_true", help="write plate folders instead of zip archives")
     synth.set_defaults(func=_synthesize)
     args = parser.parse_args(argv)

@@ -393,7 +393,11 @@ class _PlateWriter:
 
     def add(self, member: str, data: bytes) -> None:
         if self.zip is not None:
-            self.zip.writestr(member, data)
+            # a fixed time stamp, so that an archive is byte-identical for a seed (writestr with a
+            # name stamps the current time: two runs a second apart differed)
+            info = zipfile.ZipInfo(member, date_time=(2010, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            self.zip.writestr(info, data, compresslevel=1)
         else:
             target = self.out_dir / member
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,7 @@ rule tensors:
     params:
         dataset=config["dataset"],
         crops=CROPS,
+        restrictions=config["preprocessing"]["restrictions"],
         normalization=config["preprocessing"]["normalization"],
     script:
         "../scripts/tensors.py"

@@ -12,7 +12,9 @@ from cellmoa.logs import job_logging
 
 job_logging(snakemake.log[0])
 
-from cellmoa.datasets import get_dataset
+import logging
+
+from cellmoa.datasets import get_dataset, restrict
 import pandas as pd
 
 from cellmoa.tensors import BadImages, Normalization, read_illumination, reference_name, write_plate_tensors
@@ -23,6 +25,12 @@ dataset = get_dataset(p.dataset)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 raw_dir = Path(snakemake.input.images).parent
 on_plate = metadata[metadata["plate"] == plate]
+labelled = dataset.labelled(on_plate)
+kept = restrict(labelled, p.restrictions)
+if len(kept) < len(labelled):
+    logging.getLogger("tensors").info(
+        "%s: %d labelled field(s) left out by preprocessing.restrictions", plate, len(labelled) - len(kept)
+    )
 normalization = Normalization.from_dict(p.normalization)
 bad = BadImages(skip=normalization.on_bad_image == "skip")
 before = pd.read_csv(snakemake.input.skipped_before, sep="\t")
@@ -30,7 +38,7 @@ bad.records.extend(before.to_dict("records"))
 write_plate_tensors(
     Path(snakemake.output.tensors),
     plate,
-    dataset.labelled(on_plate),
+    kept,
     dataset.reference(on_plate),
     raw_dir,
     dataset.channels,

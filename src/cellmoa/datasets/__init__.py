@@ -1,6 +1,6 @@
 """Dataset adapters behind one interface (:class:`~cellmoa.datasets.base.Dataset`)."""
 
-from cellmoa.datasets.base import FOLD_COLUMNS, Dataset, fold_slug, fold_slugs
+from cellmoa.datasets.base import FOLD_COLUMNS, Dataset, fold_slug, fold_slugs, restrict
 from cellmoa.datasets.bbbc014 import BBBC014
 from cellmoa.datasets.bbbc021 import BBBC021
 
@@ -17,4 +17,4 @@ def get_dataset(name: str) -> Dataset:
         ) from None
 
 
-__all__ = ["BBBC014", "BBBC021", "DATASETS", "FOLD_COLUMNS", "Dataset", "fold_slug", "fold_slugs", "get_dataset"]
+__all__ = ["BBBC014", "BBBC021", "DATASETS", "FOLD_COLUMNS", "Dataset", "fold_slug", "fold_slugs", "get_dataset", "restrict"]

@@ -6,6 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: Columns every adapter's :meth:`Dataset.read_metadata` returns (one row per field of view).
@@ -20,6 +21,34 @@ METADATA_COLUMNS = [
     "concentration",  # float
     "moa",  # class label; missing ("") for images without a label
 ]
+
+
+def restrict(metadata: pd.DataFrame, restrictions: list[dict] | None) -> pd.DataFrame:
+    """Keep a restricted compound's fields only where they match every criterion its restriction
+    gives: ``batches`` (list), ``wells`` (a regular expression matched at the start of the well
+    name) and ``concentrations`` (list, compared as floats). Other compounds are kept.
+
+    Kensert et al. (2019) kept taxol only in the Week1 plates' D0x wells at 0.3, 1 and 3 uM: every
+    BBBC021 plate also has taxol 0.3 uM positive-control wells, which would otherwise outnumber
+    every other treatment.
+    """
+    keep = np.ones(len(metadata), bool)
+    for rule in restrictions or []:
+        unknown = sorted(set(rule) - {"compound", "batches", "wells", "concentrations"})
+        if unknown or "compound" not in rule:
+            raise ValueError(
+                f"a restriction needs 'compound' and takes batches, wells, concentrations; got {sorted(rule)}"
+            )
+        match = np.ones(len(metadata), bool)
+        if "batches" in rule:
+            match &= metadata["batch"].isin(rule["batches"]).to_numpy()
+        if "wells" in rule:
+            match &= metadata["well"].str.match(rule["wells"]).to_numpy()
+        if "concentrations" in rule:
+            conc = metadata["concentration"].to_numpy(dtype=float)
+            match &= np.isclose(conc[:, None], np.asarray(rule["concentrations"], float)[None, :], rtol=1e-6).any(axis=1)
+        keep &= ~(metadata["compound"] == rule["compound"]).to_numpy() | match
+    return metadata[keep]
 
 
 def fold_slug(compound: str) -> str:
