@@ -180,6 +180,89 @@ def test_paper_normalisation_equals_a_direct_numpy_computation(tmp_path):
     np.testing.assert_allclose(got, np.stack(expected), atol=2e-2, rtol=2e-3)
 
 
+def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
+    """Without Anscombe the DMSO statistics come from the illumination pass's running sums (no
+    second read) and each field is corrected and z-scored in one multiply-add: the tensors equal a
+    plain numpy computation on the whole plate, and the two-pass path."""
+    from cellmoa.tensors import illumination_pass, read_reference_statistics
+
+    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=40, image_width=48)
+    raw = synthesize(spec, tmp_path / "raw", archives=False)
+    meta = DS.read_metadata(raw)
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    functions, stats = illumination_pass(rows, raw, DS.channels, IlluminationParams(), reference=DS.reference(rows))
+    assert functions.keys() == plate_illumination(rows, raw, DS.channels, IlluminationParams()).keys()
+    write_illumination(tmp_path / "f.h5", plate, functions, IlluminationParams(), stats)
+    stats = read_reference_statistics(tmp_path / "f.h5")
+    assert list(stats) == ["MCF-7"]
+
+    def field(row):
+        return np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
+
+    dmso = np.stack([field(r) for _, r in DS.controls(rows).iterrows()])
+    mu, sd = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
+    np.testing.assert_allclose(stats["MCF-7"][0], mu, rtol=1e-5)
+    np.testing.assert_allclose(stats["MCF-7"][1], sd, rtol=1e-5)
+    one, two = tmp_path / "one.h5", tmp_path / "two.h5"
+    write_plate_tensors(one, plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels, functions,
+                        reference_stats=stats)
+    write_plate_tensors(two, plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels, functions)
+    expected = []
+    for _, well_rows in DS.labelled(rows).groupby("well", sort=False):
+        for _, r in well_rows.iterrows():
+            z = (field(r) - mu) / sd
+            expected += [z[:20, :24], z[:20, 24:], z[20:, :24], z[20:, 24:]]
+    with h5py.File(one) as f, h5py.File(two) as g:
+        np.testing.assert_allclose(f["images"][()].astype(np.float64), np.stack(expected), atol=1e-2, rtol=2e-3)
+        # the same to within one float16 step (the arithmetic differs in order only)
+        np.testing.assert_allclose(f["images"][()].astype(np.float32), g["images"][()].astype(np.float32),
+                                   atol=4e-3, rtol=1e-3)
+        np.testing.assert_allclose(f.attrs["reference_std"], g.attrs["reference_std"], rtol=1e-5)
+
+
+def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixels(tmp_path):
+    from cellmoa.tensors import Normalization, assemble
+    from cellmoa.training import TrainSettings, make_dataset
+
+    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=40, image_width=48)
+    raw = synthesize(spec, tmp_path / "raw", archives=False)
+    meta = DS.read_metadata(raw)
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    functions = plate_illumination(rows, raw, DS.channels, IlluminationParams())
+    folder = tmp_path / "t"
+    folder.mkdir()
+    out = folder / f"{plate}.h5"
+    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, functions,
+                        normalization=Normalization(stored_dtype="uint8"))
+
+    def field(row):
+        return np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
+
+    dmso = np.stack([field(r) for _, r in DS.controls(rows).iterrows()])
+    mu, sd = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
+    expected = []
+    for _, well_rows in DS.labelled(rows).groupby("well", sort=False):
+        for _, r in well_rows.iterrows():
+            z = (field(r) - mu) / sd
+            u = np.rint((z - z.min()) / (z.max() - z.min()) * 255)
+            expected += [u[:20, :24], u[:20, 24:], u[20:, :24], u[20:, 24:]]
+    with h5py.File(out) as f:
+        got = f["images"][()]
+        assert got.dtype == np.uint8 and f.attrs["stored_dtype"] == "uint8"
+    assert np.abs(got.astype(int) - np.stack(expected)).max() <= 1
+    assert got.max() == 255 and got.min() == 0
+    n = assemble([out], folder / "all.h5")
+    settings = TrainSettings(network="InceptionV3", input_size=24, batch_size=n, augment=False)
+    with h5py.File(folder / "all.h5") as f:
+        assert f["images"].dtype == np.uint8
+        crops = np.stack([f["images"][i] for i in range(n)]).astype(np.float32)
+    resized = make_dataset(folder / "all.h5", np.arange(n), None, settings, training=False)
+    batch = next(iter(resized)).numpy()  # 20 x 24 crops resized to 24 x 24: compare the means
+    np.testing.assert_allclose(batch.mean(axis=(1, 2)), (crops / 127.5 - 1).mean(axis=(1, 2)), atol=0.02)
+
+
 def test_bad_images_can_be_skipped_and_reported(marked, tmp_path):
     from cellmoa.tensors import BadImages, Normalization
 

@@ -72,13 +72,26 @@ class Normalization:
     #: "error": a missing, corrupt or wrongly sized image stops the job; "skip": the field is
     #: left out, logged, and listed in the plate's report
     on_bad_image: str = "error"
+    #: "float16": the z-scores as they are; "uint8": each field's z-scores min-max scaled to
+    #: 0..255 over all its channels (the paper's 8-bit images)
+    stored_dtype: str = "float16"
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "Normalization":
         norm = cls(**(values or {}))
         if norm.on_bad_image not in ("error", "skip"):
             raise ValueError(f"on_bad_image must be 'error' or 'skip', not {norm.on_bad_image!r}")
+        if norm.stored_dtype not in ("float16", "uint8"):
+            raise ValueError(f"stored_dtype must be 'float16' or 'uint8', not {norm.stored_dtype!r}")
         return norm
+
+
+def to_uint8(field: np.ndarray) -> np.ndarray:
+    """The paper's scaling to 8 bits: a field's values min-max mapped to 0..255 over all its
+    channels, rounded (a constant field becomes 0)."""
+    lo, hi = float(field.min()), float(field.max())
+    scaled = (field - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(field)
+    return np.rint(scaled).astype(np.uint8)
 
 
 class BadImages:
@@ -135,6 +148,11 @@ def _decode(path: Path) -> np.ndarray:
 def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read one single-channel image (TIFF, BMP, PNG) as float32, checking it exists, decodes
     and has ``shape``."""
+    return read_raw(path, shape).astype(np.float32)
+
+
+def read_raw(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """:func:`read_image` without the conversion: the stored dtype (uint16, uint8)."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: image listed in the metadata is missing")
@@ -143,11 +161,50 @@ def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
         raise ImageError(f"{path}: expected a single-channel 2-D image, got shape {image.shape}")
     if shape is not None and image.shape != tuple(shape):
         raise ImageError(f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}")
-    return image.astype(np.float32)
+    return image
 
 
 def _channel_paths(rows: pd.DataFrame, raw_dir: Path, channel: str) -> list[Path]:
     return [Path(raw_dir) / p for p in rows[f"file_{channel}"]]
+
+
+def _group_of(row) -> str:
+    return str(row["cell_line"]) if "cell_line" in row else ""
+
+
+class _ReferenceSums:
+    """Per-pixel sum and sum of squares of a group's raw reference images, per channel (float64),
+    so that the mean and standard deviation of the *corrected* images (raw / F) follow exactly
+    once the illumination function F is known: sum(x / F) = sum_p S_p / F_p and
+    sum((x / F)^2) = sum_p Q_p / F_p^2."""
+
+    def __init__(self, channels):
+        self.channels = list(channels)
+        self.count = 0
+        self.total: dict[str, np.ndarray] = {}
+        self.total_sq: dict[str, np.ndarray] = {}
+
+    def add(self, images: list[np.ndarray]) -> None:
+        for channel, image in zip(self.channels, images):
+            if channel not in self.total:
+                self.total[channel] = np.zeros(image.shape, np.float64)
+                self.total_sq[channel] = np.zeros(image.shape, np.float64)
+            wide = image.astype(np.float64)
+            self.total[channel] += wide
+            wide *= wide
+            self.total_sq[channel] += wide
+        self.count += 1
+
+    def statistics(self, functions: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = [], []
+        for channel in self.channels:
+            f = functions[channel].astype(np.float64)
+            n = self.count * f.size
+            m = float(np.sum(self.total[channel] / f)) / n
+            ex2 = float(np.sum(self.total_sq[channel] / (f * f))) / n
+            mean.append(m)
+            std.append(np.sqrt(max(ex2 - m * m, 0.0)))
+        return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
 
 def plate_illumination(
@@ -159,27 +216,56 @@ def plate_illumination(
 ) -> dict[str, np.ndarray]:
     """Illumination function per channel from all of one plate's images (streaming mean: one
     field in memory at a time). Bad fields raise, or are skipped and recorded in ``bad``."""
+    return illumination_pass(rows, raw_dir, channels, params, bad)[0]
+
+
+def illumination_pass(
+    rows: pd.DataFrame,
+    raw_dir: Path,
+    channels: tuple[str, ...],
+    params: IlluminationParams,
+    bad: BadImages | None = None,
+    reference: pd.DataFrame | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """One streaming read of the plate: the illumination function per channel, and, for the
+    ``reference`` rows (BBBC021: DMSO), the mean and standard deviation per cell line and channel
+    of their illumination-corrected images: what :func:`reference_statistics` computes with a
+    second read, here without one (exact up to float64 rounding; not for the Anscombe transform,
+    which is not linear). Returns (functions, {cell line: (mean, std)})."""
     if rows.empty:
         raise ValueError("no images for this plate in the metadata")
     bad = bad or BadImages(skip=False)
     means = {c: RunningMean() for c in channels}
+    ref_numbers = set() if reference is None else set(reference["image_number"].astype(int))
+    sums: dict[str, _ReferenceSums] = {}
     shape = None
     for _, row in rows.iterrows():
         try:
-            images = [read_image(Path(raw_dir) / row[f"file_{c}"], shape) for c in channels]
+            images = [read_raw(Path(raw_dir) / row[f"file_{c}"], shape) for c in channels]
         except ImageError as err:
             bad.handle(row, err, "illumination")
             continue
         shape = images[0].shape
         for channel, image in zip(channels, images):
             means[channel].add(image)
+        if int(row["image_number"]) in ref_numbers:
+            sums.setdefault(_group_of(row), _ReferenceSums(channels)).add(images)
     if shape is None:
         raise ValueError("no readable images for this plate")
-    return {c: illumination_function(means[c].mean, params) for c in channels}
+    functions = {c: illumination_function(means[c].mean, params) for c in channels}
+    return functions, {group: acc.statistics(functions) for group, acc in sorted(sums.items())}
 
 
-def write_illumination(path: Path, plate: str, functions: dict[str, np.ndarray], params: IlluminationParams) -> None:
-    """``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as attributes."""
+def write_illumination(
+    path: Path,
+    plate: str,
+    functions: dict[str, np.ndarray],
+    params: IlluminationParams,
+    reference_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> None:
+    """``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as
+    attributes; with ``reference_stats``, ``/reference_mean`` and ``/reference_std`` (G, C) of the
+    corrected reference images per cell line (attribute ``reference_groups``)."""
     channels = list(functions)
     tmp = _tmp_path(path)
     with h5py.File(tmp, "w") as f:
@@ -188,6 +274,11 @@ def write_illumination(path: Path, plate: str, functions: dict[str, np.ndarray],
         f.attrs["plate"] = plate
         for key, value in vars(params).items():
             f.attrs[key] = value
+        if reference_stats:
+            groups = sorted(reference_stats)
+            f.attrs["reference_groups"] = groups
+            f.create_dataset("reference_mean", data=np.stack([reference_stats[g][0] for g in groups]))
+            f.create_dataset("reference_std", data=np.stack([reference_stats[g][1] for g in groups]))
         f.attrs["cellmoa_version"] = __version__
     os.replace(tmp, path)
 
@@ -195,6 +286,15 @@ def write_illumination(path: Path, plate: str, functions: dict[str, np.ndarray],
 def read_illumination(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         return {c: f["function"][i] for i, c in enumerate(f.attrs["channels"])}
+
+
+def read_reference_statistics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The reference statistics an illumination file holds ({} when it holds none)."""
+    with h5py.File(path, "r") as f:
+        if "reference_mean" not in f:
+            return {}
+        groups = [str(g) for g in f.attrs["reference_groups"]]
+        return {g: (f["reference_mean"][i], f["reference_std"][i]) for i, g in enumerate(groups)}
 
 
 def _tmp_path(path: Path) -> Path:
@@ -250,6 +350,19 @@ def reference_statistics(
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def _standardised_field(row, raw_dir, channels, scales, shape, shifts) -> np.ndarray:
+    """One field corrected and z-scored with one multiply-add per pixel (raw * scale - shift),
+    (H, W, C) float32."""
+    field = np.empty(tuple(shape) + (len(channels),), np.float32)
+    plane = np.empty(shape, np.float32)
+    for k, channel in enumerate(channels):
+        raw = read_raw(Path(raw_dir) / row[f"file_{channel}"], shape)
+        np.multiply(raw, scales[k], out=plane)
+        plane -= np.float32(shifts[k])
+        field[..., k] = plane
+    return field
+
+
 def crop_grid(field: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
     """Cut an (H, W, C) field into rows x cols equal crops, row-major (remainder pixels dropped)."""
     h, w = field.shape[0] // rows, field.shape[1] // cols
@@ -282,13 +395,16 @@ def write_plate_tensors(
     bad: BadImages | None = None,
     field_size: tuple[int, int] | None = None,
     reference_name: str = "DMSO control fields",
+    reference_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> int:
     """Write one plate's tensors (labelled fields in ``rows``, standardised with the statistics of
     the ``reference`` fields of the same cell line: BBBC021's DMSO fields, or all of a cell
     line's fields for a dataset without controls).
 
-    Each corrected field is standardised, resized to ``field_size`` (None = kept) and cut into
-    ``crop_rows`` x ``crop_cols`` crops. Processes one well at a time; writes to a temporary file
+    ``reference_stats`` ({cell line: (mean, std)}, from :func:`illumination_pass`) spares reading
+    the reference fields again; a cell line missing from it (or any, with the Anscombe transform)
+    is computed here. Each corrected field is standardised, resized to ``field_size`` (None =
+    kept) and cut into ``crop_rows`` x ``crop_cols`` crops. Processes one well at a time; writes to a temporary file
     renamed on success. Fields with a bad image raise, or with ``bad.skip`` are left out and
     recorded in ``bad``. Returns N (crops).
     """
@@ -297,11 +413,23 @@ def write_plate_tensors(
     groups = sorted(rows["cell_line"].unique()) if "cell_line" in rows else []
     stats = {}
     for group in groups:
+        if reference_stats and group in reference_stats and not norm.anscombe:
+            stats[group] = tuple(np.asarray(v, np.float32) for v in reference_stats[group])
+            if np.any(stats[group][1] <= 0):
+                raise ValueError(f"plate {plate}: a channel of the reference images of {group!r} is constant; cannot standardise")
+            continue
         ref = reference[reference["cell_line"] == group] if "cell_line" in reference else reference
         if ref.empty:
             raise ValueError(f"plate {plate}: no reference fields ({reference_name}) of cell line {group!r} to normalise with")
         stats[group] = reference_statistics(ref, raw_dir, channels, functions, norm.anscombe, bad)
     shape = next(iter(functions.values())).shape
+    # without Anscombe, correction and standardisation fold into one multiply-add per pixel:
+    # (x / F - mean) / std = x * (1 / (F * std)) - mean / std, with 1 / (F * std) per cell line
+    scales = {
+        group: [(1.0 / (functions[c].astype(np.float64) * stats[group][1][k])).astype(np.float32)
+                for k, c in enumerate(channels)]
+        for group in (groups if not norm.anscombe else [])
+    }
     out_shape = tuple(field_size) if field_size is not None else shape
     ch, cw = out_shape[0] // crop_rows, out_shape[1] // crop_cols
     if ch < 1 or cw < 1:
@@ -316,7 +444,7 @@ def write_plate_tensors(
             "images",
             shape=(capacity, ch, cw, len(channels)),
             maxshape=(None, ch, cw, len(channels)),
-            dtype=np.float16,
+            dtype=np.dtype(norm.stored_dtype),
             chunks=(1, ch, cw, len(channels)),
         )
         i = 0
@@ -324,20 +452,25 @@ def write_plate_tensors(
             for _, row in well_rows.iterrows():
                 if int(row["image_number"]) in bad.image_numbers:
                     continue
+                mean, std = stats[row["cell_line"]]
                 try:
-                    field = load_field(row, raw_dir, channels, functions, shape, norm.anscombe)
+                    if norm.anscombe:
+                        field = (load_field(row, raw_dir, channels, functions, shape, True) - mean) / std
+                    else:
+                        field = _standardised_field(row, raw_dir, channels, scales[row["cell_line"]], shape, mean / std)
                 except ImageError as err:
                     bad.handle(row, err, "tensors")
                     continue
-                mean, std = stats[row["cell_line"]]
-                field = resize_field((field - mean) / std, field_size)
-                for k, crop in enumerate(crop_grid(field, crop_rows, crop_cols)):
+                field = resize_field(field, field_size)
+                stored = to_uint8(field) if norm.stored_dtype == "uint8" else field.astype(np.float16)
+                crops = zip(crop_grid(field, crop_rows, crop_cols), crop_grid(stored, crop_rows, crop_cols))
+                for k, (crop, stored_crop) in enumerate(crops):
                     if empty_channel is not None and (
                         np.mean(crop[..., empty_channel] > norm.empty_crop_z) < norm.empty_crop_min_fraction
                     ):
                         n_empty += 1
                         continue
-                    images[i] = crop.astype(np.float16)
+                    images[i] = stored_crop
                     for key in METADATA_FIELDS:
                         meta[key].append(k if key == "crop" else row[key])
                     i += 1
@@ -354,12 +487,14 @@ def write_plate_tensors(
         f.attrs["reference_mean"] = np.array([stats[g][0] for g in groups], np.float32).reshape(len(groups), len(channels))
         f.attrs["reference_std"] = np.array([stats[g][1] for g in groups], np.float32).reshape(len(groups), len(channels))
         f.attrs["anscombe"] = norm.anscombe
+        f.attrs["stored_dtype"] = norm.stored_dtype
         f.attrs["empty_crops_dropped"] = n_empty
         f.attrs["fields_skipped"] = len(bad.records)
         f.attrs["normalization"] = (
             "illumination-corrected" + (", Anscombe-transformed" if norm.anscombe else "")
             + f", z-score per channel by the plate's {reference_name} of the same cell line"
             + (f", resized to {out_shape[0]} x {out_shape[1]}" if field_size is not None else "")
+            + (", min-max scaled to 0..255 per field (uint8)" if norm.stored_dtype == "uint8" else "")
         )
         f.attrs["cellmoa_version"] = __version__
     os.replace(tmp, out_path)
@@ -398,7 +533,7 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
     the folder can be moved as a whole). Returns the total number of crops.
     """
     out_path = Path(out_path)
-    shapes, attrs, counts = [], [], []
+    shapes, attrs, counts, dtypes = [], [], [], []
     meta: dict[str, list] = {k: [] for k in METADATA_FIELDS}
     for path in plate_files:
         path = Path(path)
@@ -406,6 +541,7 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
             raise ValueError(f"{path}: plate tensors must sit beside {out_path} to be assembled")
         with h5py.File(path, "r") as f:
             shapes.append(f["images"].shape)
+            dtypes.append(f["images"].dtype)
             attrs.append(dict(channels=list(f.attrs["channels"]), crop_shape=tuple(f.attrs["crop_shape"])))
             counts.append(f["images"].shape[0])
             for key in METADATA_FIELDS:
@@ -413,11 +549,11 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
                 meta[key].extend(v.decode() if isinstance(v, bytes) else v for v in values)
     if not shapes:
         raise ValueError("no plate tensors to assemble")
-    if any(a != attrs[0] for a in attrs):
-        raise ValueError("plate tensors differ in channels or crop shape; rebuild them with one config")
+    if any(a != attrs[0] for a in attrs) or len(set(dtypes)) > 1:
+        raise ValueError("plate tensors differ in channels, crop shape or dtype; rebuild them with one config")
     total = sum(counts)
     item_shape = shapes[0][1:]
-    layout = h5py.VirtualLayout(shape=(total,) + item_shape, dtype=np.float16)
+    layout = h5py.VirtualLayout(shape=(total,) + item_shape, dtype=dtypes[0])
     start = 0
     for path, n in zip(plate_files, counts):
         if n:
@@ -425,7 +561,7 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
         start += n
     tmp = _tmp_path(out_path)
     with h5py.File(tmp, "w", libver="latest") as f:
-        f.create_virtual_dataset("images", layout, fillvalue=np.nan)
+        f.create_virtual_dataset("images", layout, fillvalue=np.nan if dtypes[0].kind == "f" else 0)
         group = f.create_group("metadata")
         for key in METADATA_FIELDS:
             values = meta[key]
@@ -455,11 +591,12 @@ def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | Non
     paths = []
     for plate in plates or sorted(metadata["plate"].unique()):
         rows = metadata[metadata["plate"] == plate]
-        functions = plate_illumination(rows, raw_dir, dataset.channels, illumination)
+        reference = dataset.reference(rows)
+        functions, stats = illumination_pass(rows, raw_dir, dataset.channels, illumination, reference=reference)
         path = out_dir / f"{plate}.h5"
-        write_plate_tensors(path, plate, dataset.labelled(rows), dataset.reference(rows), raw_dir, dataset.channels,
+        write_plate_tensors(path, plate, dataset.labelled(rows), reference, raw_dir, dataset.channels,
                             functions, *dataset.crop_grid, normalization=normalization,
-                            field_size=field_size, reference_name=reference_name(dataset))
+                            field_size=field_size, reference_name=reference_name(dataset), reference_stats=stats)
         paths.append(path)
     assemble(paths, out_dir / "all.h5")
     return out_dir / "all.h5"

@@ -158,6 +158,11 @@ class _CropReader:
             return tuple(f["images"].shape[1:])
 
     @property
+    def dtype(self) -> np.dtype:
+        with h5py.File(self.path, "r") as f:
+            return f["images"].dtype
+
+    @property
     def channels(self) -> list[str]:
         with h5py.File(self.path, "r") as f:
             return [str(c) for c in f.attrs.get("channels", [])]
@@ -237,6 +242,7 @@ def make_dataset(
     reader = _CropReader(tensors)
     shape = reader.item_shape
     select = channel_selection(settings.input_channels, reader.channels)
+    dtype = np.dtype(reader.dtype)
     size = int(settings.input_size)
     preprocess = models.preprocess_fn(settings.network)
     which = augmentations(settings.augment) if training else ()
@@ -252,9 +258,14 @@ def make_dataset(
 
     def load(pair, seed):
         index, label = pair
-        image = tf.numpy_function(reader, [index], tf.float16, stateful=False)
+        image = tf.numpy_function(reader, [index], tf.as_dtype(dtype), stateful=False)
         image.set_shape(shape)
-        image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
+        image = tf.cast(image, tf.float32)
+        if dtype == np.uint8:
+            # 8-bit tensors (the paper's scaling) are pixels already: as z-like values they pass
+            # the same augmentations and come back unchanged by 127.5 + pixel_scale * z
+            image = (image - 127.5) / settings.pixel_scale
+        image = tf.image.resize(image, (size, size), method="bilinear")
         if which:
             image = _augment(image, seed, which)
         pixels = tf.clip_by_value(127.5 + settings.pixel_scale * image, 0.0, 255.0)

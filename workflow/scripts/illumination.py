@@ -1,5 +1,6 @@
 """Rule illumination: check the plate's files against their manifest, then compute the
-illumination function of every channel of the plate."""
+illumination function of every channel of the plate and, in the same read, the statistics of the
+plate's corrected reference fields (per cell line) that the tensors job standardises with."""
 
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ job_logging(snakemake.log[0])
 from cellmoa.datasets import get_dataset
 from cellmoa.download import verify_manifest
 from cellmoa.illumination import IlluminationParams, plot_functions
-from cellmoa.tensors import BadImages, plate_illumination, write_illumination
+from cellmoa.tensors import BadImages, illumination_pass, write_illumination
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -27,7 +28,9 @@ metadata = dataset.read_metadata(metadata_dir)
 rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
 bad = BadImages(skip=p.on_bad_image == "skip")
-functions = plate_illumination(rows, raw_dir, dataset.channels, params, bad)
+functions, reference_stats = illumination_pass(
+    rows, raw_dir, dataset.channels, params, bad, reference=dataset.reference(rows)
+)
 bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)
-write_illumination(Path(snakemake.output.function), plate, functions, params)
+write_illumination(Path(snakemake.output.function), plate, functions, params, reference_stats)
 plot_functions(functions, f"Illumination functions of plate {plate}", Path(snakemake.output.qc))

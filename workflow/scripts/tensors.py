@@ -17,7 +17,14 @@ import logging
 from cellmoa.datasets import get_dataset, restrict
 import pandas as pd
 
-from cellmoa.tensors import BadImages, Normalization, read_illumination, reference_name, write_plate_tensors
+from cellmoa.tensors import (
+    BadImages,
+    Normalization,
+    read_illumination,
+    read_reference_statistics,
+    reference_name,
+    write_plate_tensors,
+)
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -49,5 +56,7 @@ write_plate_tensors(
     bad=bad,
     field_size=p.crops["resize"],
     reference_name=reference_name(dataset),
+    # computed by the illumination job in its read of the plate (not used with Anscombe)
+    reference_stats=read_reference_statistics(Path(snakemake.input.function)),
 )
 bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)
