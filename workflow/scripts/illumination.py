@@ -29,7 +29,8 @@ rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
 bad = BadImages(skip=p.on_bad_image == "skip")
 functions, reference_stats = illumination_pass(
-    rows, raw_dir, dataset.channels, params, bad, reference=dataset.reference(rows)
+    rows, raw_dir, dataset.channels, params, bad, reference=dataset.reference(rows),
+    prefetch=max(0, snakemake.threads - 1),
 )
 bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)
 write_illumination(Path(snakemake.output.function), plate, functions, params, reference_stats)

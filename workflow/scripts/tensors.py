@@ -58,5 +58,6 @@ write_plate_tensors(
     reference_name=reference_name(dataset),
     # computed by the illumination job in its read of the plate (not used with Anscombe)
     reference_stats=read_reference_statistics(Path(snakemake.input.function)),
+    prefetch=max(0, snakemake.threads - 1),
 )
 bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)
