@@ -123,8 +123,14 @@ def child(kind: str, folder: str, plate: str, out: str) -> None:
 def measure(kind: str, folder: Path, plate: str, tmp: Path) -> dict:
     out = tmp / f"{kind}.h5"
     proc = subprocess.run([sys.executable, __file__, "--child", kind, str(folder), plate, str(out)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
     out.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        # the whole-plate-in-memory variant is killed for memory on large plates: say so
+        why = "killed (out of memory?)" if proc.returncode in (-9, 137) else f"failed ({proc.returncode})"
+        print(f"{kind}: {why}\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return {"kind": kind, "fields": 0, "seconds": float("nan"), "fields_per_s": float("nan"),
+                "peak_rss_mb": float("nan"), "failed": why}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -151,7 +157,7 @@ def main() -> None:
         print(f"{'':16s} {'variant':10s} {'fields':>6s} {'fields/s':>9s} {'peak RSS MB':>12s}")
         for label, res in results.items():
             for kind, r in res.items():
-                print(f"{label:16s} {kind:10s} {r['fields']:6d} {r['fields_per_s']:9.1f} {r['peak_rss_mb']:12.0f}")
+                print(f"{label:16s} {kind:10s} {r['fields']:6d} {r['fields_per_s']:9.1f} {r['peak_rss_mb']:12.0f} {r.get('failed', '')}")
         print()
         for label, res in results.items():
             print(f"{label}: ours / floor throughput = {res['ours']['fields_per_s'] / res['floor']['fields_per_s']:.2f}x; "

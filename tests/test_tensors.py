@@ -148,36 +148,53 @@ def test_no_partial_file_after_failure(marked, tmp_path):
     assert not out.exists()
 
 
-def test_paper_normalisation_equals_a_direct_numpy_computation(tmp_path):
-    """Illumination correction, Anscombe, per-plate DMSO z-score and 2 x 2 crops, recomputed with
-    plain numpy on the whole (small) plate."""
-    from cellmoa.tensors import Normalization
-
+def _small_plate(tmp_path):
+    """One small synthetic plate: (raw folder, plate, its metadata rows, illumination functions)."""
     spec = tiny_spec(weeks=1, plates_per_week=1, image_height=40, image_width=48)
     raw = synthesize(spec, tmp_path / "raw", archives=False)
     meta = DS.read_metadata(raw)
     plate = spec.plates()[0]
     rows = meta[meta.plate == plate]
-    functions = plate_illumination(rows, raw, DS.channels, IlluminationParams())
-    out = tmp_path / "p.h5"
-    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, functions,
-                        normalization=Normalization(anscombe=True))
+    return raw, plate, rows, plate_illumination(rows, raw, DS.channels, IlluminationParams())
 
-    def field(row):
-        stack = np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
-        return 2 * np.sqrt(stack + 3 / 8)
 
+def _expected_crops(rows, field, scale=lambda z: z):
+    """The tensors of a small plate computed with plain numpy: each labelled ``field(row)``
+    z-scored by the DMSO fields' statistics, ``scale``d and cut into 2 x 2 crops of 20 x 24.
+    Returns (crops, DMSO mean, DMSO std)."""
     dmso = np.stack([field(r) for _, r in DS.controls(rows).iterrows()])
     mu, sd = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
     expected = []
     for _, well_rows in DS.labelled(rows).groupby("well", sort=False):
         for _, r in well_rows.iterrows():
-            z = (field(r) - mu) / sd
-            expected += [z[:20, :24], z[:20, 24:], z[20:, :24], z[20:, 24:]]
+            u = scale((field(r) - mu) / sd)
+            expected += [u[:20, :24], u[:20, 24:], u[20:, :24], u[20:, 24:]]
+    return np.stack(expected), mu, sd
+
+
+def _corrected(raw, row, functions):
+    """A field illumination-corrected with plain numpy, (H, W, C) float64."""
+    return np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
+
+
+def test_paper_normalisation_equals_a_direct_numpy_computation(tmp_path):
+    """Illumination correction, Anscombe, per-plate DMSO z-score and 2 x 2 crops, recomputed with
+    plain numpy on the whole (small) plate."""
+    from cellmoa.tensors import Normalization
+
+    raw, plate, rows, functions = _small_plate(tmp_path)
+    out = tmp_path / "p.h5"
+    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, functions,
+                        normalization=Normalization(anscombe=True))
+
+    def field(row):
+        return 2 * np.sqrt(_corrected(raw, row, functions) + 3 / 8)
+
+    expected, mu, sd = _expected_crops(rows, field)
     with h5py.File(out) as f:
         got = f["images"][()].astype(np.float64)
         assert bool(f.attrs["anscombe"])
-    np.testing.assert_allclose(got, np.stack(expected), atol=2e-2, rtol=2e-3)
+    np.testing.assert_allclose(got, expected, atol=2e-2, rtol=2e-3)
 
 
 def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
@@ -186,11 +203,7 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
     plain numpy computation on the whole plate, and the two-pass path."""
     from cellmoa.tensors import illumination_pass, read_reference_statistics
 
-    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=40, image_width=48)
-    raw = synthesize(spec, tmp_path / "raw", archives=False)
-    meta = DS.read_metadata(raw)
-    plate = spec.plates()[0]
-    rows = meta[meta.plate == plate]
+    raw, plate, rows, _ = _small_plate(tmp_path)
     functions, stats = illumination_pass(rows, raw, DS.channels, IlluminationParams(), reference=DS.reference(rows))
     assert functions.keys() == plate_illumination(rows, raw, DS.channels, IlluminationParams()).keys()
     write_illumination(tmp_path / "f.h5", plate, functions, IlluminationParams(), stats)
@@ -198,23 +211,17 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
     assert list(stats) == ["MCF-7"]
 
     def field(row):
-        return np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
+        return _corrected(raw, row, functions)
 
-    dmso = np.stack([field(r) for _, r in DS.controls(rows).iterrows()])
-    mu, sd = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
+    expected, mu, sd = _expected_crops(rows, field)
     np.testing.assert_allclose(stats["MCF-7"][0], mu, rtol=1e-5)
     np.testing.assert_allclose(stats["MCF-7"][1], sd, rtol=1e-5)
     one, two = tmp_path / "one.h5", tmp_path / "two.h5"
     write_plate_tensors(one, plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels, functions,
                         reference_stats=stats)
     write_plate_tensors(two, plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels, functions)
-    expected = []
-    for _, well_rows in DS.labelled(rows).groupby("well", sort=False):
-        for _, r in well_rows.iterrows():
-            z = (field(r) - mu) / sd
-            expected += [z[:20, :24], z[:20, 24:], z[20:, :24], z[20:, 24:]]
     with h5py.File(one) as f, h5py.File(two) as g:
-        np.testing.assert_allclose(f["images"][()].astype(np.float64), np.stack(expected), atol=1e-2, rtol=2e-3)
+        np.testing.assert_allclose(f["images"][()].astype(np.float64), expected, atol=1e-2, rtol=2e-3)
         # the same to within one float16 step (the arithmetic differs in order only)
         np.testing.assert_allclose(f["images"][()].astype(np.float32), g["images"][()].astype(np.float32),
                                    atol=4e-3, rtol=1e-3)
@@ -225,12 +232,7 @@ def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixel
     from cellmoa.tensors import Normalization, assemble
     from cellmoa.training import TrainSettings, make_dataset
 
-    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=40, image_width=48)
-    raw = synthesize(spec, tmp_path / "raw", archives=False)
-    meta = DS.read_metadata(raw)
-    plate = spec.plates()[0]
-    rows = meta[meta.plate == plate]
-    functions = plate_illumination(rows, raw, DS.channels, IlluminationParams())
+    raw, plate, rows, functions = _small_plate(tmp_path)
     folder = tmp_path / "t"
     folder.mkdir()
     out = folder / f"{plate}.h5"
@@ -238,20 +240,13 @@ def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixel
                         normalization=Normalization(stored_dtype="uint8"))
 
     def field(row):
-        return np.stack([tifffile.imread(raw / row[f"file_{c}"]).astype(np.float64) / functions[c] for c in DS.channels], -1)
+        return _corrected(raw, row, functions)
 
-    dmso = np.stack([field(r) for _, r in DS.controls(rows).iterrows()])
-    mu, sd = dmso.mean(axis=(0, 1, 2)), dmso.std(axis=(0, 1, 2))
-    expected = []
-    for _, well_rows in DS.labelled(rows).groupby("well", sort=False):
-        for _, r in well_rows.iterrows():
-            z = (field(r) - mu) / sd
-            u = np.rint((z - z.min()) / (z.max() - z.min()) * 255)
-            expected += [u[:20, :24], u[:20, 24:], u[20:, :24], u[20:, 24:]]
+    expected, _, _ = _expected_crops(rows, field, lambda z: np.rint((z - z.min()) / (z.max() - z.min()) * 255))
     with h5py.File(out) as f:
         got = f["images"][()]
         assert got.dtype == np.uint8 and f.attrs["stored_dtype"] == "uint8"
-    assert np.abs(got.astype(int) - np.stack(expected)).max() <= 1
+    assert np.abs(got.astype(int) - expected).max() <= 1
     assert got.max() == 255 and got.min() == 0
     n = assemble([out], folder / "all.h5")
     settings = TrainSettings(network="InceptionV3", input_size=24, batch_size=n, augment=False)

@@ -133,3 +133,30 @@ def test_the_html_report_builds(e2e_run):
     assert len(html) > 10000
     for expected in ("summary.tsv", "confusion_ResNet50.png", "accuracy.png", "Kensert"):
         assert expected in html, expected
+
+
+def test_a_restriction_leaves_a_compound_out_of_the_tensors(tmp_path):
+    """preprocessing.restrictions (the paper's taxol exception) through the rules: nocodazole kept
+    only at 3 uM, cytochalasin B (synthesized in week 2) only in week 1, that is nowhere."""
+    import copy
+
+    from cellmoa.tensors import read_metadata
+    from smk import E2E_CONFIG
+
+    config = copy.deepcopy(E2E_CONFIG)
+    config["preprocessing"] = {
+        "restrictions": [
+            {"compound": "nocodazole", "concentrations": [3.0]},
+            {"compound": "cytochalasin B", "batches": ["Week1"]},
+        ]
+    }
+    path = _write_config(tmp_path / "config.yaml", config)
+    snakemake("--cores", "2", "--directory", str(tmp_path), f"--configfile={path}", "results/tensors/all.h5")
+    meta = read_metadata(tmp_path / "results/tensors/all.h5")
+    nocodazole = meta[meta["compound"] == "nocodazole"]
+    assert len(nocodazole) > 0 and set(nocodazole["concentration"]) == {3.0}
+    assert "cytochalasin B" not in set(meta["compound"])
+    assert set(meta[meta["compound"] == "vincristine"]["concentration"]) == {0.3, 3.0}
+    assert set(meta[meta["compound"] == "latrunculin B"]["concentration"]) == {0.3, 3.0}
+    log = "".join(p.read_text() for p in (tmp_path / "logs/tensors").glob("*.log"))
+    assert "left out by preprocessing.restrictions" in log
