@@ -13,6 +13,8 @@ import pandas as pd
 
 PROB_PREFIX = "prob_"
 TREATMENT = ["Metadata_CellLine", "Metadata_Compound", "Metadata_Concentration"]
+FIELD = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+WELL = ["Metadata_Plate", "Metadata_Well"]
 
 
 def class_columns(predictions: pd.DataFrame) -> list[str]:
@@ -64,12 +66,12 @@ def _grouped_accuracy(predictions: pd.DataFrame, keys: list[str]) -> tuple[float
 
 def field_accuracy(predictions: pd.DataFrame) -> float:
     """Accuracy per field of view: the median of its crops' probabilities, then the argmax."""
-    return _grouped_accuracy(predictions, ["Metadata_Plate", "Metadata_Well", "Metadata_Site"])[0]
+    return _grouped_accuracy(predictions, FIELD)[0]
 
 
 def well_accuracy(predictions: pd.DataFrame) -> float:
     """Accuracy per well: the median of all its crops' probabilities (all fields), then the argmax."""
-    return _grouped_accuracy(predictions, ["Metadata_Plate", "Metadata_Well"])[0]
+    return _grouped_accuracy(predictions, WELL)[0]
 
 
 def accuracy_by_fold(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +80,7 @@ def accuracy_by_fold(predictions: pd.DataFrame) -> pd.DataFrame:
     rows = []
     parts = list(predictions.groupby("Metadata_Fold", sort=True)) + [("all", predictions)]
     for fold, part in parts:
-        well, n_wells = _grouped_accuracy(part, ["Metadata_Plate", "Metadata_Well"])
+        well, n_wells = _grouped_accuracy(part, WELL)
         treatments = treatment_predictions(part)
         rows.append(
             {

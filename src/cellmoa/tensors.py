@@ -159,13 +159,13 @@ def read_raw(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     image = np.squeeze(_decode(path))
     if image.ndim != 2:
         raise ImageError(f"{path}: expected a single-channel 2-D image, got shape {image.shape}")
-    if shape is not None and image.shape != tuple(shape):
-        raise ImageError(f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}")
+    _require_shape(path, image, shape)
     return image
 
 
-def _channel_paths(rows: pd.DataFrame, raw_dir: Path, channel: str) -> list[Path]:
-    return [Path(raw_dir) / p for p in rows[f"file_{channel}"]]
+def _require_shape(path: Path, image: np.ndarray, shape) -> None:
+    if shape is not None and image.shape != tuple(shape):
+        raise ImageError(f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}")
 
 
 def prefetched(rows: pd.DataFrame, load, ahead: int = 2):
@@ -205,15 +205,7 @@ def _read_channels(row, raw_dir: Path, channels) -> list[np.ndarray]:
 
 def _check_shape(row, raw_dir: Path, channels, images: list[np.ndarray], shape) -> None:
     for channel, image in zip(channels, images):
-        if shape is not None and image.shape != tuple(shape):
-            raise ImageError(
-                f"{Path(raw_dir) / row[f'file_{channel}']}: image is {image.shape[0]} x {image.shape[1]}, "
-                f"expected {shape[0]} x {shape[1]}"
-            )
-
-
-def _group_of(row) -> str:
-    return str(row["cell_line"]) if "cell_line" in row else ""
+        _require_shape(Path(raw_dir) / row[f"file_{channel}"], image, shape)
 
 
 class _ReferenceSums:
@@ -297,7 +289,7 @@ def illumination_pass(
         for channel, image in zip(channels, images):
             means[channel].add(image)
         if int(row["image_number"]) in ref_numbers:
-            sums.setdefault(_group_of(row), _ReferenceSums(channels)).add(images)
+            sums.setdefault(str(row["cell_line"]), _ReferenceSums(channels)).add(images)
     if shape is None:
         raise ValueError("no readable images for this plate")
     functions = {c: illumination_function(means[c].mean, params) for c in channels}
@@ -358,10 +350,14 @@ def anscombe(x: np.ndarray) -> np.ndarray:
 
 def load_field(row, raw_dir: Path, channels, functions, shape=None, use_anscombe: bool = False) -> np.ndarray:
     """One field of view, illumination-corrected (and Anscombe-transformed), as (H, W, C) float32."""
-    field = np.stack(
-        [correct(read_image(Path(raw_dir) / row[f"file_{c}"], shape), functions[c]) for c in channels],
-        axis=-1,
-    )
+    raws = _read_channels(row, raw_dir, channels)
+    _check_shape(row, raw_dir, channels, raws, shape)
+    return corrected_field(raws, channels, functions, use_anscombe)
+
+
+def corrected_field(raws: list[np.ndarray], channels, functions, use_anscombe: bool = False) -> np.ndarray:
+    """A field's raw channel images illumination-corrected (and Anscombe-transformed), (H, W, C) float32."""
+    field = np.stack([correct(raw, functions[c]) for raw, c in zip(raws, channels)], axis=-1)
     return anscombe(field).astype(np.float32) if use_anscombe else field
 
 
@@ -458,7 +454,7 @@ def write_plate_tensors(
     """
     bad = bad or BadImages(skip=normalization.on_bad_image == "skip")
     norm = normalization
-    groups = sorted(rows["cell_line"].unique()) if "cell_line" in rows else []
+    groups = sorted(rows["cell_line"].unique())
     stats = {}
     for group in groups:
         if reference_stats and group in reference_stats and not norm.anscombe:
@@ -466,7 +462,7 @@ def write_plate_tensors(
             if np.any(stats[group][1] <= 0):
                 raise ValueError(f"plate {plate}: a channel of the reference images of {group!r} is constant; cannot standardise")
             continue
-        ref = reference[reference["cell_line"] == group] if "cell_line" in reference else reference
+        ref = reference[reference["cell_line"] == group]
         if ref.empty:
             raise ValueError(f"plate {plate}: no reference fields ({reference_name}) of cell line {group!r} to normalise with")
         stats[group] = reference_statistics(ref, raw_dir, channels, functions, norm.anscombe, bad)
@@ -508,8 +504,7 @@ def write_plate_tensors(
             _check_shape(row, raw_dir, channels, raw, shape)
             mean, std = stats[row["cell_line"]]
             if norm.anscombe:
-                corrected = np.stack([correct(r, functions[c]) for r, c in zip(raw, channels)], axis=-1)
-                field = (anscombe(corrected).astype(np.float32) - mean) / std
+                field = (corrected_field(raw, channels, functions, True) - mean) / std
             else:
                 field = _standardised_field(raw, scales[row["cell_line"]], shape, mean / std)
             field = resize_field(field, field_size)

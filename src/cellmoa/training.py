@@ -152,20 +152,11 @@ class _CropReader:
             self._images = self._file["images"]
         return self._images[int(index)]
 
-    @property
-    def item_shape(self) -> tuple[int, ...]:
+    def layout(self) -> tuple[tuple[int, ...], np.dtype, list[str]]:
+        """(shape of one crop, dtype, channel names) of the images, in one opening of the file."""
         with h5py.File(self.path, "r") as f:
-            return tuple(f["images"].shape[1:])
-
-    @property
-    def dtype(self) -> np.dtype:
-        with h5py.File(self.path, "r") as f:
-            return f["images"].dtype
-
-    @property
-    def channels(self) -> list[str]:
-        with h5py.File(self.path, "r") as f:
-            return [str(c) for c in f.attrs.get("channels", [])]
+            images = f["images"]
+            return tuple(images.shape[1:]), np.dtype(images.dtype), [str(c) for c in f.attrs.get("channels", [])]
 
 
 def channel_selection(input_channels, stored: list[str]) -> list[int] | None:
@@ -240,9 +231,8 @@ def make_dataset(
     import tensorflow as tf
 
     reader = _CropReader(tensors)
-    shape = reader.item_shape
-    select = channel_selection(settings.input_channels, reader.channels)
-    dtype = np.dtype(reader.dtype)
+    shape, dtype, channels = reader.layout()
+    select = channel_selection(settings.input_channels, channels)
     size = int(settings.input_size)
     preprocess = models.preprocess_fn(settings.network)
     which = augmentations(settings.augment) if training else ()
