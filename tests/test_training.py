@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from cellmoa.tensors import read_metadata
-from cellmoa.training import TrainSettings, _augment, class_weights, make_dataset, select_fold, train_fold
+from cellmoa.training import (
+    TrainSettings,
+    augment_batch,
+    class_weights,
+    make_dataset,
+    run_workload,
+    select_fold,
+    steps_per_epoch,
+    train_fold,
+)
 
 
 def small_settings(**kw):
@@ -41,20 +50,49 @@ def test_unknown_fold_compound_and_scheme(tiny_tensors):
         select_fold(meta, "nocodazole", "loo")
 
 
+def _fed_by_epoch(ds, n_crops, batch_size, n_epochs):
+    """The crop indices a training pipeline feeds, split into its epochs (and the first images)."""
+    batches = list(ds)
+    steps = steps_per_epoch(n_crops, batch_size)
+    assert len(batches) == steps * n_epochs
+    epochs = [np.concatenate([b[-1].numpy() for b in batches[e * steps : (e + 1) * steps]]) for e in range(n_epochs)]
+    return epochs, batches
+
+
 def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors):
     meta = read_metadata(tiny_tensors)
     fold = select_fold(meta, "vincristine", "nsc")
     labels = np.zeros(len(fold.train_index), np.int64)
-    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True)
-    fed = []
-    for _ in range(2):  # two epochs: reshuffled, still the same crops
-        epoch = np.concatenate([idx.numpy() for _, _, idx in ds])
-        fed.append(epoch)
+    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True,
+                      epochs=range(2))
+    fed, batches = _fed_by_epoch(ds, len(fold.train_index), 8, 2)
+    for epoch in fed:  # two epochs: reshuffled, still the same crops
         assert sorted(epoch) == sorted(fold.train_index)
     assert not np.array_equal(fed[0], fed[1]), "the order is reshuffled every epoch"
     assert "vincristine" not in set(meta.iloc[np.concatenate(fed)]["compound"])
-    images, _, _ = next(iter(ds))
+    images, _, _ = batches[0]
     assert images.shape == (8, 32, 32, 3)
+
+
+def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors):
+    """What a resumed run feeds in epoch 2 (order and augmented pixels) is what an uninterrupted
+    run feeds in its epoch 2."""
+    meta = read_metadata(tiny_tensors)
+    fold = select_fold(meta, "nocodazole", "nsc")
+    n = len(fold.train_index)
+    labels = np.arange(n) % 2
+    settings = small_settings(batch_size=5)
+    _, from_start = _fed_by_epoch(make_dataset(tiny_tensors, fold.train_index, labels, settings, training=True,
+                                               with_index=True, epochs=range(3)), n, 5, 3)
+    _, resumed = _fed_by_epoch(make_dataset(tiny_tensors, fold.train_index, labels, settings, training=True,
+                                            with_index=True, epochs=range(2, 3)), n, 5, 1)
+    steps = steps_per_epoch(n, 5)
+    assert len(resumed) == steps
+    for a, b in zip(from_start[2 * steps :], resumed):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+    first = np.concatenate([b[-1].numpy() for b in from_start[:steps]])
+    assert not np.array_equal(first, np.concatenate([b[-1].numpy() for b in resumed]))
 
 
 def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors):
@@ -68,15 +106,65 @@ def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors):
     assert "latrunculin B" not in set(fed["compound"]) and not set(fed["batch"]) & held_batches
 
 
-def test_augmentation_is_seeded():
+def test_augmentation_is_seeded_and_per_image():
     import tensorflow as tf
 
-    image = tf.random.stateless_normal([16, 16, 3], [1, 2])
-    a = _augment(image, tf.constant([7, 9], tf.int64))
-    b = _augment(image, tf.constant([7, 9], tf.int64))
+    images = tf.random.stateless_normal([6, 16, 16, 3], [1, 2])
+    a = augment_batch(images, tf.constant([7, 9], tf.int64))
+    b = augment_batch(images, tf.constant([7, 9], tf.int64))
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-    outs = {(_augment(image, tf.constant([s, 0], tf.int64)).numpy().tobytes()) for s in range(8)}
+    outs = {augment_batch(images, tf.constant([s, 0], tf.int64)).numpy().tobytes() for s in range(8)}
     assert len(outs) > 1
+    # each image of a batch draws its own transform: the same image 16 times comes out several ways
+    same = tf.repeat(images[:1], 16, axis=0)
+    assert len({img.tobytes() for img in augment_batch(same, tf.constant([3, 4], tf.int64)).numpy()}) > 1
+
+
+def _dihedral(image):
+    """The 8 rotations/flips of one (H, W, C) image."""
+    out = []
+    for k in range(4):
+        rotated = np.rot90(image, k)
+        out += [rotated, rotated[:, ::-1]]
+    return out
+
+
+def test_dihedral_augmentation_gives_each_of_the_8_rotations_and_flips():
+    import tensorflow as tf
+
+    image = np.random.default_rng(0).normal(size=(12, 12, 3)).astype(np.float32)
+    batch = tf.constant(np.repeat(image[None], 64, axis=0))
+    seen = np.zeros(8, int)
+    for seed in range(4):
+        for out in augment_batch(batch, tf.constant([seed, 1], tf.int64), which=("dihedral",)).numpy():
+            matches = [np.allclose(out, d, atol=1e-6) for d in _dihedral(image)]
+            assert sum(matches) == 1, "not one of the 8 rotations/flips"
+            seen[matches.index(True)] += 1
+    assert (seen > 0).all(), seen  # 256 draws: every one of the 8 appears
+
+
+def test_intensity_blur_and_noise_change_what_they_should():
+    import tensorflow as tf
+
+    image = np.random.default_rng(1).uniform(1, 2, size=(10, 10, 3)).astype(np.float32)
+    batch = tf.constant(np.repeat(image[None], 32, axis=0))
+    seed = tf.constant([5, 6], tf.int64)
+    jittered = augment_batch(batch, seed, which=("intensity",)).numpy()
+    ratio = jittered / image
+    per_channel = ratio.reshape(32, -1, 3)
+    np.testing.assert_allclose(per_channel, np.broadcast_to(per_channel[:, :1], per_channel.shape), rtol=1e-5)  # one factor per image and channel
+    assert ratio.min() >= 0.75 - 1e-5 and ratio.max() <= 1.25 + 1e-5
+    unchanged = np.isclose(ratio, 1.0).all(axis=(1, 2, 3))
+    assert 0 < unchanged.sum() < 32, "applied to about half of the images"
+    blurred = augment_batch(batch, seed, which=("blur",)).numpy()
+    changed = ~np.isclose(blurred, image).all(axis=(1, 2, 3))
+    assert 0 < changed.sum() < 32
+    box = blurred[changed][0]
+    np.testing.assert_allclose(box[4, 4], image[3:6, 3:6].mean(axis=(0, 1)), rtol=1e-5)
+    noisy = augment_batch(batch, seed, which=("noise",)).numpy() - image
+    hit = ~np.isclose(noisy, 0).all(axis=(1, 2, 3))
+    assert 0 < hit.sum() < 32
+    assert 0.07 < noisy[hit].std() < 0.13
 
 
 def test_balanced_class_weights():
@@ -121,7 +209,8 @@ logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s",
 from cellmoa.training import TrainSettings, train_fold
 out = Path(sys.argv[2])
 settings = TrainSettings(network="ResNet50", input_size=48, weights=None, epochs=4, batch_size=4,
-                         optimizer="adam", learning_rate=1e-3, seed=1)
+                         optimizer="sgd", learning_rate=1e-2, momentum=0.9, lr_decay_epochs=2,
+                         lr_decay_factor=0.5, seed=1)
 train_fold(Path(sys.argv[1]), "nocodazole", settings, out / "model.keras", out / "history.tsv",
            out / "predictions.tsv", out / "fold.json", out / "checkpoint")
 """
@@ -156,7 +245,59 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resuming from the checkpoint" in rerun.stdout
-    epochs = list(pd.read_csv(out / "history.tsv", sep="\t")["epoch"])
-    assert epochs == [0, 1, 2, 3], epochs
+    log = pd.read_csv(out / "history.tsv", sep="\t")
+    assert list(log["epoch"]) == [0, 1, 2, 3], log
+    np.testing.assert_allclose(log["learning_rate"], [1e-2, 1e-2, 5e-3, 5e-3], rtol=1e-6)  # step decay survives
     assert (out / "predictions.tsv").is_file()
     assert not (out / "checkpoint").exists()
+
+    # the resumed run ends exactly where an uninterrupted run of the same seed ends
+    whole = tmp_path / "uninterrupted"
+    uninterrupted = subprocess.run([sys.executable, str(script), str(tiny_tensors), str(whole)],
+                                   capture_output=True, text=True, timeout=600)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
+    assert "resuming" not in uninterrupted.stdout
+    resumed, straight = (pd.read_csv(d / "predictions.tsv", sep="\t") for d in (out, whole))
+    prob_cols = [c for c in resumed.columns if c.startswith("prob_")]
+    np.testing.assert_array_equal(resumed[prob_cols].to_numpy(), straight[prob_cols].to_numpy())
+    pd.testing.assert_frame_equal(log, pd.read_csv(whole / "history.tsv", sep="\t"))
+
+
+def test_mixed_precision_and_xla_train_on_the_cpu(tiny_tensors, tmp_path):
+    """The GPU options take the same path on the CPU: float16 compute under loss scaling, an
+    XLA-compiled step, float32 probabilities."""
+    import keras
+
+    with pytest.raises(ValueError, match="deterministic: false"):
+        small_settings(jit_compile=True)  # Keras would quietly drop XLA under deterministic ops
+    settings = small_settings(mixed_precision=True, jit_compile=True, deterministic=False)
+    out = tmp_path / "mp"
+    try:
+        predictions = train_fold(tiny_tensors, "nocodazole", settings, out / "model.keras", out / "history.tsv",
+                                 out / "predictions.tsv", out / "fold.json", out / "checkpoint",
+                                 embeddings_path=out / "embeddings.h5")
+        model = keras.models.load_model(out / "model.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    assert model.dtype_policy.name == "mixed_float16"
+    assert model.get_layer("moa").dtype_policy.name == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.jit_compile
+    probs = predictions[[c for c in predictions.columns if c.startswith("prob_")]].to_numpy()
+    assert np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.isfinite(pd.read_csv(out / "history.tsv", sep="\t")["loss"]).all()
+
+
+def test_run_workload_counts_every_fold(tiny_tensors):
+    meta = read_metadata(tiny_tensors)
+    compounds = ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]
+    work = run_workload(meta, compounds, "nsc", epochs=3)
+    labelled = (meta.moa != "").sum()
+    # every labelled crop is held out once, so it trains in (folds - 1) folds
+    assert work["train_images"] == 3 * labelled * (len(compounds) - 1)
+    assert work["inference_images"] == labelled + len(compounds) * len(meta)
+    assert work["folds"] == 4 and work["crops"] == len(meta)

@@ -59,6 +59,18 @@ def test_a_wrong_config_type_is_named(tmp_path):
     assert "batch_size" in proc.stdout + proc.stderr and "'eight'" in proc.stdout + proc.stderr
 
 
+def test_xla_with_deterministic_ops_is_refused_before_any_job(tmp_path):
+    """Keras silently drops XLA under deterministic ops; the config check says so up front."""
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config["training"]["per_network"] = {"InceptionV3": {"jit_compile": True}}
+    proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(_write_config(tmp_path / "c.yaml", config)), check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "training (InceptionV3)" in out and "deterministic: false" in out
+    config["training"]["per_network"]["InceptionV3"]["deterministic"] = False
+    snakemake("-n", "--directory", str(tmp_path), "--configfile", str(_write_config(tmp_path / "c.yaml", config)))
+
+
 @pytest.mark.slow
 def test_end_to_end_tables_match_the_predictions(e2e_run):
     work, _, _ = e2e_run

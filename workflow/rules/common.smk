@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cellmoa.datasets import fold_slugs, get_dataset
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
 from cellmoa.synthetic import spec_for
+from cellmoa.training import TrainSettings
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -33,6 +34,12 @@ if SYNTHETIC and "://" in config["data"]["base_url"]:
         f"synthesized dataset to, not the URL {config['data']['base_url']!r}"
     )
 NETWORKS = list(config["training"]["networks"])
+for _network in NETWORKS:
+    # the training settings each job will use, checked before any job runs
+    try:
+        TrainSettings.from_config(config["training"], _network)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"config: training ({_network}): {error}") from error
 
 
 def _folds(folds):
