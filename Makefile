@@ -7,7 +7,7 @@ STAMP := $(VENV)/.cellmoa-installed
 # The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install demo demo-bbbc014 test lint benchmark install-gpu clean-demo
+.PHONY: install demo demo-bbbc014 test lint benchmark bench-gpu install-gpu clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,17 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint
 	$(VENV)/bin/snakefmt --check .
+
+# The CPU benchmarks (ratios against a baseline measured in the same run; see README "Measured").
+benchmark: $(STAMP)
+	$(PY) benchmarks/bench_input_pipeline.py
+	$(PY) benchmarks/bench_preprocess.py
+
+# On a GPU machine (after `make install-gpu`): training throughput of the three networks, float32
+# and mixed precision, and the full run's implied time (from the metadata once it is downloaded).
+BBBC021_METADATA := resources/bbbc021/metadata
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/bench_training_throughput.py $(if $(wildcard $(BBBC021_METADATA)/BBBC021_v1_image.csv),--metadata-dir $(BBBC021_METADATA),)
 
 # On a CUDA machine: swap the CPU build of TensorFlow for the GPU build (same version).
 install-gpu: $(STAMP)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cellmoa import models
+from cellmoa.gpus import use_one_gpu
 from cellmoa.datasets.base import FOLD_COLUMNS
 from cellmoa.tensors import read_metadata
 
@@ -349,14 +350,15 @@ def make_dataset(
 
 
 def configure_tensorflow(settings: TrainSettings) -> None:
-    """Seeds, determinism, threads, GPU memory growth, mixed precision. Call before building models."""
+    """Seeds, determinism, threads, one GPU (claimed among several), GPU memory growth, mixed
+    precision. Call before building models."""
     import keras
     import tensorflow as tf
 
     if settings.threads:
         tf.config.threading.set_intra_op_parallelism_threads(settings.threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(2, settings.threads))
-    for gpu in tf.config.list_physical_devices("GPU"):
+    for gpu in use_one_gpu(tf):
         tf.config.experimental.set_memory_growth(gpu, True)
     keras.utils.set_random_seed(settings.seed)
     if settings.deterministic:
@@ -366,8 +368,8 @@ def configure_tensorflow(settings: TrainSettings) -> None:
 
         disable_op_determinism()
     keras.mixed_precision.set_global_policy("mixed_float16" if settings.mixed_precision else "float32")
-    log.info("TensorFlow %s; GPUs visible: %s (CUDA_VISIBLE_DEVICES=%s)", tf.__version__,
-             [d.name for d in tf.config.list_physical_devices("GPU")], os.environ.get("CUDA_VISIBLE_DEVICES"))
+    log.info("TensorFlow %s; GPUs used: %s (CUDA_VISIBLE_DEVICES=%s)", tf.__version__,
+             [d.name for d in tf.config.get_visible_devices("GPU")], os.environ.get("CUDA_VISIBLE_DEVICES"))
 
 
 def _optimizer(settings: TrainSettings):
