@@ -284,8 +284,8 @@ def make_dataset(
     Yields ``(images, labels)`` (or ``images`` when ``labels`` is None); with ``with_index`` the
     crop indices are appended, so tests can see exactly what is fed. A training pipeline runs
     through ``epochs`` one after the other (``steps_per_epoch`` batches each), every epoch in its
-    own order (:func:`epoch_order`) with augmentation seeded by (seed, epoch, batch): what epoch
-    ``e`` feeds does not depend on where the run started. Evaluation keeps the order of ``indices``.
+    own order (:func:`epoch_order`) with augmentation seeded by (seed, absolute batch number): what
+    epoch ``e`` feeds does not depend on where the run started. Evaluation keeps the order of ``indices``.
     """
     import tensorflow as tf
 
@@ -299,7 +299,6 @@ def make_dataset(
     label_arr = np.zeros(len(indices), np.int64) if labels is None else np.asarray(labels, np.int64)
     batch = settings.batch_size
     if training:
-        epochs = list(epochs)
         steps = steps_per_epoch(len(indices), batch)
         orders = np.array([epoch_order(len(indices), settings.seed, e) for e in epochs], np.int64)
         orders = orders.reshape(len(epochs), len(indices))
@@ -307,7 +306,7 @@ def make_dataset(
             lambda idx, lab: tf.data.Dataset.from_tensor_slices((idx, lab)).batch(batch)
         )
         # augmentation seeds: (seed, absolute batch number), the same for an epoch wherever the run started
-        first = np.int64(epochs[0] * steps if epochs else 0)
+        first = np.int64(epochs.start * steps)
         seeds = tf.data.Dataset.range(first, first + len(epochs) * steps).map(
             lambda b: tf.stack([tf.constant(settings.seed + 1, tf.int64), b])
         )
@@ -536,7 +535,7 @@ class Checkpoint:
                 # the learning rate the epoch ran with (LearningRateScheduler also logs it)
                 logs.setdefault("learning_rate", float(np.asarray(self.model.optimizer.learning_rate)))
                 checkpoint.save(self.model, epoch, logs)
-                shown = ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())
                 log.info("epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), shown)
 
         return SaveEachEpoch()
