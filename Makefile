@@ -31,9 +31,11 @@ demo-bbbc014: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -ra tests
 
+# Snakemake's linter (best practices), snakefmt (rule formatting) and ruff (Python); CI runs it.
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint
 	$(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks
 
 # The CPU benchmarks (ratios against a baseline measured in the same run; see README "Measured").
 benchmark: $(STAMP)

@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
-
 from bench_training_throughput import fake_tensors  # noqa: E402
 
 
@@ -81,7 +80,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
 
-    from cellmoa.training import TrainSettings, make_dataset
+    from cellmoa.inputs import make_dataset
+    from cellmoa.training import TrainSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = fake_tensors(Path(tmp), args.crops, *args.shape)

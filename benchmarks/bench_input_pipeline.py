@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def make_tensors(folder: Path) -> Path:
     from cellmoa.datasets import BBBC021
-    from cellmoa.synthetic import SyntheticSpec, synthesize
-    from cellmoa.tensors import build_tensors
+    from cellmoa.preprocessing import build_tensors
+    from cellmoa.synthetic.bbbc021 import SyntheticSpec, synthesize
 
     spec = SyntheticSpec(seed=2, weeks=1, plates_per_week=2, image_height=256, image_width=320, nucleus_radius=7,
                          cells_per_field=35, sites_per_well=2)
@@ -48,12 +48,13 @@ def main() -> None:
     import tensorflow as tf
 
     from cellmoa import models
-    from cellmoa.tensors import read_metadata
-    from cellmoa.training import TrainSettings, configure_tensorflow, make_dataset
+    from cellmoa.inputs import make_dataset
+    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.training import TrainSettings, configure_tensorflow
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = make_tensors(Path(tmp))
-        meta = read_metadata(tensors)
+        meta = read_crop_metadata(tensors)
         settings = TrainSettings(network=args.network, input_size=args.size, weights=None, batch_size=args.batch, seed=0)
         configure_tensorflow(settings)
         classes = sorted(meta.moa.unique())

@@ -27,7 +27,7 @@ def make_plate(folder: Path, height: int, width: int, sites: int, scale: int) ->
     """A plate composed like a BBBC021 plate: of 60 wells, 6 DMSO, 12 with MoA-labelled
     treatments, 42 with unlabelled compounds (BBBC021: 29% of fields labelled or DMSO); ``scale``
     multiplies every kind of well."""
-    from cellmoa.synthetic import SyntheticSpec, synthesize
+    from cellmoa.synthetic.bbbc021 import SyntheticSpec, synthesize
 
     moas = {m: [f"{m[:3]}-{i}" for i in range(2 * scale)] for m in ("DNA damage", "Actin disruptors", "Eg5 inhibitors")}
     spec = SyntheticSpec(seed=1, moas=moas, weeks=1, plates_per_week=1, sites_per_well=sites, image_height=height,
@@ -40,7 +40,7 @@ def make_plate(folder: Path, height: int, width: int, sites: int, scale: int) ->
 def run_ours(folder: Path, plate: str, out: Path) -> int:
     from cellmoa.datasets import BBBC021
     from cellmoa.illumination import IlluminationParams
-    from cellmoa.tensors import illumination_pass, write_plate_tensors
+    from cellmoa.preprocessing import PlateFields, illumination_pass, write_plate_tensors
 
     ds = BBBC021()
     meta = ds.read_metadata(folder)
@@ -48,7 +48,7 @@ def run_ours(folder: Path, plate: str, out: Path) -> int:
     # what the illumination and tensors jobs do: one read of the whole plate for the function and
     # the DMSO statistics, then one read of the labelled fields
     functions, stats = illumination_pass(rows, folder, ds.channels, IlluminationParams(), reference=ds.reference(rows))
-    write_plate_tensors(out, plate, ds.labelled(rows), ds.reference(rows), folder, ds.channels, functions,
+    write_plate_tensors(out, PlateFields(plate, ds.labelled(rows), ds.reference(rows), folder, ds.channels), functions,
                         reference_stats=stats)
     return len(rows)
 
@@ -56,7 +56,6 @@ def run_ours(folder: Path, plate: str, out: Path) -> int:
 def run_floor(folder: Path, plate: str, out: Path) -> int:
     """Read every TIFF of the plate once and write its bytes to an HDF5 dataset."""
     import h5py
-    import numpy as np
     import tifffile
 
     from cellmoa.datasets import BBBC021
@@ -108,9 +107,10 @@ def child(kind: str, folder: str, plate: str, out: str) -> None:
     fn = {"ours": run_ours, "floor": run_floor, "in_memory": run_in_memory}[kind]
     # every variant imports the same libraries before the clock starts: a job pays them once per
     # plate (~0.3 s), which the benchmark's small plate would otherwise overweight
-    import h5py, tifffile  # noqa: F401,E401
-    import cellmoa.illumination, cellmoa.tensors, cellmoa.synthetic  # noqa: F401,E401
+    import h5py  # noqa: F401,E401
     from skimage.transform import resize  # noqa: F401
+
+    import cellmoa.illumination  # noqa: F401,E401
     start = time.perf_counter()
     n = fn(Path(folder), plate, Path(out))
     seconds = time.perf_counter() - start

@@ -42,12 +42,13 @@ def crop_metadata(args):
     import pandas as pd
     import yaml
 
-    from cellmoa.datasets import get_dataset, restrict
-    from cellmoa.tensors import read_metadata
+    from cellmoa.datasets import get_dataset
+    from cellmoa.preprocessing import restrict
+    from cellmoa.tensors import read_crop_metadata
 
     config = yaml.safe_load(Path(args.config).read_text())
     if args.tensors:
-        return config, read_metadata(args.tensors)
+        return config, read_crop_metadata(args.tensors)
     if not args.metadata_dir:
         return config, None
     dataset = get_dataset(config.get("dataset", "bbbc021"))
@@ -87,7 +88,8 @@ def measure(network: str, size: int, precision: str, args, tensors: Path) -> dic
     import tensorflow as tf
 
     from cellmoa import models
-    from cellmoa.training import TrainSettings, configure_tensorflow, make_dataset
+    from cellmoa.inputs import make_dataset
+    from cellmoa.training import TrainSettings, configure_tensorflow
 
     settings = TrainSettings(network=network, input_size=size, weights=None, batch_size=args.batch, seed=0,
                              mixed_precision=precision == "mixed", deterministic=args.deterministic)
@@ -137,7 +139,7 @@ def main() -> None:
     import tensorflow as tf
 
     from cellmoa import models
-    from cellmoa.training import run_workload
+    from cellmoa.folds import run_workload
 
     gpus = tf.config.list_physical_devices("GPU")
     device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellmoa.synthetic import SyntheticSpec, synthesize
+from cellmoa.synthetic.bbbc021 import SyntheticSpec, synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BBBC021 = ROOT.parent / "shared" / "bbbc021"
@@ -61,7 +61,7 @@ def real_metadata_dir() -> Path:
 def tiny_tensors(tiny_raw, tmp_path_factory) -> Path:
     """Assembled HDF5 tensors of the tiny dataset (illumination-corrected, DMSO z-scored)."""
     from cellmoa.datasets import BBBC021
-    from cellmoa.tensors import build_tensors
+    from cellmoa.preprocessing import build_tensors
 
     spec, raw = tiny_raw
     return build_tensors(BBBC021(), raw, tmp_path_factory.mktemp("tensors"), spec.plates())

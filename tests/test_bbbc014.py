@@ -12,8 +12,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 from PIL import Image
+from smk import planned_jobs, snakemake, write_config
 
+from cellmoa.crops import CropGeometry
 from cellmoa.datasets import BBBC014, BBBC021, get_dataset
 from cellmoa.datasets.bbbc014 import (
     NOT_TRANSLOCATED,
@@ -23,13 +26,15 @@ from cellmoa.datasets.bbbc014 import (
     label_concentrations,
     parse_platemap,
 )
+from cellmoa.folds import select_fold
 from cellmoa.illumination import IlluminationParams
+from cellmoa.images import ImageError, read_image
+from cellmoa.inputs import make_dataset
+from cellmoa.preprocessing import PlateFields, TensorSettings, load_field, plate_illumination, write_plate_tensors
 from cellmoa.synthetic import spec_for
-from cellmoa.synthetic_bbbc014 import BBBC014Spec, platemap_text
-from cellmoa.tensors import ImageError, load_field, plate_illumination, read_image, read_metadata, write_plate_tensors
-from cellmoa.training import TrainSettings, make_dataset, select_fold
-from conftest import ROOT
-from smk import planned_jobs, snakemake, write_config
+from cellmoa.synthetic.bbbc014 import BBBC014Spec, platemap_text
+from cellmoa.tensors import read_crop_metadata
+from cellmoa.training import TrainSettings
 
 DS = BBBC014()
 #: the real plate: 12 concentrations from 1e-7 M (column 1) to 1e-13 M (column 12)
@@ -169,10 +174,10 @@ def test_tensors_are_standardised_per_cell_line_resized_and_cut(bbbc014_raw, tmp
     meta = DS.read_metadata(raw)
     flat = {c: np.ones((64, 85), np.float32) for c in DS.channels}
     out = tmp_path / f"{PLATE}.h5"
-    n = write_plate_tensors(out, PLATE, DS.labelled(meta), DS.reference(meta), raw, DS.channels, flat, 4, 4,
-                            field_size=(64, 64), reference_name="all fields")
+    n = write_plate_tensors(out, PlateFields(PLATE, DS.labelled(meta), DS.reference(meta), raw, DS.channels, "all fields"),
+                            flat, TensorSettings(crops=CropGeometry(4, 4, (64, 64))))
     assert n == 64 * 16
-    table = read_metadata(out)
+    table = read_crop_metadata(out)
     with h5py.File(out) as f:
         assert f["images"].shape == (1024, 16, 16, 2)
         assert list(f.attrs["channels"]) == ["NFkB", "DAPI"]
@@ -197,11 +202,11 @@ def test_tensors_are_standardised_per_cell_line_resized_and_cut(bbbc014_raw, tmp
 
 
 def test_a_fold_holds_out_a_cell_line(bbbc014_raw, tmp_path):
-    from cellmoa.tensors import build_tensors
+    from cellmoa.preprocessing import build_tensors
 
     _, raw = bbbc014_raw
-    path = build_tensors(DS, raw, tmp_path, field_size=(64, 64))
-    meta = read_metadata(path)
+    path = build_tensors(DS, raw, tmp_path, settings=TensorSettings.from_config({"crops": {"resize": [64, 64]}}, DS))
+    meta = read_crop_metadata(path)
     fold = select_fold(meta, "A549", "cell_line")
     assert set(meta.iloc[fold.test_index]["cell_line"]) == {"A549"}
     assert set(meta.iloc[fold.train_index]["cell_line"]) == {"MCF7"}
@@ -220,10 +225,10 @@ def test_the_dataset_refuses_fold_schemes_it_has_no_use_for():
 
 
 def test_the_network_sees_a_zero_channel_then_nfkb_and_dapi(bbbc014_raw, tmp_path):
-    from cellmoa.tensors import build_tensors
+    from cellmoa.preprocessing import build_tensors
 
     _, raw = bbbc014_raw
-    path = build_tensors(DS, raw, tmp_path, field_size=(64, 64))
+    path = build_tensors(DS, raw, tmp_path, settings=TensorSettings.from_config({"crops": {"resize": [64, 64]}}, DS))
     settings = TrainSettings(network="InceptionV3", input_size=16, batch_size=4, augment=False,
                              input_channels=[None, "NFkB", "DAPI"])
     batch = next(iter(make_dataset(path, np.arange(4), None, settings, training=False))).numpy()

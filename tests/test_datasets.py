@@ -1,11 +1,12 @@
 import pandas as pd
 import pytest
 import yaml
-
-from cellmoa.datasets import BBBC021, restrict, fold_slug, fold_slugs, get_dataset
-from cellmoa.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
-
 from conftest import ROOT
+
+from cellmoa.datasets import BBBC021, get_dataset
+from cellmoa.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
+from cellmoa.folds import fold_slug, fold_slugs
+from cellmoa.preprocessing import restrict
 
 
 def test_fold_slugs_are_safe_and_unique():
@@ -73,7 +74,7 @@ def test_real_metadata_matches_published_facts(real_metadata_dir):
 
 def test_real_config_lists_the_real_plates_and_compounds(real_metadata_dir):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    archives = [l.strip() for l in (real_metadata_dir / "zip_files.txt").read_text().splitlines() if l.strip()]
+    archives = [line.strip() for line in (real_metadata_dir / "zip_files.txt").read_text().splitlines() if line.strip()]
     assert [BBBC021().archive_name(p) for p in config["data"]["plates"]] == archives
     moa = pd.read_csv(real_metadata_dir / MOA_CSV)
     assert sorted(config["training"]["folds"]["compounds"]) == sorted(set(moa["compound"]) - {"DMSO"})
@@ -120,3 +121,34 @@ def test_restrictions_keep_only_matching_fields_of_their_compound():
     assert restrict(meta, []).index.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="takes batches, wells, concentrations"):
         restrict(meta, [{"compound": "taxol", "plates": ["x"]}])
+
+
+def test_the_schema_lists_exactly_the_registered_datasets():
+    """One registry: the config schema's dataset enum, the CLI and the synthesizers follow it."""
+    import yaml
+    from conftest import ROOT
+
+    from cellmoa.datasets import DATASETS
+    from cellmoa.synthetic import spec_class
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    assert schema["properties"]["dataset"]["enum"] == list(DATASETS)
+    for name, adapter in DATASETS.items():
+        assert adapter.name == name
+        assert hasattr(spec_class(name), "plates")  # every dataset can be synthesized
+        demo = yaml.safe_load((ROOT / adapter.demo_config).read_text())
+        assert demo["dataset"] == name, adapter.demo_config
+
+
+def test_a_dataset_missing_required_columns_is_named_with_the_files(tmp_path):
+    class Broken(BBBC021):
+        def read_fields(self, metadata_dir):
+            return super().read_fields(metadata_dir).drop(columns=["replicate", "file_Actin"])
+
+    from conftest import tiny_spec
+
+    from cellmoa.synthetic.bbbc021 import synthesize
+
+    raw = synthesize(tiny_spec(weeks=1, plates_per_week=1, image_height=16, image_width=16), tmp_path, archives=False)
+    with pytest.raises(ValueError, match=r"BBBC021_v1_image\.csv.*lacks the column\(s\) replicate, file_Actin"):
+        Broken().read_metadata(raw)

@@ -2,10 +2,9 @@ import hashlib
 import zipfile
 
 import pytest
+from httpserver import ScriptedServer
 
 from cellmoa.download import ArchiveError, DownloadError, extract_zip, fetch, join_url
-
-from httpserver import ScriptedServer
 
 FAST = dict(retries=3, timeout=5, backoff=0.01)
 

@@ -3,15 +3,13 @@ per-plate jobs, manifests, no network on a rerun, changed files detected, data a
 
 import shutil
 
-import pytest
 import yaml
-
-from cellmoa.datasets import BBBC021
-from cellmoa.download import join_url, read_manifest, sha256sum
-
 from conftest import ROOT, tiny_spec
 from httpserver import ScriptedServer
 from smk import snakemake
+
+from cellmoa.datasets import BBBC021
+from cellmoa.download import join_url, read_manifest, sha256sum
 
 DS = BBBC021()
 
@@ -59,7 +57,7 @@ def test_download_manifests_and_a_rerun_without_network(tmp_path, tiny_dataset):
         for r in rows[:3]:
             assert sha256sum(images / r["path"]) == r["sha256"]
             assert r["source"].startswith(f"{server.url}/{DS.archive_name(plate)}#sha256=")
-    assert not (tmp_path / "resources/bbbc021/archives" / DS.archive_name(spec.plates()[0])).exists()
+    assert not (tmp_path / "resources/bbbc021/archives" / f"{spec.plates()[0]}.zip").exists()
     assert (tmp_path / "logs/download" / f"{spec.plates()[0]}.log").is_file()
     meta_rows = read_manifest(tmp_path / "resources/bbbc021/manifests/metadata.tsv")
     assert {r["path"] for r in meta_rows} == set(DS.metadata_files())

@@ -1,10 +1,9 @@
 """envs/*.yaml (conda envs for --sdm conda) must parse and pin the versions pyproject.toml pins."""
 
 import re
+
 import tomllib
-
 import yaml
-
 from conftest import ROOT
 
 

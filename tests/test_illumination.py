@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
+from conftest import tiny_spec
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 from cellmoa.datasets import BBBC021
 from cellmoa.illumination import IlluminationParams, RunningMean, correct, illumination_function, smooth
-from cellmoa.synthetic import synthesize
-from cellmoa.tensors import plate_illumination, read_image
-
-from conftest import tiny_spec
+from cellmoa.images import read_image
+from cellmoa.preprocessing import plate_illumination
+from cellmoa.synthetic.bbbc021 import synthesize
 
 
 @pytest.fixture(scope="module")

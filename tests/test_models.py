@@ -76,13 +76,12 @@ def test_unknown_network_and_too_small_input():
 def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
     """The fetch_weights path end to end against a server on 127.0.0.1: download, md5 check,
     then a classifier built with 'imagenet' loads exactly those weights."""
+    import h5py
     import keras
+    from httpserver import ScriptedServer
+    from keras.src.legacy.saving import legacy_h5_format
 
     from cellmoa.download import DownloadError
-    from httpserver import ScriptedServer
-
-    import h5py
-    from keras.src.legacy.saving import legacy_h5_format
 
     keras.utils.set_random_seed(3)
     source = models.build_backbone("ResNet50", 32, None)

@@ -7,16 +7,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT
 from smk import E2E_CONFIG, E2E_FOLDS, SNAKEMAKE, snakemake, write_config
 

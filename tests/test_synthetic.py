@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from conftest import tiny_spec
 
 from cellmoa.datasets import BBBC021
-from cellmoa.synthetic import SyntheticSpec, apply_dose, compound_phenotype, dose_strength, render_field, synthesize
-
-from conftest import tiny_spec
+from cellmoa.synthetic.bbbc021 import SyntheticSpec, apply_dose, compound_phenotype, dose_strength, render_field, synthesize
 
 NAME_RE = re.compile(r"^(Week\d+_\d{6}_)?[B-G]\d{2}_s\d+_w[124][0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}\.tif$")
 
@@ -43,7 +42,7 @@ def test_layout_is_bbbc021s(tiny_dataset):
 def test_every_plate_has_dmso_and_replicates_follow_plates(tiny_dataset):
     spec, source = tiny_dataset
     meta = BBBC021().read_metadata(source)
-    for plate, rows in meta.groupby("plate"):
+    for _plate, rows in meta.groupby("plate"):
         assert (rows["compound"] == "DMSO").sum() >= spec.dmso_wells_per_plate
         assert rows["replicate"].nunique() == 1
     labelled = BBBC021().labelled(meta)

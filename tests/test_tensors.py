@@ -2,26 +2,18 @@ import shutil
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
 import tifffile
-
-from cellmoa.datasets import BBBC021
-from cellmoa.illumination import IlluminationParams
-from cellmoa.synthetic import synthesize
-from cellmoa.tensors import (
-    ImageError,
-    assemble,
-    crop_grid,
-    plate_illumination,
-    read_illumination,
-    read_image,
-    read_metadata,
-    write_illumination,
-    write_plate_tensors,
-)
-
 from conftest import tiny_spec
+
+from cellmoa.crops import EmptyCropFilter, crop_grid
+from cellmoa.datasets import BBBC021
+from cellmoa.illumination import IlluminationParams, read_illumination, read_reference_statistics, write_illumination
+from cellmoa.images import BadImages, ImageError, read_image
+from cellmoa.normalization import Normalization
+from cellmoa.preprocessing import PlateFields, TensorSettings, illumination_pass, plate_illumination, write_plate_tensors
+from cellmoa.synthetic.bbbc021 import synthesize
+from cellmoa.tensors import assemble, read_crop_metadata
 
 DS = BBBC021()
 
@@ -49,7 +41,7 @@ def marked(tmp_path):
 def _plate_tensors(raw, meta, plate, out):
     rows = meta[meta.plate == plate]
     flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
-    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, flat)
+    write_plate_tensors(out, PlateFields(plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels), flat)
     return out
 
 
@@ -57,7 +49,7 @@ def test_rows_and_metadata_stay_aligned(marked, tmp_path):
     spec, raw, meta = marked
     plate = spec.plates()[0]
     path = _plate_tensors(raw, meta, plate, tmp_path / f"{plate}.h5")
-    table = read_metadata(path)
+    table = read_crop_metadata(path)
     with h5py.File(path) as f:
         images = f["images"][()].astype(np.float64)
         assert list(f.attrs["reference_groups"]) == ["MCF-7"]
@@ -91,7 +83,7 @@ def test_assembled_virtual_dataset_reads_like_the_plates(marked, tmp_path):
             parts.append(f["images"][()])
     np.testing.assert_array_equal(combined, np.concatenate(parts))
     assert total == len(combined)
-    table = read_metadata(f"{moved}/all.h5")
+    table = read_crop_metadata(f"{moved}/all.h5")
     assert list(table["plate"].unique()) == spec.plates()
     assert len(table) == total
 
@@ -144,7 +136,7 @@ def test_no_partial_file_after_failure(marked, tmp_path):
     flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
     out = tmp_path / "out" / "p.h5"
     with pytest.raises(ImageError):
-        write_plate_tensors(out, plate, labelled, DS.controls(rows), raw, DS.channels, flat)
+        write_plate_tensors(out, PlateFields(plate, labelled, DS.controls(rows), raw, DS.channels), flat)
     assert not out.exists()
 
 
@@ -180,12 +172,10 @@ def _corrected(raw, row, functions):
 def test_paper_normalisation_equals_a_direct_numpy_computation(tmp_path):
     """Illumination correction, Anscombe, per-plate DMSO z-score and 2 x 2 crops, recomputed with
     plain numpy on the whole (small) plate."""
-    from cellmoa.tensors import Normalization
-
     raw, plate, rows, functions = _small_plate(tmp_path)
     out = tmp_path / "p.h5"
-    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, functions,
-                        normalization=Normalization(anscombe=True))
+    write_plate_tensors(out, PlateFields(plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels), functions,
+                        TensorSettings(normalization=Normalization(anscombe=True)))
 
     def field(row):
         return 2 * np.sqrt(_corrected(raw, row, functions) + 3 / 8)
@@ -201,8 +191,6 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
     """Without Anscombe the DMSO statistics come from the illumination pass's running sums (no
     second read) and each field is corrected and z-scored in one multiply-add: the tensors equal a
     plain numpy computation on the whole plate, and the two-pass path."""
-    from cellmoa.tensors import illumination_pass, read_reference_statistics
-
     raw, plate, rows, _ = _small_plate(tmp_path)
     functions, stats = illumination_pass(rows, raw, DS.channels, IlluminationParams(), reference=DS.reference(rows))
     assert functions.keys() == plate_illumination(rows, raw, DS.channels, IlluminationParams()).keys()
@@ -217,9 +205,9 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
     np.testing.assert_allclose(stats["MCF-7"][0], mu, rtol=1e-5)
     np.testing.assert_allclose(stats["MCF-7"][1], sd, rtol=1e-5)
     one, two = tmp_path / "one.h5", tmp_path / "two.h5"
-    write_plate_tensors(one, plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels, functions,
+    write_plate_tensors(one, PlateFields(plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels), functions,
                         reference_stats=stats)
-    write_plate_tensors(two, plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels, functions)
+    write_plate_tensors(two, PlateFields(plate, DS.labelled(rows), DS.reference(rows), raw, DS.channels), functions)
     with h5py.File(one) as f, h5py.File(two) as g:
         np.testing.assert_allclose(f["images"][()].astype(np.float64), expected, atol=1e-2, rtol=2e-3)
         # the same to within one float16 step (the arithmetic differs in order only)
@@ -229,15 +217,15 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
 
 
 def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixels(tmp_path):
-    from cellmoa.tensors import Normalization, assemble
-    from cellmoa.training import TrainSettings, make_dataset
+    from cellmoa.inputs import make_dataset
+    from cellmoa.training import TrainSettings
 
     raw, plate, rows, functions = _small_plate(tmp_path)
     folder = tmp_path / "t"
     folder.mkdir()
     out = folder / f"{plate}.h5"
-    write_plate_tensors(out, plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels, functions,
-                        normalization=Normalization(stored_dtype="uint8"))
+    write_plate_tensors(out, PlateFields(plate, DS.labelled(rows), DS.controls(rows), raw, DS.channels), functions,
+                        TensorSettings(normalization=Normalization(stored_dtype="uint8")))
 
     def field(row):
         return _corrected(raw, row, functions)
@@ -259,8 +247,6 @@ def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixel
 
 
 def test_bad_images_can_be_skipped_and_reported(marked, tmp_path):
-    from cellmoa.tensors import BadImages, Normalization
-
     spec, raw, meta = marked
     plate = spec.plates()[0]
     rows = meta[meta.plate == plate]
@@ -269,21 +255,19 @@ def test_bad_images_can_be_skipped_and_reported(marked, tmp_path):
     (raw / victim["file_Actin"]).write_bytes(b"not a tiff")
     flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
     with pytest.raises(ImageError, match="cannot be read as a TIFF"):
-        write_plate_tensors(tmp_path / "e.h5", plate, labelled, DS.controls(rows), raw, DS.channels, flat)
+        write_plate_tensors(tmp_path / "e.h5", PlateFields(plate, labelled, DS.controls(rows), raw, DS.channels), flat)
     bad = BadImages(skip=True)
-    n = write_plate_tensors(tmp_path / "s.h5", plate, labelled, DS.controls(rows), raw, DS.channels, flat,
-                            normalization=Normalization(on_bad_image="skip"), bad=bad)
+    n = write_plate_tensors(tmp_path / "s.h5", PlateFields(plate, labelled, DS.controls(rows), raw, DS.channels), flat,
+                            TensorSettings(on_bad_image="skip"), bad=bad)
     assert n == 4 * (len(labelled) - 1)
     report = bad.table()
     assert list(report["image_number"]) == [victim["image_number"]]
     assert victim["file_Actin"].split("/")[-1] in report.loc[0, "reason"] and report.loc[0, "stage"] == "tensors"
-    table = read_metadata(tmp_path / "s.h5")
+    table = read_crop_metadata(tmp_path / "s.h5")
     assert victim["image_number"] not in set(table["image_number"])
 
 
 def test_empty_crop_filter(marked, tmp_path):
-    from cellmoa.tensors import Normalization
-
     spec, raw, meta = marked
     plate = spec.plates()[0]
     rows = meta[meta.plate == plate]
@@ -294,9 +278,9 @@ def test_empty_crop_filter(marked, tmp_path):
     image[:16, :24] = 16 * 50
     tifffile.imwrite(raw / victim["file_DAPI"], image)
     flat = {c: np.ones((32, 48), np.float32) for c in DS.channels}
-    norm = Normalization(empty_crop_min_fraction=0.5, empty_crop_z=0.0)
-    n = write_plate_tensors(tmp_path / "f.h5", plate, labelled, DS.controls(rows), raw, DS.channels, flat, normalization=norm)
-    table = read_metadata(tmp_path / "f.h5")
+    norm = TensorSettings(empty_crops=EmptyCropFilter(min_fraction=0.5, z=0.0))
+    n = write_plate_tensors(tmp_path / "f.h5", PlateFields(plate, labelled, DS.controls(rows), raw, DS.channels), flat, norm)
+    table = read_crop_metadata(tmp_path / "f.h5")
     assert n == 4 * len(labelled) - 1
     dropped = table[(table.image_number == victim["image_number"])]
     assert sorted(dropped["crop"]) == [1, 2, 3]

@@ -1,20 +1,14 @@
 import json
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.tensors import read_metadata
-from cellmoa.training import (
-    TrainSettings,
-    augment_batch,
-    class_weights,
-    make_dataset,
-    run_workload,
-    select_fold,
-    steps_per_epoch,
-    train_fold,
-)
+from cellmoa.folds import run_workload, select_fold
+from cellmoa.inputs import augment_batch, make_dataset, steps_per_epoch
+from cellmoa.tensors import read_crop_metadata
+from cellmoa.training import FoldOutputs, FoldTrainer, TrainSettings, class_weights, train_fold, train_folds
 
 
 def small_settings(**kw):
@@ -25,7 +19,7 @@ def small_settings(**kw):
 
 
 def test_fold_holds_out_the_compound(tiny_tensors):
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nsc")
     assert "nocodazole" not in set(meta.iloc[fold.train_index]["compound"])
     assert set(meta.iloc[fold.test_index]["compound"]) == {"nocodazole"}
@@ -34,7 +28,7 @@ def test_fold_holds_out_the_compound(tiny_tensors):
 
 
 def test_nscb_also_holds_out_the_batch(tiny_tensors):
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nscb")
     held_batches = set(meta.loc[meta.compound == "nocodazole", "batch"])
     assert fold.excluded_batches == sorted(held_batches)
@@ -43,7 +37,7 @@ def test_nscb_also_holds_out_the_batch(tiny_tensors):
 
 
 def test_unknown_fold_compound_and_scheme(tiny_tensors):
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     with pytest.raises(ValueError, match="'taxol' has no crops"):
         select_fold(meta, "taxol")
     with pytest.raises(ValueError, match="unknown fold scheme"):
@@ -60,7 +54,7 @@ def _fed_by_epoch(ds, n_crops, batch_size, n_epochs):
 
 
 def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors):
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "vincristine", "nsc")
     labels = np.zeros(len(fold.train_index), np.int64)
     ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True,
@@ -77,7 +71,7 @@ def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors):
 def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors):
     """What a resumed run feeds in epoch 2 (order and augmented pixels) is what an uninterrupted
     run feeds in its epoch 2."""
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nsc")
     n = len(fold.train_index)
     labels = np.arange(n) % 2
@@ -96,7 +90,7 @@ def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors)
 
 
 def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors):
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "latrunculin B", "nscb")
     labels = np.zeros(len(fold.train_index), np.int64)
     ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True)
@@ -180,10 +174,48 @@ def test_settings_from_config_with_per_network_overrides():
     assert incv3.epochs == 12 and incv3.input_size == 299 and incv3.fold_scheme == "nscb"
 
 
+def test_an_unknown_training_setting_is_refused_with_its_name():
+    """A typo in training or in one network's overrides is an error, not silently ignored."""
+    training = {"networks": ["ResNet50"], "folds": {"scheme": "nsc", "compounds": ["a"]},
+                "per_network": {"ResNet50": {"epoch": 3}}}
+    with pytest.raises(ValueError, match=r"training\.per_network\.ResNet50: unknown setting\(s\) epoch"):
+        TrainSettings.from_config(training, "ResNet50")
+    with pytest.raises(ValueError, match=r"training: unknown setting\(s\) learnig_rate"):
+        TrainSettings.from_config({**training, "per_network": {}, "learnig_rate": 0.1}, "ResNet50")
+
+
 def _run(tensors, out, seed=5):
     settings = small_settings(seed=seed)
     return train_fold(tensors, "cytochalasin B", settings, out / "model.keras", out / "history.tsv",
                       out / "predictions.tsv", out / "fold.json", out / "checkpoint")
+
+
+def _outputs(folder):
+    return FoldOutputs(folder / "model.keras", folder / "history.tsv", folder / "predictions.tsv",
+                       folder / "fold.json", folder / "checkpoint", folder / "embeddings.h5")
+
+
+def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tmp_path):
+    """training.jobs: per_network trains fold after fold on one model object (one graph trace):
+    each fold must start from the initial weights and optimizer state, so its predictions are
+    those of the fold trained alone; a finished fold is not trained again on a rerun."""
+    folds = {c: _outputs(tmp_path / "together" / c) for c in ("nocodazole", "cytochalasin B")}
+    together = train_folds(tiny_tensors, folds, small_settings())
+    alone = _run(tiny_tensors, tmp_path / "alone")
+    prob_cols = [c for c in alone.columns if c.startswith("prob_")]
+    np.testing.assert_array_equal(together["cytochalasin B"][prob_cols].to_numpy(), alone[prob_cols].to_numpy())
+    assert not (tmp_path / "together" / "nocodazole" / "checkpoint").exists()
+    with h5py.File(folds["cytochalasin B"].embeddings) as f, h5py.File(folds["nocodazole"].embeddings) as g:
+        assert f["embeddings"].shape == g["embeddings"].shape and not np.array_equal(f["embeddings"][()], g["embeddings"][()])
+    # a fold whose checkpoint says it is finished (a per_network job killed after it) is predicted, not retrained
+    trainer = FoldTrainer(tiny_tensors, small_settings())
+    kept = _outputs(tmp_path / "kept")
+    first = trainer.train("cytochalasin B", kept, keep_checkpoint=True)
+    assert (kept.checkpoint_dir / "state.json").is_file()
+    history = (kept.history).read_text()
+    again = FoldTrainer(tiny_tensors, small_settings()).train("cytochalasin B", kept)
+    np.testing.assert_array_equal(first[prob_cols].to_numpy(), again[prob_cols].to_numpy())
+    assert kept.history.read_text() == history and not kept.checkpoint_dir.exists()
 
 
 def test_train_fold_outputs_and_seeded_repeatability(tiny_tensors, tmp_path):
@@ -293,7 +325,7 @@ def test_mixed_precision_and_xla_train_on_the_cpu(tiny_tensors, tmp_path):
 
 
 def test_run_workload_counts_every_fold(tiny_tensors):
-    meta = read_metadata(tiny_tensors)
+    meta = read_crop_metadata(tiny_tensors)
     compounds = ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]
     work = run_workload(meta, compounds, "nsc", epochs=3)
     labelled = (meta.moa != "").sum()

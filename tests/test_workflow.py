@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT
-from smk import snakemake, planned_jobs, write_config as _write_config
+from smk import planned_jobs, snakemake
+from smk import write_config as _write_config
 
 
 def test_real_config_plans_114_gpu_training_jobs(tmp_path):
@@ -83,7 +83,7 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     prob_cols = [c for c in predictions.columns if c.startswith("prob_")]
     classes = np.array([c[len("prob_"):] for c in prob_cols])
     correct = []
-    for (compound, conc), t in predictions.groupby(["Metadata_Compound", "Metadata_Concentration"]):
+    for _treatment, t in predictions.groupby(["Metadata_Compound", "Metadata_Concentration"]):
         per_rep = np.stack([g[prob_cols].median().to_numpy() for _, g in t.groupby("Metadata_Replicate")])
         correct.append(classes[np.median(per_rep, axis=0).argmax()] == t["Metadata_MoA"].iloc[0])
     summary = pd.read_csv(tables / "summary.tsv", sep="\t")
@@ -152,8 +152,9 @@ def test_a_restriction_leaves_a_compound_out_of_the_tensors(tmp_path):
     only at 3 uM, cytochalasin B (synthesized in week 2) only in week 1, that is nowhere."""
     import copy
 
-    from cellmoa.tensors import read_metadata
     from smk import E2E_CONFIG
+
+    from cellmoa.tensors import read_crop_metadata
 
     config = copy.deepcopy(E2E_CONFIG)
     config["preprocessing"] = {
@@ -164,7 +165,7 @@ def test_a_restriction_leaves_a_compound_out_of_the_tensors(tmp_path):
     }
     path = _write_config(tmp_path / "config.yaml", config)
     snakemake("--cores", "2", "--directory", str(tmp_path), f"--configfile={path}", "results/tensors/all.h5")
-    meta = read_metadata(tmp_path / "results/tensors/all.h5")
+    meta = read_crop_metadata(tmp_path / "results/tensors/all.h5")
     nocodazole = meta[meta["compound"] == "nocodazole"]
     assert len(nocodazole) > 0 and set(nocodazole["concentration"]) == {3.0}
     assert "cytochalasin B" not in set(meta["compound"])

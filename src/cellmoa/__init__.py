@@ -1,17 +1,31 @@
 """cellmoa: mechanism-of-action prediction from high-content microscopy with pretrained CNNs.
 
 The package holds the domain logic of the Snakemake workflow; the rule scripts in
-``workflow/scripts`` only read the ``snakemake`` object and call these modules:
+``workflow/scripts`` only read the ``snakemake`` object and call these modules (the README's
+"Where things live" table says which concern lives where):
 
-- :mod:`cellmoa.datasets`     dataset adapters (BBBC021) behind one interface
-- :mod:`cellmoa.synthetic`    a synthetic dataset in BBBC021's exact layout
-- :mod:`cellmoa.download`     fetching and safely extracting archives
-- :mod:`cellmoa.illumination` illumination functions (estimate, smooth, apply)
-- :mod:`cellmoa.tensors`      per-plate HDF5 tensors and their assembly
-- :mod:`cellmoa.models`       ImageNet-pretrained networks from keras.applications
-- :mod:`cellmoa.training`     per-fold training and prediction
-- :mod:`cellmoa.evaluation`   treatment-level aggregation and accuracy
-- :mod:`cellmoa.reporting`    tables printed and written for people
+- :mod:`cellmoa.datasets`      dataset adapters behind one interface, and their registry
+- :mod:`cellmoa.synthetic`     synthetic datasets in each registered dataset's exact layout
+- :mod:`cellmoa.download`      fetching files and extracting archives safely, manifests
+- :mod:`cellmoa.images`        reading a field's images, the reader thread, bad-image records
+- :mod:`cellmoa.illumination`  illumination functions (estimate, smooth, apply) and their files
+- :mod:`cellmoa.normalization` how a raw pixel becomes a stored value and a network pixel
+- :mod:`cellmoa.crops`         resizing fields, the crop grid, the empty-crop filter
+- :mod:`cellmoa.tensors`       the HDF5 layout: plate writer, crop metadata, assembly
+- :mod:`cellmoa.preprocessing` the illumination and tensors jobs of one plate
+- :mod:`cellmoa.folds`         fold schemes, fold names, which crops a fold trains on
+- :mod:`cellmoa.models`        ImageNet-pretrained networks from keras.applications, weights
+- :mod:`cellmoa.inputs`        augmentation and the input pipeline
+- :mod:`cellmoa.checkpoints`   kill-safe per-epoch checkpoints
+- :mod:`cellmoa.training`      training settings, one fold's training, prediction, embeddings
+- :mod:`cellmoa.gpus`          one GPU per job on multi-GPU machines
+- :mod:`cellmoa.evaluation`    treatment-level aggregation and accuracy
+- :mod:`cellmoa.matching`      nearest-neighbour MoA matching of profiles
+- :mod:`cellmoa.reporting`     summary tables for people
+- :mod:`cellmoa.plots`         figures
+- :mod:`cellmoa.files`         atomic writes, TSV tables
+- :mod:`cellmoa.logs`          per-job logging
+- :mod:`cellmoa.cli`           the ``cellmoa`` command
 """
 
 __version__ = "0.1.0"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 
 def _tables(args) -> int:
-    from cellmoa.reporting import format_table, read_tsv
+    from cellmoa.files import read_tsv
+    from cellmoa.reporting import format_table
 
     folder = Path(args.folder)
     summary = folder / "summary.tsv"
@@ -49,14 +50,17 @@ def _synthesize(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cellmoa.datasets import DATASETS
+
+    names = list(DATASETS)
     parser = argparse.ArgumentParser(prog="cellmoa", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     tables = sub.add_parser("tables", help="print the accuracy tables of a finished run")
     tables.add_argument("folder", nargs="?", default="results/tables")
     tables.set_defaults(func=_tables)
-    synth = sub.add_parser("synthesize", help="write a synthetic dataset in BBBC021's or BBBC014's layout")
+    synth = sub.add_parser("synthesize", help="write a synthetic dataset in a registered dataset's layout")
     synth.add_argument("out", help="output folder")
-    synth.add_argument("--dataset", default="bbbc021", choices=["bbbc021", "bbbc014"], help="whose layout (default bbbc021)")
+    synth.add_argument("--dataset", default=names[0], choices=names, help=f"whose layout (default {names[0]})")
     synth.add_argument("--spec", help="JSON file with the synthetic spec's fields (default: the built-in spec)")
     synth.add_argument("--folders", action="store_true", help="write plate folders instead of zip archives")
     synth.set_defaults(func=_synthesize)

@@ -3,7 +3,8 @@
 Guarantees:
 
 - atomic: data goes to ``<dest>.part`` and is renamed only once complete, so an interrupted job
-  never leaves a file that looks finished;
+  never leaves a file that looks finished (``.part`` is kept between attempts to resume it;
+  extracted folders and manifests go through :func:`cellmoa.files.atomic_path`);
 - resumable: an http(s) download that drops continues from the partial file with a Range request;
 - bounded: every network call has a timeout; connection errors, time-outs and 5xx answers are
   retried with exponential backoff, then a clear error names the URL and the cause;
@@ -23,6 +24,8 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+
+from cellmoa.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -215,27 +218,21 @@ def extract_zip(
             if missing:
                 shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
                 raise ArchiveError(f"{archive_path}: {len(missing)} file(s) listed in the metadata are missing: {shown}")
-        staging = target.with_name(target.name + ".partial")
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
         written = []
         try:
-            for info in members:
-                if info.is_dir():
-                    continue
-                out = staging / relative[info.filename]
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-                written.append(out)
+            with atomic_path(target) as staging:
+                staging.mkdir()
+                for info in members:
+                    if info.is_dir():
+                        continue
+                    out = staging / relative[info.filename]
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with archive.open(info) as src, open(out, "wb") as dst:
+                        shutil.copyfileobj(src, dst, CHUNK)
+                    written.append(relative[info.filename])
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
             raise ArchiveError(f"{archive_path}: corrupt archive ({exc})") from exc
-    if target.exists():
-        shutil.rmtree(target)
-    staging.replace(target)
-    return [target / p.relative_to(staging) for p in written]
+    return [target / p for p in written]
 
 
 # --- manifests: what was downloaded, to detect later changes -------------------------------
@@ -252,15 +249,12 @@ def sha256sum(path: Path) -> str:
 def write_manifest(manifest: Path, root: Path, files: list[Path], sources: dict[str, str] | None = None) -> None:
     """A TSV of ``path`` (relative to ``root``), ``size``, ``sha256`` and ``source`` per file, written atomically."""
     manifest, root = Path(manifest), Path(root)
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = manifest.with_name(manifest.name + ".part")
-    with open(tmp, "w") as out:
+    with atomic_path(manifest) as tmp, open(tmp, "w") as out:
         out.write("path\tsize\tsha256\tsource\n")
         for path in sorted(Path(f) for f in files):
             rel = path.relative_to(root).as_posix()
             source = (sources or {}).get(rel, "")
             out.write(f"{rel}\t{path.stat().st_size}\t{sha256sum(path)}\t{source}\n")
-    tmp.replace(manifest)
 
 
 def read_manifest(manifest: Path) -> list[dict]:

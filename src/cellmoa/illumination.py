@@ -5,12 +5,19 @@ CorrectIlluminationCalculate with "Regular" images, "Each" = per plate, and divi
 2. smoothed with a median filter (default) or a Gaussian, on a block-averaged copy for speed;
 3. divided by a robust minimum (the 2nd percentile) and floored at 1, so the function is >= 1
    and correcting (dividing by it) never brightens the dimmest region beyond its own level.
+
+``results/illumination/<plate>.h5``: ``/function`` (C, H, W) float32 with the ``channels``,
+``plate`` and parameter attributes; ``/reference_mean`` and ``/reference_std`` (G, C), the
+statistics of the plate's corrected reference fields per group (cell line, ``reference_groups``)
+computed in the same read (:func:`cellmoa.preprocessing.illumination_pass`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import h5py
 import numpy as np
 from scipy import ndimage
 from skimage.transform import resize
@@ -102,21 +109,44 @@ def correct(image: np.ndarray, function: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / function
 
 
-def plot_functions(functions: dict[str, np.ndarray], title: str, path) -> None:
-    """A QC figure: one panel per channel showing the illumination function (centre-to-corner
-    fall-off reads directly off the colour scale)."""
-    import matplotlib
+def write_illumination(
+    path: Path,
+    plate: str,
+    functions: dict[str, np.ndarray],
+    params: IlluminationParams,
+    reference_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> None:
+    """``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as
+    attributes; with ``reference_stats``, ``/reference_mean`` and ``/reference_std`` (G, C) of the
+    corrected reference images per cell line (attribute ``reference_groups``)."""
+    from cellmoa import __version__
+    from cellmoa.files import atomic_path
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    channels = list(functions)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("function", data=np.stack([functions[c] for c in channels]))
+        f.attrs["channels"] = channels
+        f.attrs["plate"] = plate
+        for key, value in vars(params).items():
+            f.attrs[key] = value
+        if reference_stats:
+            groups = sorted(reference_stats)
+            f.attrs["reference_groups"] = groups
+            f.create_dataset("reference_mean", data=np.stack([reference_stats[g][0] for g in groups]))
+            f.create_dataset("reference_std", data=np.stack([reference_stats[g][1] for g in groups]))
+        f.attrs["cellmoa_version"] = __version__
 
-    fig, axes = plt.subplots(1, len(functions), figsize=(4 * len(functions), 3.4), squeeze=False)
-    for ax, (channel, function) in zip(axes[0], functions.items()):
-        im = ax.imshow(function, cmap="viridis")
-        ax.set_title(f"{channel}: max/min {function.max() / function.min():.2f}")
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+
+def read_illumination(path: Path) -> dict[str, np.ndarray]:
+    """The illumination function per channel of an illumination file."""
+    with h5py.File(path, "r") as f:
+        return {c: f["function"][i] for i, c in enumerate(f.attrs["channels"])}
+
+
+def read_reference_statistics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The reference statistics an illumination file holds ({} when it holds none)."""
+    with h5py.File(path, "r") as f:
+        if "reference_mean" not in f:
+            return {}
+        groups = [str(g) for g in f.attrs["reference_groups"]]
+        return {g: (f["reference_mean"][i], f["reference_std"][i]) for i, g in enumerate(groups)}

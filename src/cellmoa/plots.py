@@ -1,4 +1,4 @@
-"""Figures of the results: confusion matrices and accuracy across networks (PNG, matplotlib)."""
+"""Figures (PNG, matplotlib): illumination functions, confusion matrices, accuracy across networks."""
 
 from __future__ import annotations
 
@@ -70,4 +70,20 @@ def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_illumination(functions: dict[str, np.ndarray], title: str, path) -> None:
+    """A QC figure: one panel per channel showing the illumination function (centre-to-corner
+    fall-off reads directly off the colour scale)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(functions), figsize=(4 * len(functions), 3.4), squeeze=False)
+    for ax, (channel, function) in zip(axes[0], functions.items()):
+        im = ax.imshow(function, cmap="viridis")
+        ax.set_title(f"{channel}: max/min {function.max() / function.min():.2f}")
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from cellmoa import evaluation
+from cellmoa.datasets import get_dataset
 
-#: Kensert et al. (2019), BBBC021, leave-one-compound-out, treatment-level accuracy (103 treatments).
-PAPER_ACCURACY = {"ResNet50": 0.971, "InceptionV3": 0.971, "InceptionResNetV2": 0.951}
+#: the published figure beside ours (the dataset adapter's ``reference_accuracy``: Kensert et
+#: al. 2019 for BBBC021 with nsc folds)
 REFERENCE_COLUMN = "reference_kensert2019_treatment_accuracy"
 
 
@@ -23,6 +22,8 @@ def summarize(
     """One row per network: treatments, correct, treatment accuracy with a seeded bootstrap 95%
     interval over treatments, field and crop accuracy, nearest-neighbour accuracy of the
     embeddings (NSC and NSCB), chance level, and the paper's figure as a reference."""
+    adapter = get_dataset(dataset)
+    published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
     rows = []
     for network, predictions in predictions_by_network.items():
         treatments = evaluation.treatment_predictions(predictions)
@@ -31,7 +32,6 @@ def summarize(
         correct = int(treatments["correct"].sum())
         low, high = evaluation.bootstrap_interval(treatments["correct"].to_numpy(), seed=seed)
         nn = (nn_by_network or {}).get(network, {})
-        comparable = dataset == "bbbc021" and scheme == "nsc"
         rows.append(
             {
                 "Metadata_Network": network,
@@ -49,7 +49,7 @@ def summarize(
                 "nn_accuracy_nsc": nn.get("nsc", float("nan")),
                 "nn_accuracy_nscb": nn.get("nscb", float("nan")),
                 "chance_accuracy": 1.0 / n_classes if n_classes else float("nan"),
-                REFERENCE_COLUMN: PAPER_ACCURACY.get(network, float("nan")) if comparable else float("nan"),
+                REFERENCE_COLUMN: published.get(network, float("nan")),
             }
         )
     return pd.DataFrame(rows)
@@ -78,8 +78,7 @@ def format_table(frame: pd.DataFrame) -> str:
 
 
 def _network_columns(frame: pd.DataFrame) -> set[str]:
-    return {c for c in frame.columns if c in PAPER_ACCURACY or (c not in ("Metadata_MoA", "n_treatments") and "Metadata_MoA" in frame.columns and frame[c].dtype.kind == "f")}
-
-
-def read_tsv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    """The per-network accuracy columns of a per-MoA table (floats beside Metadata_MoA)."""
+    if "Metadata_MoA" not in frame.columns:
+        return set()
+    return {c for c in frame.columns if c not in ("Metadata_MoA", "n_treatments") and frame[c].dtype.kind == "f"}

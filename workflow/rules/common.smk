@@ -7,11 +7,14 @@ from pathlib import Path
 from snakemake.utils import validate
 
 # The domain logic lives in the cellmoa package (src/). It is installed in the project's venv;
-# this line keeps it importable inside per-rule conda envs (--sdm conda) too.
+# this line keeps it importable without an install too (rule scripts do the same through
+# workflow/scripts/rule_setup.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cellmoa.datasets import fold_slugs, get_dataset
+from cellmoa.datasets import get_dataset
+from cellmoa.folds import folds_from_config
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
+from cellmoa.preprocessing import TensorSettings
 from cellmoa.synthetic import spec_for
 from cellmoa.training import TrainSettings
 
@@ -42,38 +45,19 @@ for _network in NETWORKS:
         raise ValueError(f"config: training ({_network}): {error}") from error
 
 
-def _folds(folds):
-    """slug -> held-out value (compound or cell line) of every fold, the scheme checked against
-    the dataset."""
-    scheme = folds.setdefault("scheme", DATASET.fold_schemes[0])
-    DATASET.fold_column(scheme)  # refuses a scheme the dataset has no use for
-    if "held_out" in folds and "compounds" in folds:
-        raise ValueError(
-            "config: give training.folds.held_out or training.folds.compounds, not both"
-        )
-    values = folds.get("held_out", folds.get("compounds"))
-    if not values:
-        raise ValueError(
-            "config: training.folds.held_out is required - the compounds (nsc, nscb) or cell "
-            "lines (cell_line) that the folds hold out, one fold each"
-        )
-    if "compounds" in folds and scheme == "cell_line":
-        raise ValueError(
-            "config: the cell_line scheme holds out cell lines; list them in training.folds.held_out"
-        )
-    return fold_slugs(list(values))
-
-
-FOLDS = _folds(config["training"]["folds"])  # slug -> held-out compound or cell line
+FOLDS = folds_from_config(
+    config["training"]["folds"], DATASET
+)  # slug -> held-out value
 FOLD_SCHEME = config["training"]["folds"]["scheme"]
 # what the dataset decides unless the config says otherwise
 config["training"].setdefault("head", DATASET.head)
 config["training"].setdefault("input_channels", list(DATASET.network_channels))
-_crops = config["preprocessing"]["crops"]
+# the tensors settings, checked before any job runs; crop geometry defaults from the dataset
+_geometry = TensorSettings.from_config(config["preprocessing"], DATASET).crops
 CROPS = {
-    "rows": _crops.get("rows", DATASET.crop_grid[0]),
-    "cols": _crops.get("cols", DATASET.crop_grid[1]),
-    "resize": _crops.get("resize", DATASET.field_size),
+    "rows": _geometry.rows,
+    "cols": _geometry.cols,
+    "resize": list(_geometry.field_size) if _geometry.field_size else None,
 }
 
 RESOURCES = f"resources/{DATASET.name}"
@@ -93,6 +77,14 @@ wildcard_constraints:
 
 
 RAW_DIR = config["data"].get("raw_dir")
+
+
+#: where a plate's archive is downloaded to (deleted after extraction unless data.keep_archives)
+PLATE_ARCHIVE = f"{RESOURCES}/archives/{{plate}}.zip"
+
+
+def plate_archive_output():
+    return PLATE_ARCHIVE if config["data"]["keep_archives"] else temp(PLATE_ARCHIVE)
 
 
 def plate_images(wildcards):
@@ -144,6 +136,11 @@ def fold_outputs(name):
     return expand(
         f"results/models/{{network}}/{{fold}}/{name}", network=NETWORKS, fold=FOLDS
     )
+
+
+def network_fold_outputs(name):
+    """One file of every fold of the {network} wildcard (outputs of a per-network job)."""
+    return expand(f"results/models/{{{{network}}}}/{{fold}}/{name}", fold=FOLDS)
 
 
 def nearest_neighbour_tables():

@@ -1,6 +1,7 @@
 # Raw data: the metadata CSVs and one archive per plate, fetched from data.base_url (or from the
-# synthesized dataset) and extracted under resources/, each with a manifest (size and sha256 of
-# every file) that later jobs check. With data.raw_dir, plates already on disk are checked and
+# synthesized dataset) into resources/<dataset>/archives/ (temporary unless data.keep_archives)
+# and extracted under resources/, each with a manifest (size and sha256 of every file) that later
+# jobs check. With data.raw_dir, plates already on disk are checked and
 # given a manifest instead of being downloaded. Local rules: cluster nodes are often offline.
 
 
@@ -46,10 +47,8 @@ rule download_metadata:
 rule download_plate:
     input:
         synthetic_source,
-        metadata=METADATA_FILES.values(),
     output:
-        images=directory(f"{RESOURCES}/images/{{plate}}"),
-        manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
+        archive=plate_archive_output(),
     log:
         "logs/download/{plate}.log",
     localrule: True
@@ -63,10 +62,27 @@ rule download_plate:
         retries=config["data"]["retries"],
         timeout=config["data"]["timeout"],
         max_bytes=config["data"]["max_bytes"],
-        keep_archives=config["data"]["keep_archives"],
-        archives_dir=f"{RESOURCES}/archives",
     script:
         "../scripts/download_plate.py"
+
+
+rule extract_plate:
+    input:
+        archive=PLATE_ARCHIVE,
+        metadata=METADATA_FILES.values(),
+    output:
+        images=directory(f"{RESOURCES}/images/{{plate}}"),
+        manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
+    log:
+        "logs/download/{plate}.extract.log",
+    localrule: True
+    conda:
+        "../../envs/download.yaml"
+    params:
+        dataset=config["dataset"],
+        base_url=config["data"]["base_url"],
+    script:
+        "../scripts/extract_plate.py"
 
 
 rule check_raw_plate:

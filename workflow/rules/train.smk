@@ -1,6 +1,7 @@
-# One job per (network, fold): fine-tune the network on every compound but the held-out one,
-# then predict the held-out compound's crops. Tagged gpu=1 so local runs (profiles/default) and
-# clusters (profiles/slurm) give each job one GPU.
+# One job per (network, fold) (training.jobs: per_fold, the default), or one per network that
+# trains its folds one after the other (per_network): fine-tune the network on every compound but
+# the held-out one, then predict the held-out compound's crops. Tagged gpu=1 so local runs
+# (profiles/default) and clusters (profiles/slurm) give each job one GPU.
 
 
 rule fetch_weights:
@@ -8,6 +9,8 @@ rule fetch_weights:
         weights="resources/weights/{network}_imagenet_notop.h5",
     log:
         "logs/fetch_weights/{network}.log",
+    # the same file for every workflow: with --cache, fetched once per machine
+    cache: "omit-software"
     localrule: True
     conda:
         "../../envs/download.yaml"
@@ -21,31 +24,70 @@ rule fetch_weights:
         "../scripts/fetch_weights.py"
 
 
-rule train:
-    input:
-        unpack(network_weights),
-        tensors="results/tensors/all.h5",
-        plates=plate_tensors(),
-    output:
-        model="results/models/{network}/{fold}/model.keras",
-        history="results/models/{network}/{fold}/history.tsv",
-        predictions="results/models/{network}/{fold}/predictions.tsv",
-        fold="results/models/{network}/{fold}/fold.json",
-        embeddings="results/models/{network}/{fold}/embeddings.h5",
-    log:
-        "logs/train/{network}/{fold}.log",
-    benchmark:
-        "results/benchmarks/train/{network}/{fold}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=240,
-    params:
-        held_out=lambda wildcards: FOLDS[wildcards.fold],
-        training=config["training"],
-        checkpoint_dir="results/checkpoints/{network}/{fold}",
-    script:
-        "../scripts/train.py"
+if config["training"]["jobs"] == "per_fold":
+
+    rule train:
+        input:
+            unpack(network_weights),
+            tensors="results/tensors/all.h5",
+            plates=plate_tensors(),
+        output:
+            model="results/models/{network}/{fold}/model.keras",
+            history="results/models/{network}/{fold}/history.tsv",
+            predictions="results/models/{network}/{fold}/predictions.tsv",
+            fold="results/models/{network}/{fold}/fold.json",
+            embeddings="results/models/{network}/{fold}/embeddings.h5",
+        log:
+            "logs/train/{network}/{fold}.log",
+        benchmark:
+            "results/benchmarks/train/{network}/{fold}.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: 4
+        resources:
+            gpu=1,
+            mem_mb=16000,
+            runtime=240,
+        params:
+            held_out=lambda wildcards: [FOLDS[wildcards.fold]],
+            training=config["training"],
+            checkpoint_dir=lambda wildcards: [
+                f"results/checkpoints/{wildcards.network}/{wildcards.fold}"
+            ],
+        script:
+            "../scripts/train.py"
+
+else:
+
+    # training.jobs: per_network - the folds of a network in one process (the model is built
+    # and its steps traced once); the same outputs as the per-fold jobs
+    rule train_network:
+        input:
+            unpack(network_weights),
+            tensors="results/tensors/all.h5",
+            plates=plate_tensors(),
+        output:
+            model=network_fold_outputs("model.keras"),
+            history=network_fold_outputs("history.tsv"),
+            predictions=network_fold_outputs("predictions.tsv"),
+            fold=network_fold_outputs("fold.json"),
+            embeddings=network_fold_outputs("embeddings.h5"),
+        log:
+            "logs/train/{network}.log",
+        benchmark:
+            "results/benchmarks/train/{network}.tsv"
+        conda:
+            "../../envs/train.yaml"
+        threads: 4
+        resources:
+            gpu=1,
+            mem_mb=16000,
+            runtime=240 * len(FOLDS),
+        params:
+            held_out=list(FOLDS.values()),
+            training=config["training"],
+            checkpoint_dir=lambda wildcards: [
+                f"results/checkpoints/{wildcards.network}/{fold}" for fold in FOLDS
+            ],
+        script:
+            "../scripts/train.py"

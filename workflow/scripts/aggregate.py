@@ -1,20 +1,17 @@
 """Rule aggregate: treatment-level predictions, per-MoA accuracy, crop-, well- and
 treatment-level accuracy per fold, and the confusion matrix of one network."""
 
-import sys
+from rule_setup import start
+
+start(snakemake)
+
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
 import pandas as pd
 
 from cellmoa import evaluation
+from cellmoa.files import read_tsv, write_tsv
 from cellmoa.plots import plot_confusion
-from cellmoa.reporting import read_tsv
-from cellmoa.training import write_tsv
 
 network = snakemake.wildcards.network
 predictions = pd.concat([read_tsv(f) for f in snakemake.input.predictions], ignore_index=True)

@@ -1,14 +1,12 @@
 """Rule check_raw_plate (data.raw_dir): check that a plate folder already on disk holds every
 image the metadata lists, and record its files in a manifest (size and sha256)."""
 
-import sys
+from rule_setup import start
+
+start(snakemake)
+
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
 from cellmoa.datasets import get_dataset
 from cellmoa.download import ArchiveError, write_manifest
 

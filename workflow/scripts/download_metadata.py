@@ -1,14 +1,12 @@
 """Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url and record them
 in a manifest (size, sha256, source URL)."""
 
-import sys
+from rule_setup import start
+
+start(snakemake)
+
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
 from cellmoa.download import fetch, join_url, write_manifest
 
 p = snakemake.params

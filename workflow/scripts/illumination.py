@@ -2,19 +2,19 @@
 illumination function of every channel of the plate and, in the same read, the statistics of the
 plate's corrected reference fields (per cell line) that the tensors job standardises with."""
 
-import sys
+from rule_setup import start
+
+start(snakemake)
+
 from pathlib import Path
-
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
 
 from cellmoa.datasets import get_dataset
 from cellmoa.download import verify_manifest
-from cellmoa.illumination import IlluminationParams, plot_functions
-from cellmoa.tensors import BadImages, illumination_pass, write_illumination
+from cellmoa.files import write_tsv
+from cellmoa.illumination import IlluminationParams, write_illumination
+from cellmoa.images import BadImages
+from cellmoa.plots import plot_illumination
+from cellmoa.preprocessing import illumination_pass
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -32,6 +32,6 @@ functions, reference_stats = illumination_pass(
     rows, raw_dir, dataset.channels, params, bad, reference=dataset.reference(rows),
     prefetch=max(0, snakemake.threads - 1),
 )
-bad.table().to_csv(snakemake.output.skipped, sep="\t", index=False)
+write_tsv(bad.table(), Path(snakemake.output.skipped))
 write_illumination(Path(snakemake.output.function), plate, functions, params, reference_stats)
-plot_functions(functions, f"Illumination functions of plate {plate}", Path(snakemake.output.qc))
+plot_illumination(functions, f"Illumination functions of plate {plate}", Path(snakemake.output.qc))

@@ -1,21 +1,19 @@
 """Rule nearest_neighbours: 1-nearest-neighbour MoA matching of treatment profiles (mean
 embeddings), NSC and NSCB, each held-out compound matched with its own fold model's embeddings."""
 
-import sys
+from rule_setup import start
+
+start(snakemake)
+
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
 import h5py
 
-from cellmoa.profiles import fold_matches
-from cellmoa.tensors import read_metadata
-from cellmoa.training import write_tsv
+from cellmoa.files import write_tsv
+from cellmoa.matching import fold_matches
+from cellmoa.tensors import read_crop_metadata
 
-metadata = read_metadata(Path(snakemake.input.tensors))
+metadata = read_crop_metadata(Path(snakemake.input.tensors))
 embeddings = {}
 for compound, path in zip(snakemake.params.compounds, snakemake.input.embeddings):
     with h5py.File(path, "r") as f:

@@ -2,23 +2,20 @@
 accuracy, nearest-neighbour accuracy, the paper's figure as reference), accuracy per MoA across
 networks, and the accuracy plot."""
 
-import sys
-from pathlib import Path
+from rule_setup import start
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+start(snakemake)
 
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
 import logging
+from pathlib import Path
 
 import pandas as pd
 
 from cellmoa import evaluation
+from cellmoa.files import read_tsv, write_tsv
+from cellmoa.matching import accuracy_by_scheme
 from cellmoa.plots import plot_accuracy
-from cellmoa.profiles import accuracy_by_scheme
-from cellmoa.reporting import format_table, per_moa_table, read_tsv, summarize
-from cellmoa.training import write_tsv
+from cellmoa.reporting import format_table, per_moa_table, summarize
 
 p = snakemake.params
 by_network = {

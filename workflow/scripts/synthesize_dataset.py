@@ -1,15 +1,11 @@
 """Rule synthesize_dataset: write a synthetic dataset in the selected dataset's layout into data.base_url."""
 
-import sys
-from pathlib import Path
+from rule_setup import start
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-
-from cellmoa.logs import job_logging
-
-job_logging(snakemake.log[0])
+start(snakemake)
 
 import logging
+from pathlib import Path
 
 from cellmoa.synthetic import spec_for
 

@@ -1,28 +1,36 @@
-"""Rule train: train one network on one fold and predict its held-out compound (or cell line)."""
+"""Rule train (one fold) or train_network (every fold of a network, one after the other): train
+the network, predict the held-out compound's (or cell line's) crops, embed every crop."""
 
-import sys
+from rule_setup import start
+
+start(snakemake)
+
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
+from cellmoa.training import FoldOutputs, TrainSettings, train_folds
 
-from cellmoa.logs import job_logging
 
-job_logging(snakemake.log[0])
+def files(value) -> list[Path]:
+    return [Path(value)] if isinstance(value, str) else [Path(v) for v in value]
 
-from cellmoa.training import TrainSettings, train_fold
 
-settings = TrainSettings.from_config(
-    snakemake.params.training, snakemake.wildcards.network, threads=snakemake.threads
-)
-train_fold(
+out = snakemake.output
+settings = TrainSettings.from_config(snakemake.params.training, snakemake.wildcards.network, threads=snakemake.threads)
+folds = {
+    held_out: FoldOutputs(model, history, predictions, fold, checkpoint, embeddings)
+    for held_out, model, history, predictions, fold, checkpoint, embeddings in zip(
+        snakemake.params.held_out,
+        files(out.model),
+        files(out.history),
+        files(out.predictions),
+        files(out.fold),
+        files(snakemake.params.checkpoint_dir),
+        files(out.embeddings),
+    )
+}
+train_folds(
     Path(snakemake.input.tensors),
-    snakemake.params.held_out,
+    folds,
     settings,
-    model_path=Path(snakemake.output.model),
-    history_path=Path(snakemake.output.history),
-    predictions_path=Path(snakemake.output.predictions),
-    fold_path=Path(snakemake.output.fold),
-    checkpoint_dir=Path(snakemake.params.checkpoint_dir),
     imagenet_file=Path(snakemake.input.weights) if "weights" in snakemake.input.keys() else None,
-    embeddings_path=Path(snakemake.output.embeddings),
 )

@@ -1,10 +1,21 @@
-"""Dataset adapters behind one interface (:class:`~cellmoa.datasets.base.Dataset`)."""
+"""Dataset adapters behind one interface (:class:`~cellmoa.datasets.base.Dataset`), registered here.
 
-from cellmoa.datasets.base import FOLD_COLUMNS, Dataset, fold_slug, fold_slugs, restrict
+:data:`DATASETS` is the one list of datasets: ``dataset:`` in the config (its schema enum is
+checked against it by the tests), ``cellmoa synthesize --dataset``, the synthesizers
+(:func:`cellmoa.synthetic.spec_for`), the reports and the demo configs all derive from it.
+
+To add a dataset: write its adapter (a :class:`Dataset` subclass) in a module of this package,
+add it to :data:`DATASETS`, add its name to ``dataset``'s enum in
+``workflow/schemas/config.schema.yaml``, and give it a synthesizer under ``cellmoa.synthetic``
+and a demo config (``synthesizer`` and ``demo_config`` attributes).
+"""
+
+from cellmoa.datasets.base import METADATA_COLUMNS, Dataset
 from cellmoa.datasets.bbbc014 import BBBC014
 from cellmoa.datasets.bbbc021 import BBBC021
 
-DATASETS = {"bbbc021": BBBC021, "bbbc014": BBBC014}
+#: name (as in the config's ``dataset:``) -> adapter class
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (BBBC021, BBBC014)}
 
 
 def get_dataset(name: str) -> Dataset:
@@ -12,9 +23,7 @@ def get_dataset(name: str) -> Dataset:
     try:
         return DATASETS[name.lower()]()
     except KeyError:
-        raise ValueError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
-        ) from None
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
 
 
-__all__ = ["BBBC014", "BBBC021", "DATASETS", "FOLD_COLUMNS", "Dataset", "fold_slug", "fold_slugs", "get_dataset", "restrict"]
+__all__ = ["BBBC014", "BBBC021", "DATASETS", "METADATA_COLUMNS", "Dataset", "get_dataset"]

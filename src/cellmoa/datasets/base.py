@@ -1,13 +1,19 @@
-"""The interface every dataset adapter implements, and fold naming shared by all of them."""
+"""The interface every dataset adapter implements.
+
+An adapter knows one published dataset's layout: its metadata tables, archive names, channels,
+controls, fold schemes, crop geometry and the paper's settings for it. Adapters are registered in
+:data:`cellmoa.datasets.DATASETS`, the one list of datasets that the config schema, the command
+line, the synthesizers and the reports derive from.
+"""
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from cellmoa.folds import FOLD_COLUMNS
 
 #: Columns every adapter's :meth:`Dataset.read_metadata` returns (one row per field of view).
 METADATA_COLUMNS = [
@@ -21,67 +27,6 @@ METADATA_COLUMNS = [
     "concentration",  # float
     "moa",  # class label; missing ("") for images without a label
 ]
-
-
-def restrict(metadata: pd.DataFrame, restrictions: list[dict] | None) -> pd.DataFrame:
-    """Keep a restricted compound's fields only where they match every criterion its restriction
-    gives: ``batches`` (list), ``wells`` (a regular expression matched at the start of the well
-    name) and ``concentrations`` (list, compared as floats). Other compounds are kept.
-
-    Kensert et al. (2019) kept taxol only in the Week1 plates' D0x wells at 0.3, 1 and 3 uM: every
-    BBBC021 plate also has taxol 0.3 uM positive-control wells, which would otherwise outnumber
-    every other treatment.
-    """
-    keep = np.ones(len(metadata), bool)
-    for rule in restrictions or []:
-        unknown = sorted(set(rule) - {"compound", "batches", "wells", "concentrations"})
-        if unknown or "compound" not in rule:
-            raise ValueError(
-                f"a restriction needs 'compound' and takes batches, wells, concentrations; got {sorted(rule)}"
-            )
-        match = np.ones(len(metadata), bool)
-        if "batches" in rule:
-            match &= metadata["batch"].isin(rule["batches"]).to_numpy()
-        if "wells" in rule:
-            match &= metadata["well"].str.match(rule["wells"]).to_numpy()
-        if "concentrations" in rule:
-            conc = metadata["concentration"].to_numpy(dtype=float)
-            match &= np.isclose(conc[:, None], np.asarray(rule["concentrations"], float)[None, :], rtol=1e-6).any(axis=1)
-        keep &= ~(metadata["compound"] == rule["compound"]).to_numpy() | match
-    return metadata[keep]
-
-
-def fold_slug(compound: str) -> str:
-    """A file-name-safe, wildcard-safe name for a fold that holds out ``compound``.
-
-    ``mevinolin/lovastatin`` -> ``mevinolin-lovastatin``; ``epothilone B`` -> ``epothilone-b``.
-    """
-    slug = re.sub(r"[^a-z0-9]+", "-", compound.lower()).strip("-")
-    if not slug:
-        raise ValueError(f"compound name {compound!r} gives an empty fold name")
-    return slug
-
-
-def fold_slugs(compounds: list[str]) -> dict[str, str]:
-    """Map fold slug -> compound, refusing two compounds that would share a slug."""
-    out: dict[str, str] = {}
-    for compound in compounds:
-        slug = fold_slug(compound)
-        if slug in out and out[slug] != compound:
-            raise ValueError(
-                f"compounds {out[slug]!r} and {compound!r} both give the fold name {slug!r}; "
-                "rename one of them in the metadata or leave one out of the fold list"
-            )
-        out[slug] = compound
-    return out
-
-
-#: The metadata column each fold scheme holds out (one fold per value of it).
-FOLD_COLUMNS = {
-    "nsc": "compound",  # leave one compound out (Kensert et al. 2019, BBBC021)
-    "nscb": "compound",  # ... and that compound's batches too
-    "cell_line": "cell_line",  # train on the other cell line(s), test on this one (BBBC014)
-}
 
 
 class Dataset(ABC):
@@ -109,6 +54,14 @@ class Dataset(ABC):
     nearest_neighbours: bool = True
     #: the paper's output layer for the dataset: "softmax" or "sigmoid" (two classes)
     head: str = "softmax"
+    #: "module:Class" of the synthesizer spec writing a dataset in this layout (``synthetic:``)
+    synthesizer: str
+    #: the demo config of the dataset (``make demo`` runs the first registered dataset's)
+    demo_config: str
+    #: published treatment accuracies to print beside ours: {network: accuracy}, valid for the
+    #: fold scheme ``reference_scheme`` only; and what they are, for the column header
+    reference_accuracy: dict[str, float] = {}
+    reference_scheme: str | None = None
 
     @abstractmethod
     def metadata_files(self) -> list[str]:
@@ -123,9 +76,35 @@ class Dataset(ABC):
         """The batch a plate belongs to (BBBC021: its week)."""
 
     @abstractmethod
+    def read_fields(self, metadata_dir: Path) -> pd.DataFrame:
+        """The adapter's reading of its metadata tables (see :meth:`read_metadata`)."""
+
+    def required_columns(self) -> list[str]:
+        """The columns :meth:`read_metadata` returns: :data:`METADATA_COLUMNS`, ``image_number``
+        and one ``file_<channel>`` per channel."""
+        return METADATA_COLUMNS + ["image_number"] + [f"file_{c}" for c in self.channels]
+
     def read_metadata(self, metadata_dir: Path) -> pd.DataFrame:
-        """One row per field of view, with :data:`METADATA_COLUMNS` plus one
-        ``file_<channel>`` column per channel holding the path relative to the raw image folder."""
+        """One row per field of view, with :meth:`required_columns`: :data:`METADATA_COLUMNS`,
+        ``image_number`` (unique per field) and one ``file_<channel>`` column per channel holding
+        the path relative to the raw image folder. An adapter that fails to provide a column is
+        an error naming the metadata files and the missing columns."""
+        table = self.read_fields(Path(metadata_dir))
+        missing = [c for c in self.required_columns() if c not in table.columns]
+        if missing:
+            files = ", ".join(str(Path(metadata_dir) / f) for f in self.metadata_files())
+            raise ValueError(
+                f"{files}: the {self.name} metadata read from these files lacks the column(s) "
+                f"{', '.join(missing)}; check that they are {self.name}'s own tables"
+            )
+        return table
+
+    @property
+    def reference_description(self) -> str:
+        """What the dataset's reference fields are, in words (stored with the tensors)."""
+        if self.control is None:
+            return "fields (all of them; the dataset has no control wells)"
+        return f"{self.control} control fields"
 
     def plate_files(self, metadata: pd.DataFrame, plate: str) -> list[str]:
         """Every image file the metadata lists for ``plate``, relative to the plate's folder."""

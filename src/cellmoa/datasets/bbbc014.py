@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellmoa.datasets.base import METADATA_COLUMNS, Dataset
+from cellmoa.datasets.base import Dataset
 
 PLATEMAP = "BBBC014_v1_platemap_all.txt"
 ARCHIVE = "BBBC014_v1_images.zip"
@@ -118,6 +118,8 @@ class BBBC014(Dataset):
     network_channels = (None, "NFkB", "DAPI")
     nearest_neighbours = False  # one compound: there is no other compound to match
     head = "sigmoid"  # the paper's binary head
+    synthesizer = "cellmoa.synthetic.bbbc014:BBBC014Spec"
+    demo_config = "config/demo_bbbc014.yaml"
 
     def metadata_files(self) -> list[str]:
         return [PLATEMAP]
@@ -133,7 +135,7 @@ class BBBC014(Dataset):
         if plate != PLATE:
             raise ValueError(f"BBBC014 has one plate, {PLATE!r}; got {plate!r} (check data.plates)")
 
-    def read_metadata(self, metadata_dir: Path) -> pd.DataFrame:
+    def read_fields(self, metadata_dir: Path) -> pd.DataFrame:
         path = Path(metadata_dir) / PLATEMAP
         if not path.exists():
             raise FileNotFoundError(
@@ -161,10 +163,9 @@ class BBBC014(Dataset):
             }
         )
         frame["moa"] = ""
-        for line, rows in frame.groupby("cell_line"):
+        for _line, rows in frame.groupby("cell_line"):
             labels = label_concentrations(rows["concentration"].tolist())
             frame.loc[rows.index, "moa"] = rows["concentration"].map(labels)
         for channel in self.channels:
             frame[f"file_{channel}"] = [f"{PLATE}/{file_name(channel, w)}" for w in names]
-        ordered = METADATA_COLUMNS + ["image_number"] + [f"file_{c}" for c in self.channels]
-        return frame[ordered]
+        return frame[self.required_columns()]

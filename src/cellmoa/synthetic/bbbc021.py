@@ -21,18 +21,27 @@ and plates get intensity offsets; camera noise is added. Everything is determini
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import uuid
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
-from cellmoa.datasets.bbbc021 import CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, BBBC021
+from cellmoa.datasets.bbbc021 import BBBC021, CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV
+from cellmoa.files import atomic_path, write_text
+from cellmoa.synthetic.rendering import (
+    PlateWriter,
+    camera,
+    cell_window,
+    illumination_field,
+    nucleus_mask,
+    smooth_noise,
+    soft_inside,
+    stable_seed,
+)
 
 #: Phenotype parameters relative to DMSO (1.0 = unchanged).
 #: nucleus_size, nucleus_intensity, elongation, density, cytoplasm_size,
@@ -135,18 +144,13 @@ class SyntheticSpec:
         return names
 
 
-def _stable_seed(*parts) -> list[int]:
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
-
-
 def archetype(moa: str) -> dict:
     """Phenotype of an MoA: a known archetype, or a deterministic one derived from its name."""
     if moa in ARCHETYPES:
         pheno = dict(DMSO_PHENOTYPE)
         pheno.update(ARCHETYPES[moa])
         return pheno
-    rng = np.random.default_rng(_stable_seed("moa", moa))
+    rng = np.random.default_rng(stable_seed("moa", moa))
     factors = np.exp(rng.normal(0.0, 0.45, len(PARAMS)))
     return dict(zip(PARAMS, factors.tolist()))
 
@@ -154,7 +158,7 @@ def archetype(moa: str) -> dict:
 def compound_phenotype(spec: SyntheticSpec, moa: str, compound: str) -> dict:
     """The MoA archetype with a compound-specific deviation."""
     base = archetype(moa)
-    rng = np.random.default_rng(_stable_seed(spec.seed, "compound", compound))
+    rng = np.random.default_rng(stable_seed(spec.seed, "compound", compound))
     jitter = np.exp(rng.normal(0.0, spec.compound_variation, len(PARAMS)))
     return {k: base[k] * j for k, j in zip(PARAMS, jitter)}
 
@@ -172,27 +176,6 @@ def apply_dose(pheno: dict, strength: float) -> dict:
     return {k: float(np.exp(strength * np.log(v))) for k, v in pheno.items()}
 
 
-def illumination_field(rng: np.random.Generator, height: int, width: int, falloff: float) -> np.ndarray:
-    """A smooth multiplicative field, maximum 1, about 1/falloff in the far corner."""
-    cy = height * (0.5 + rng.uniform(-0.12, 0.12))
-    cx = width * (0.5 + rng.uniform(-0.12, 0.12))
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    # radius normalised so that the farthest corner sits at r = 1
-    corners = [(0, 0), (0, width - 1), (height - 1, 0), (height - 1, width - 1)]
-    rmax = max(np.hypot(y - cy, x - cx) for y, x in corners)
-    aspect = rng.uniform(0.85, 1.15)
-    r2 = (((yy - cy) * aspect) ** 2 + ((xx - cx) / aspect) ** 2) / rmax**2
-    fld = np.exp(-np.log(falloff) * r2)
-    return (fld / fld.max()).astype(np.float32)
-
-
-def _smooth_noise(rng: np.random.Generator, height: int, width: int, scale: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
-    noise = gaussian_filter(rng.standard_normal((height, width)), scale)
-    return noise / (noise.std() + 1e-9)
-
-
 def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict) -> dict[str, np.ndarray]:
     """Signal (before illumination, background and noise) of one field, per channel, in [0, ~1]."""
     h, w = spec.image_height, spec.image_width
@@ -205,31 +188,24 @@ def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict) -> 
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         r = r_nuc0 * float(np.exp(rng.normal(0, 0.12)))
         elong = pheno["elongation"] * float(np.exp(rng.normal(0, 0.1)))
-        a, b = r * np.sqrt(elong), r / np.sqrt(elong)
         big_r = 2.2 * spec.nucleus_radius * pheno["cytoplasm_size"] * float(np.exp(rng.normal(0, 0.1)))
-        ext = int(np.ceil(max(a, b, big_r) * 1.4)) + 2
-        y0, y1 = max(0, int(cy) - ext), min(h, int(cy) + ext + 1)
-        x0, x1 = max(0, int(cx) - ext), min(w, int(cx) + ext + 1)
-        if y0 >= y1 or x0 >= x1:
+        extent = int(np.ceil(max(r * np.sqrt(elong), r / np.sqrt(elong), big_r) * 1.4)) + 2
+        cell = cell_window(rng, (h, w), cy, cx, extent)
+        if cell is None:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        dy, dx = yy - cy, xx - cx
-        theta = rng.uniform(0, np.pi)
-        u = dx * np.cos(theta) + dy * np.sin(theta)
-        v = -dx * np.sin(theta) + dy * np.cos(theta)
-        d_nuc = np.sqrt((u / a) ** 2 + (v / b) ** 2)
-        d_cell = np.sqrt(dx**2 + dy**2) / big_r
-        nucleus = 1.0 / (1.0 + np.exp((d_nuc - 1.0) * 8.0))
-        body = 1.0 / (1.0 + np.exp((d_cell - 1.0) * 6.0))
-        layers["DAPI"][y0:y1, x0:x1] += pheno["nucleus_intensity"] * nucleus * rng.uniform(0.8, 1.2)
-        cyto_mask[y0:y1, x0:x1] += body * (1.0 - 0.7 * nucleus)
-        ring[y0:y1, x0:x1] += np.exp(-((d_cell - 0.95) ** 2) / (2 * 0.12**2))
+        at = (cell.rows, cell.cols)
+        d_cell = np.sqrt(cell.dx**2 + cell.dy**2) / big_r
+        nucleus = nucleus_mask(cell, r, elong)
+        body = soft_inside(d_cell, 6.0)
+        layers["DAPI"][at] += pheno["nucleus_intensity"] * nucleus * rng.uniform(0.8, 1.2)
+        cyto_mask[at] += body * (1.0 - 0.7 * nucleus)
+        ring[at] += np.exp(-((d_cell - 0.95) ** 2) / (2 * 0.12**2))
         n_puncta = rng.poisson(3.0 * (pheno["actin_puncta"] - 1.0)) if pheno["actin_puncta"] > 1 else 0
         for _ in range(n_puncta):
             py = cy + rng.normal(0, big_r * 0.5)
             px = cx + rng.normal(0, big_r * 0.5)
-            layers["Actin"][y0:y1, x0:x1] += 1.5 * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * 1.2**2))
-    texture = _smooth_noise(rng, h, w, 1.0)
+            layers["Actin"][at] += 1.5 * np.exp(-((cell.yy - py) ** 2 + (cell.xx - px) ** 2) / (2 * 1.2**2))
+    texture = smooth_noise(rng, h, w, 1.0)
     tub_tex = np.clip(1.0 + 0.35 * pheno["tubulin_texture"] * texture, 0.0, None)
     layers["Tubulin"] += 0.45 * pheno["tubulin_intensity"] * np.clip(cyto_mask, 0, 1.5) * tub_tex
     layers["Actin"] += pheno["actin_intensity"] * (
@@ -241,8 +217,7 @@ def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict) -> 
 def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray, gain: float) -> np.ndarray:
     """Illumination, background, noise, 12-bit quantisation in a 16-bit container."""
     photons = (BACKGROUND[channel] + AMPLITUDE[channel] * signal) * gain * illum
-    noisy = photons + rng.normal(0, 1, photons.shape) * np.sqrt(16.0 * photons + 40.0**2)
-    counts12 = np.clip(np.rint(noisy / 16.0), 0, 4095)
+    counts12 = np.clip(np.rint(camera(rng, photons, 16.0, 40.0) / 16.0), 0, 4095)
     return (counts12 * 16).astype(np.uint16)
 
 
@@ -317,15 +292,15 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
     image_number = 0
     for plate, plate_rows in by_plate.items():
         week = plate_rows[0]["week"]
-        rng = np.random.default_rng(_stable_seed(spec.seed, "plate", plate))
-        week_gain = float(np.random.default_rng(_stable_seed(spec.seed, "week", week)).uniform(0.75, 1.25))
+        rng = np.random.default_rng(stable_seed(spec.seed, "plate", plate))
+        week_gain = float(np.random.default_rng(stable_seed(spec.seed, "week", week)).uniform(0.75, 1.25))
         plate_gain = week_gain * float(rng.uniform(0.93, 1.07))
         fields = {}
         for channel in CHANNELS:
             fields[channel] = illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
             truth[f"{plate}/{channel}"] = fields[channel]
         prefix = _file_prefix(plate, week, rng)
-        writer = _PlateWriter(out_dir, dataset.archive_name(plate) if archives else None)
+        writer = PlateWriter(out_dir, dataset.archive_name(plate) if archives else None)
         for row in plate_rows:
             compound, conc = row["compound"], row["concentration"]
             if compound == "DMSO":
@@ -372,47 +347,17 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
     compound_rows = [{"compound": c, "smiles": ""} for c in ["DMSO", *spec.compounds, *spec.unlabelled_compounds]]
     _write_csv(out_dir / COMPOUND_CSV, ["compound", "smiles"], compound_rows, quote_strings=True)
     np.savez_compressed(out_dir / "illumination_truth.npz", **truth)
-    (out_dir / "zip_files.txt").write_text(
+    write_text(out_dir / "zip_files.txt",
         "".join(dataset.archive_name(p) + "\n" for p in by_plate) if archives else ""
     )
-    (out_dir / "synthetic_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+    write_text(out_dir / "synthetic_spec.json", json.dumps(asdict(spec), indent=2) + "\n")
     return out_dir
-
-
-class _PlateWriter:
-    """Writes a plate's images as they are made (never the whole plate in memory): into a zip
-    archive (renamed into place when complete) or as files in plate folders."""
-
-    def __init__(self, out_dir: Path, archive: str | None):
-        self.out_dir = out_dir
-        self.path = out_dir / archive if archive else None
-        self.zip = None
-        if self.path is not None:
-            self.tmp = self.path.with_name(self.path.name + ".part")
-            self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
-
-    def add(self, member: str, data: bytes) -> None:
-        if self.zip is not None:
-            # a fixed time stamp, so that an archive is byte-identical for a seed (writestr with a
-            # name stamps the current time: two runs a second apart differed)
-            info = zipfile.ZipInfo(member, date_time=(2010, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            self.zip.writestr(info, data, compresslevel=1)
-        else:
-            target = self.out_dir / member
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-
-    def close(self) -> None:
-        if self.zip is not None:
-            self.zip.close()
-            self.tmp.replace(self.path)
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict], quote_strings: bool) -> None:
     """BBBC021's moa/compound CSVs quote strings (header included, ``concentration`` excepted);
     image.csv quotes nothing."""
-    with open(path, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         if quote_strings:
             def cell(column, value):
                 return str(value) if column == "concentration" else '"' + str(value).replace('"', '""') + '"'
@@ -424,15 +369,3 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict], quote_strings: 
             writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-
-
-def spec_for(dataset: str, values: dict | None):
-    """The synthetic dataset spec of a dataset adapter (``synthetic:`` config section): it has
-    ``plates()`` and ``write(out_dir, archives=True)``."""
-    if dataset == "bbbc014":
-        from cellmoa.synthetic_bbbc014 import BBBC014Spec
-
-        return BBBC014Spec.from_dict(values)
-    if dataset == "bbbc021":
-        return SyntheticSpec.from_dict(values)
-    raise ValueError(f"no synthetic dataset is known for {dataset!r}")

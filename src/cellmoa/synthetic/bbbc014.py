@@ -25,8 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from cellmoa.datasets.bbbc014 import ARCHIVE, CHANNELS, PLATE, PLATEMAP, BBBC014, file_name
-from cellmoa.synthetic import _PlateWriter, _stable_seed, illumination_field
+from cellmoa.datasets.bbbc014 import ARCHIVE, BBBC014, CHANNELS, PLATE, PLATEMAP, file_name
+from cellmoa.files import atomic_path, write_text
+from cellmoa.synthetic.rendering import (
+    PlateWriter,
+    camera,
+    cell_window,
+    illumination_field,
+    nucleus_mask,
+    soft_inside,
+    stable_seed,
+)
 
 #: per cell line: nucleus size, cytoplasm size (x nucleus radius), elongation, DAPI and reporter brightness
 CELL_LINES = {
@@ -92,32 +101,24 @@ def render_field(rng: np.random.Generator, spec: BBBC014Spec, line: str, fractio
         r = spec.nucleus_radius * look["nucleus"] * float(np.exp(rng.normal(0, 0.1)))
         elong = look["elongation"] * float(np.exp(rng.normal(0, 0.08)))
         big = r * look["cytoplasm"] * float(np.exp(rng.normal(0, 0.1)))
-        ext = int(np.ceil(big * elong * 1.3)) + 2
-        y0, y1 = max(0, int(cy) - ext), min(h, int(cy) + ext + 1)
-        x0, x1 = max(0, int(cx) - ext), min(w, int(cx) + ext + 1)
-        if y0 >= y1 or x0 >= x1:
+        cell = cell_window(rng, (h, w), cy, cx, int(np.ceil(big * elong * 1.3)) + 2)
+        if cell is None:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        theta = rng.uniform(0, np.pi)
-        u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
-        v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
-        d_nuc = np.hypot(u / (r * np.sqrt(elong)), v / (r / np.sqrt(elong)))
-        d_cell = np.hypot(u / (big * elong), v / (big / elong))
-        nucleus = 1.0 / (1.0 + np.exp((d_nuc - 1.0) * 8.0))
-        body = 1.0 / (1.0 + np.exp((d_cell - 1.0) * 6.0))
+        at = (cell.rows, cell.cols)
+        nucleus = nucleus_mask(cell, r, elong)
+        body = soft_inside(np.hypot(cell.u / (big * elong), cell.v / (big / elong)), 6.0)
         cytoplasm = body * (1.0 - nucleus)
         f = float(np.clip(fraction + rng.normal(0, 0.06), 0.0, 1.0))
-        dapi[y0:y1, x0:x1] += look["dapi"] * nucleus * rng.uniform(0.85, 1.15)
+        dapi[at] += look["dapi"] * nucleus * rng.uniform(0.85, 1.15)
         level = look["reporter"] * rng.uniform(0.8, 1.2)
-        reporter[y0:y1, x0:x1] += level * ((0.15 + 0.85 * f) * nucleus + (0.6 - 0.5 * f) * cytoplasm)
+        reporter[at] += level * ((0.15 + 0.85 * f) * nucleus + (0.6 - 0.5 * f) * cytoplasm)
     return {"NFkB": reporter, "DAPI": dapi}
 
 
 def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray) -> np.ndarray:
     """Illumination, background, noise and 8-bit quantisation."""
     counts = (BACKGROUND[channel] + AMPLITUDE[channel] * signal) * illum
-    noisy = counts + rng.normal(0, 1, counts.shape) * np.sqrt(0.5 * counts + 2.0**2)
-    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(camera(rng, counts, 0.5, 2.0)), 0, 255).astype(np.uint8)
 
 
 def bmp_bytes(image: np.ndarray) -> bytes:
@@ -141,13 +142,14 @@ def synthesize_bbbc014(spec: BBBC014Spec, out_dir: Path, archives: bool = True) 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = platemap_text(spec.concentrations)
-    (out_dir / PLATEMAP).write_bytes(text.encode("latin-1"))
+    with atomic_path(out_dir / PLATEMAP) as tmp:
+        tmp.write_bytes(text.encode("latin-1"))
     dataset = BBBC014()
     molar = [spec.concentrations[i % 12] for i in range(96)]
     table = dataset.table(molar)
-    rng = np.random.default_rng(_stable_seed(spec.seed, "plate", PLATE))
+    rng = np.random.default_rng(stable_seed(spec.seed, "plate", PLATE))
     fields = {c: illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff) for c in CHANNELS}
-    writer = _PlateWriter(out_dir, ARCHIVE if archives else None)
+    writer = PlateWriter(out_dir, ARCHIVE if archives else None)
     for (_, row), m in zip(table.iterrows(), molar):
         layers = render_field(rng, spec, row["cell_line"], translocation(m, spec))
         for channel in CHANNELS:
@@ -155,5 +157,5 @@ def synthesize_bbbc014(spec: BBBC014Spec, out_dir: Path, archives: bool = True) 
             writer.add(f"{PLATE}/{file_name(channel, row['well'])}", bmp_bytes(image))
     writer.close()
     np.savez_compressed(out_dir / "illumination_truth.npz", **{f"{PLATE}/{c}": f for c, f in fields.items()})
-    (out_dir / "synthetic_spec.json").write_text(json.dumps({"dataset": "bbbc014", **asdict(spec)}, indent=2) + "\n")
+    write_text(out_dir / "synthetic_spec.json", json.dumps({"dataset": "bbbc014", **asdict(spec)}, indent=2) + "\n")
     return out_dir

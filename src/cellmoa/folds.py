@@ -1,0 +1,151 @@
+"""Folds: which crops a training job learns from and which it predicts.
+
+A fold scheme names the metadata column a fold holds out, one fold per value of it:
+
+- ``nsc``: leave one compound out (Kensert et al. 2019, BBBC021);
+- ``nscb``: leave one compound out, and its batches (BBBC021: weeks) too;
+- ``cell_line``: train on the other cell line(s), test on this one (BBBC014).
+
+To add a scheme: an entry in :data:`FOLD_COLUMNS`, its rule in :func:`select_fold`, the scheme in
+the datasets' ``fold_schemes`` that support it, and in the config schema's ``folds.scheme`` enum.
+Fold names in paths are slugs of the held-out value (:func:`fold_slug`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+#: The metadata column each fold scheme holds out (one fold per value of it).
+FOLD_COLUMNS = {
+    "nsc": "compound",  # leave one compound out (Kensert et al. 2019, BBBC021)
+    "nscb": "compound",  # ... and that compound's batches too
+    "cell_line": "cell_line",  # train on the other cell line(s), test on this one (BBBC014)
+}
+
+
+def fold_slug(compound: str) -> str:
+    """A file-name-safe, wildcard-safe name for a fold that holds out ``compound``.
+
+    ``mevinolin/lovastatin`` -> ``mevinolin-lovastatin``; ``epothilone B`` -> ``epothilone-b``.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", compound.lower()).strip("-")
+    if not slug:
+        raise ValueError(f"compound name {compound!r} gives an empty fold name")
+    return slug
+
+
+def fold_slugs(compounds: list[str]) -> dict[str, str]:
+    """Map fold slug -> compound, refusing two compounds that would share a slug."""
+    out: dict[str, str] = {}
+    for compound in compounds:
+        slug = fold_slug(compound)
+        if slug in out and out[slug] != compound:
+            raise ValueError(
+                f"compounds {out[slug]!r} and {compound!r} both give the fold name {slug!r}; "
+                "rename one of them in the metadata or leave one out of the fold list"
+            )
+        out[slug] = compound
+    return out
+
+
+def folds_from_config(folds: dict, dataset) -> dict[str, str]:
+    """slug -> held-out value (compound or cell line) of every fold of the ``training.folds``
+    config section, the scheme checked against the dataset (``folds["scheme"]`` is set to the
+    dataset's default when absent)."""
+    scheme = folds.setdefault("scheme", dataset.fold_schemes[0])
+    dataset.fold_column(scheme)  # refuses a scheme the dataset has no use for
+    if "held_out" in folds and "compounds" in folds:
+        raise ValueError("config: give training.folds.held_out or training.folds.compounds, not both")
+    values = folds.get("held_out", folds.get("compounds"))
+    if not values:
+        raise ValueError(
+            "config: training.folds.held_out is required - the compounds (nsc, nscb) or cell "
+            "lines (cell_line) that the folds hold out, one fold each"
+        )
+    if "compounds" in folds and scheme == "cell_line":
+        raise ValueError("config: the cell_line scheme holds out cell lines; list them in training.folds.held_out")
+    return fold_slugs(list(values))
+
+
+@dataclass
+class Fold:
+    held_out: str
+    scheme: str
+    classes: list[str]
+    train_index: np.ndarray
+    test_index: np.ndarray
+    excluded_batches: list[str]
+
+    @property
+    def column(self) -> str:
+        return FOLD_COLUMNS[self.scheme]
+
+    def summary(self, metadata: pd.DataFrame) -> dict:
+        train = metadata.iloc[self.train_index]
+        return {
+            "held_out": self.held_out,
+            "held_out_column": self.column,
+            **({"held_out_compound": self.held_out} if self.column == "compound" else {}),
+            "scheme": self.scheme,
+            "classes": self.classes,
+            "excluded_batches": self.excluded_batches,
+            "n_train_crops": int(len(self.train_index)),
+            "n_test_crops": int(len(self.test_index)),
+            "train_compounds": sorted(train["compound"].unique().tolist()),
+            "train_cell_lines": sorted(train["cell_line"].unique().tolist()),
+            "train_crops_per_class": {k: int(v) for k, v in train["moa"].value_counts().sort_index().items()},
+        }
+
+
+def fold_classes(metadata: pd.DataFrame) -> list[str]:
+    """The classes every fold of these tensors predicts: all labelled MoAs (so every fold has the
+    same output layer, whatever it holds out)."""
+    return sorted(metadata.loc[metadata["moa"] != "", "moa"].unique().tolist())
+
+
+def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> Fold:
+    """Training and test rows of the fold that holds out ``held_out`` (a compound for nsc and
+    nscb, a cell line for cell_line).
+
+    Classes are all MoAs present in the tensors (so every fold has the same output layer).
+    """
+    if scheme not in FOLD_COLUMNS:
+        raise ValueError(f"unknown fold scheme {scheme!r}; use one of {', '.join(FOLD_COLUMNS)}")
+    column = FOLD_COLUMNS[scheme]
+    labelled = metadata["moa"] != ""
+    classes = fold_classes(metadata)
+    is_test = (metadata[column] == held_out).to_numpy()
+    if not is_test.any():
+        known = ", ".join(sorted(metadata[column].unique()))
+        raise ValueError(f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: {known}")
+    train = labelled.to_numpy() & ~is_test
+    excluded: list[str] = []
+    if scheme == "nscb":
+        excluded = sorted(metadata.loc[is_test, "batch"].unique().tolist())
+        train &= ~metadata["batch"].isin(excluded).to_numpy()
+    if not train.any():
+        raise ValueError(f"fold {held_out!r} ({scheme}) leaves no training crops")
+    trained = set(metadata.loc[train, "moa"])
+    for held_moa in sorted(set(metadata.loc[is_test, "moa"]) - trained):
+        log.warning("fold %s: no training crops of its MoA %r are left; it cannot be predicted right", held_out, held_moa)
+    return Fold(held_out, scheme, classes, np.flatnonzero(train), np.flatnonzero(is_test), excluded)
+
+
+def run_workload(metadata: pd.DataFrame, held_out: list[str], scheme: str, epochs: int) -> dict[str, int]:
+    """Images one network pushes through in a run of these folds: ``train_images`` (each fold's
+    training crops, every epoch) and ``inference_images`` (each fold predicts its held-out crops
+    and embeds every crop). ``metadata`` has one row per crop (as in the tensors)."""
+    folds = [select_fold(metadata, h, scheme) for h in held_out]
+    return {
+        "folds": len(folds),
+        "crops": len(metadata),
+        "train_images": epochs * sum(len(f.train_index) for f in folds),
+        "inference_images": sum(len(f.test_index) for f in folds) + len(folds) * len(metadata),
+    }

@@ -1,0 +1,25 @@
+"""Synthetic datasets in each registered dataset's exact layout, with real biological signal.
+
+One module per dataset (:mod:`cellmoa.synthetic.bbbc021`, :mod:`cellmoa.synthetic.bbbc014`),
+what they share in :mod:`cellmoa.synthetic.rendering`. A dataset adapter names its synthesizer
+spec class (``Dataset.synthesizer``); :func:`spec_for` finds it through the dataset registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+def spec_class(dataset: str) -> type:
+    """The synthesizer spec class of a registered dataset."""
+    from cellmoa.datasets import get_dataset
+
+    adapter = get_dataset(dataset)
+    module, _, name = adapter.synthesizer.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def spec_for(dataset: str, values: dict | None):
+    """The synthetic dataset spec of a dataset (``synthetic:`` config section): it has
+    ``plates()`` and ``write(out_dir, archives=True)``."""
+    return spec_class(dataset).from_dict(values)

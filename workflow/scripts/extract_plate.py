@@ -1,0 +1,29 @@
+"""Rule extract_plate: check that a plate's archive holds every image the metadata lists for the
+plate, extract it safely into resources/<dataset>/images/<plate>/ and write the plate's manifest
+(size and sha256 of every file, and the archive it came from)."""
+
+from rule_setup import start
+
+start(snakemake)
+
+import logging
+from pathlib import Path
+
+from cellmoa.datasets import get_dataset
+from cellmoa.download import extract_zip, join_url, sha256sum, write_manifest
+
+p = snakemake.params
+plate = snakemake.wildcards.plate
+dataset = get_dataset(p.dataset)
+metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
+archive = Path(snakemake.input.archive)
+images = Path(snakemake.output.images)
+files = extract_zip(archive, images, strip_prefix=plate, expected=dataset.plate_files(metadata, plate))
+logging.getLogger("extract_plate").info("extracted %d files into %s", len(files), images)
+source = f"{join_url(p.base_url, dataset.archive_name(plate))}#sha256={sha256sum(archive)}"
+write_manifest(
+    Path(snakemake.output.manifest),
+    images.parent,
+    files,
+    {f"{plate}/{f.relative_to(images).as_posix()}": source for f in files},
+)
