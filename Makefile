@@ -7,7 +7,7 @@ STAMP := $(VENV)/.cellmoa-installed
 # The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install demo demo-bbbc014 test lint benchmark bench-gpu install-gpu clean-demo
+.PHONY: install demo demo-bbbc014 test test-quick lint benchmark bench-gpu install-gpu clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,19 +17,33 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(SNAKEMAKE) --configfile config/demo.yaml --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1
-	$(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
+# A demo run: the pipeline (Snakemake says "Nothing to be done" when it is up to date), the HTML
+# report (rewritten only when the summary is newer), then the tables. One-thread training jobs,
+# as many side by side as there are cores.
+define run_demo
+	$(SNAKEMAKE) --configfile $(1) --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1 train_network=1
+	@if [ results/report.html -nt results/tables/summary.tsv ] && [ "$$(cat results/.report-config 2>/dev/null)" = "$(1)" ]; then \
+		echo "results/report.html is up to date"; \
+	else \
+		$(SNAKEMAKE) --configfile $(1) --report results/report.html && echo "$(1)" > results/.report-config; \
+	fi
 	$(PY) -m cellmoa.cli tables results/tables
+endef
+
+demo: $(STAMP)
+	$(call run_demo,config/demo.yaml)
 
 # BBBC014 (NF-kB translocation, two cell lines): the paper's second dataset, synthesized.
 demo-bbbc014: $(STAMP)
-	$(SNAKEMAKE) --configfile config/demo_bbbc014.yaml --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1
-	$(SNAKEMAKE) --configfile config/demo_bbbc014.yaml --report results/report.html
-	$(PY) -m cellmoa.cli tables results/tables
+	$(call run_demo,config/demo_bbbc014.yaml)
 
+# The full suite (what CI runs): end-to-end Snakemake runs, training, SLURM included.
 test: $(STAMP)
 	$(PY) -m pytest -ra tests
+
+# The inner loop: unit tests only (no end-to-end training, no SLURM), a few minutes.
+test-quick: $(STAMP)
+	$(PY) -m pytest -ra -m "not slow" tests
 
 # Snakemake's linter (best practices), snakefmt (rule formatting) and ruff (Python); CI runs it.
 lint: $(STAMP)

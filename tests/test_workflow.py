@@ -32,6 +32,19 @@ def test_one_fold_target_plans_one_training_job(tmp_path):
     assert [j["wildcards"] for j in train] == [{"network": "ResNet50", "fold": "epothilone-b"}]
 
 
+def test_the_demo_plans_one_training_job_per_network(tmp_path):
+    """training.jobs: per_network (the demo): one gpu=1 job per network writes every fold's files."""
+    proc = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), f"--configfile={ROOT / 'config/demo.yaml'}")
+    jobs = planned_jobs(proc.stdout)
+    assert not [j for j in jobs if j["rule"] == "train"]
+    per_network = [j for j in jobs if j["rule"] == "train_network"]
+    assert sorted(j["wildcards"]["network"] for j in per_network) == ["InceptionResNetV2", "InceptionV3", "ResNet50"]
+    assert all(j["resources"].get("gpu") == "1" for j in per_network)
+    demo = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    assert "results/models/InceptionV3/az841/predictions.tsv" in proc.stdout
+    assert len(demo["training"]["folds"]["compounds"]) == 6
+
+
 def test_lint_is_clean():
     proc = snakemake("--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

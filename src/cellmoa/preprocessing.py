@@ -32,6 +32,21 @@ log = logging.getLogger(__name__)
 ON_BAD_IMAGE = ("error", "skip")
 
 
+class Progress:
+    """A log line at every tenth of a plate's fields (and the last): what a person watching a
+    job's log sees move."""
+
+    def __init__(self, plate: str, stage: str, total: int):
+        self.plate, self.stage, self.total, self.done = plate, stage, total, 0
+        self.every = max(1, -(-total // 10))
+
+    def step(self, detail: str = "") -> None:
+        self.done += 1
+        if self.done % self.every == 0 or self.done == self.total:
+            log.info("%s %s: %d of %d fields (%d%%)%s", self.plate, self.stage, self.done, self.total,
+                     100 * self.done // max(1, self.total), detail)
+
+
 @dataclass(frozen=True)
 class TensorSettings:
     """What the tensors job makes of a plate's fields (``preprocessing`` config section)."""
@@ -147,7 +162,9 @@ def illumination_pass(
     ref_numbers = set() if reference is None else set(reference["image_number"].astype(int))
     sums: dict[str, ReferenceSums] = {}
     shape = None
+    progress = Progress(str(rows["plate"].iloc[0]), "illumination", len(rows))
     for row, images in prefetched(rows, lambda r: read_channels(r, raw_dir, channels), prefetch):
+        progress.step()
         try:
             if isinstance(images, ImageError):
                 raise images
@@ -249,14 +266,14 @@ def write_plate_tensors(
         kept = [(k, stored[k]) for k, crop in enumerate(crops) if not empty.is_empty(crop, empty_channel)]
         return kept, len(crops) - len(kept)
 
-    n_empty, well = 0, None
+    n_empty = 0
     capacity = len(plate.rows) * geometry.rows * geometry.cols
     dtype = settings.normalization.stored_dtype
+    todo = _well_order(plate.rows, bad.image_numbers)
+    progress = Progress(plate.name, "tensors", len(todo))
     with PlateTensorWriter(out_path, capacity, crop_shape, plate.channels, dtype) as writer:
-        for row, prepared in prefetched(_well_order(plate.rows, bad.image_numbers), prepare, prefetch):
-            if well is not None and row["well"] != well:
-                log.info("%s: well %s done (%d crops so far)", plate.name, well, writer.count)
-            well = row["well"]
+        for row, prepared in prefetched(todo, prepare, prefetch):
+            progress.step(f", {writer.count} crops written")
             if isinstance(prepared, ImageError):
                 bad.handle(row, prepared, "tensors")
                 continue
@@ -264,8 +281,6 @@ def write_plate_tensors(
             n_empty += dropped
             for k, crop in kept:
                 writer.add(crop, {key: k if key == "crop" else row[key] for key in METADATA_FIELDS})
-        if well is not None:
-            log.info("%s: well %s done (%d crops so far)", plate.name, well, writer.count)
         writer.attrs.update(_plate_attributes(plate, normalizer, settings, n_empty, len(bad.records)))
     if n_empty:
         log.info("%s: dropped %d empty crops (%s)", plate.name, n_empty, empty.channel)

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cellmoa.datasets import get_dataset
 from cellmoa.folds import folds_from_config
+from cellmoa import models
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
 from cellmoa.preprocessing import TensorSettings
 from cellmoa.synthetic import spec_for
@@ -115,6 +116,15 @@ def plate_manifest(wildcards):
 def synthetic_source(wildcards=None):
     """The synthesized dataset folder, when the config asks for one (the download rules read it)."""
     return [config["data"]["base_url"]] if SYNTHETIC else []
+
+
+def training_priority(wildcards):
+    """Longest training jobs first (their relative cost), so the cores stay busy to the end."""
+    settings = TrainSettings.from_config(config["training"], wildcards.network)
+    return int(
+        models.training_cost(settings.network, settings.input_size, settings.epochs)
+        // 1000
+    )
 
 
 def network_weights(wildcards):

@@ -41,6 +41,7 @@ if config["training"]["jobs"] == "per_fold":
             "logs/train/{network}/{fold}.log",
         benchmark:
             "results/benchmarks/train/{network}/{fold}.tsv"
+        priority: training_priority
         conda:
             "../../envs/train.yaml"
         threads: 4
@@ -76,6 +77,7 @@ else:
             "logs/train/{network}.log",
         benchmark:
             "results/benchmarks/train/{network}.tsv"
+        priority: training_priority
         conda:
             "../../envs/train.yaml"
         threads: 4
