@@ -286,3 +286,18 @@ def test_empty_crop_filter(marked, tmp_path):
     assert sorted(dropped["crop"]) == [1, 2, 3]
     with h5py.File(tmp_path / "f.h5") as f:
         assert f.attrs["empty_crops_dropped"] == 1 and f["images"].shape[0] == n
+
+
+def test_both_plate_jobs_log_their_progress(marked, caplog):
+    """A person watching a job's log sees it move: a line at every tenth of the plate's fields."""
+    spec, raw, meta = marked
+    plate = spec.plates()[0]
+    rows = meta[meta.plate == plate]
+    with caplog.at_level("INFO", logger="cellmoa.preprocessing"):
+        illumination_pass(rows, raw, DS.channels, IlluminationParams(), prefetch=0)
+        _plate_tensors(raw, meta, plate, raw.parent / "progress.h5")
+    n_labelled = len(DS.labelled(rows))
+    assert f"{plate} illumination: {len(rows)} of {len(rows)} fields (100%)" in caplog.text
+    assert f"{plate} tensors: {n_labelled} of {n_labelled} fields (100%)" in caplog.text
+    every = -(-len(rows) // 10)  # a line every tenth (rounded up) of the fields, and the last
+    assert caplog.text.count(f"{plate} illumination:") == len(rows) // every + (len(rows) % every > 0)

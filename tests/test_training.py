@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cellmoa.checkpoints import Checkpoint
 from cellmoa.folds import run_workload, select_fold
 from cellmoa.inputs import augment_batch, make_dataset, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
@@ -195,7 +196,8 @@ def _outputs(folder):
                        folder / "fold.json", folder / "checkpoint", folder / "embeddings.h5")
 
 
-def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tmp_path):
+@pytest.mark.slow
+def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tmp_path, caplog):
     """training.jobs: per_network trains fold after fold on one model object (one graph trace):
     each fold must start from the initial weights and optimizer state, so its predictions are
     those of the fold trained alone; a finished fold is not trained again on a rerun."""
@@ -208,16 +210,17 @@ def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tm
     with h5py.File(folds["cytochalasin B"].embeddings) as f, h5py.File(folds["nocodazole"].embeddings) as g:
         assert f["embeddings"].shape == g["embeddings"].shape and not np.array_equal(f["embeddings"][()], g["embeddings"][()])
     # a fold whose checkpoint says it is finished (a per_network job killed after it) is predicted, not retrained
-    trainer = FoldTrainer(tiny_tensors, small_settings())
-    kept = _outputs(tmp_path / "kept")
-    first = trainer.train("cytochalasin B", kept, keep_checkpoint=True)
-    assert (kept.checkpoint_dir / "state.json").is_file()
-    history = (kept.history).read_text()
-    again = FoldTrainer(tiny_tensors, small_settings()).train("cytochalasin B", kept)
-    np.testing.assert_array_equal(first[prob_cols].to_numpy(), again[prob_cols].to_numpy())
-    assert kept.history.read_text() == history and not kept.checkpoint_dir.exists()
+    done = folds["cytochalasin B"]
+    history = done.history.read_text()
+    Checkpoint(done.checkpoint_dir).adopt(done.model, small_settings().epochs, pd.read_csv(done.history, sep="\t"))
+    with caplog.at_level("INFO"):
+        again = FoldTrainer(tiny_tensors, small_settings()).train("cytochalasin B", done)
+    assert "resuming from the checkpoint" in caplog.text and "epoch 1/1:" not in caplog.text
+    np.testing.assert_array_equal(together["cytochalasin B"][prob_cols].to_numpy(), again[prob_cols].to_numpy())
+    assert done.history.read_text() == history and not done.checkpoint_dir.exists()
 
 
+@pytest.mark.slow
 def test_train_fold_outputs_and_seeded_repeatability(tiny_tensors, tmp_path):
     a = _run(tiny_tensors, tmp_path / "a")
     b = _run(tiny_tensors, tmp_path / "b")
@@ -248,6 +251,7 @@ train_fold(Path(sys.argv[1]), "nocodazole", settings, out / "model.keras", out /
 """
 
 
+@pytest.mark.slow
 def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
     import signal
     import subprocess
@@ -295,6 +299,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
     pd.testing.assert_frame_equal(log, pd.read_csv(whole / "history.tsv", sep="\t"))
 
 
+@pytest.mark.slow
 def test_mixed_precision_and_xla_train_on_the_cpu(tiny_tensors, tmp_path):
     """The GPU options take the same path on the CPU: float16 compute under loss scaling, an
     XLA-compiled step, float32 probabilities."""

@@ -75,9 +75,13 @@ class Checkpoint:
             model.save(tmp)
         self._write_state(name, epochs_done)
 
-    def adopt(self, model_file: Path, epochs_done: int) -> None:
+    def adopt(self, model_file: Path, epochs_done: int, history: pd.DataFrame | None = None) -> None:
         """Record a finished fold without writing the model again: ``model_file`` (the fold's
-        saved model) is hard-linked into the folder (copied where links are not possible)."""
+        saved model) is hard-linked into the folder (copied where links are not possible), with
+        ``history`` (default: the epochs recorded by this object)."""
+        if history is not None:
+            self.rows = [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+                         for row in history.to_dict("records")]
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"model-epoch{epochs_done}.keras"
         with atomic_path(self.folder / name) as tmp:
