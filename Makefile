@@ -68,4 +68,4 @@ install-gpu: $(STAMP)
 	$(PY) -m pip install 'tensorflow[and-cuda]==2.21.0'
 
 clean-demo:
-	rm -rf resources/synthetic resources/bbbc021 resources/bbbc014 results/illumination results/tensors results/models results/tables results/benchmarks results/checkpoints logs
+	rm -rf resources/synthetic resources/bbbc021 resources/bbbc014 results/illumination results/tensors results/models results/tables results/benchmarks results/checkpoints results/plots results/report.html results/.report-config logs
