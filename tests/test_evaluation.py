@@ -57,29 +57,28 @@ def test_accuracy_tables(example):
 
 def test_summary_has_paper_reference_only_where_comparable(example):
     ref = "reference_kensert2019_treatment_accuracy"
+    matching = pd.DataFrame([
+        {"Metadata_MatchScheme": "nsc", "n": 4, "accuracy": 0.5, "ci_low": 0.1, "ci_high": 0.9, "exact_ci_low": 0.07,
+         "exact_ci_high": 0.93, "mean_average_precision": 0.6, "n_map": 4},
+        {"Metadata_MatchScheme": "nscb", "n": 2, "accuracy": 0.25, "ci_low": 0.0, "ci_high": 0.5, "exact_ci_low": 0.0,
+         "exact_ci_high": 0.8, "mean_average_precision": 0.4, "n_map": 2},
+    ])
     summary = summarize({"ResNet50": example, "Custom": example}, "nsc", "bbbc021",
-                        {"ResNet50": {"nsc": 0.5, "nscb": 0.25}}).set_index("Metadata_Network")
+                        {"ResNet50": matching}).set_index("Metadata_Network")
     assert summary.loc["ResNet50", ref] == pytest.approx(0.971)
     assert np.isnan(summary.loc["Custom", ref])
     assert summary.loc["ResNet50", "n_treatments"] == 3
     assert summary.loc["ResNet50", "chance_accuracy"] == 0.5
-    assert summary.loc["ResNet50", "nn_accuracy_nscb"] == 0.25 and np.isnan(summary.loc["Custom", "nn_accuracy_nsc"])
-    low, high = summary.loc["ResNet50", ["treatment_accuracy_ci_low", "treatment_accuracy_ci_high"]]
-    assert 0 <= low <= 2 / 3 <= high <= 1
+    assert summary.loc["ResNet50", "nn_nscb_accuracy"] == 0.25 and summary.loc["ResNet50", "nn_nscb_n"] == 2
+    assert summary.loc["ResNet50", "map_nsc"] == 0.6 and summary.loc["ResNet50", "map_nscb_n"] == 2
+    assert np.isnan(summary.loc["Custom", "nn_nsc_accuracy"]) and summary.loc["Custom", "nn_nsc_n"] == 0
+    for kind in ("", "exact_"):
+        low, high = summary.loc["ResNet50", [f"treatment_accuracy_{kind}ci_low", f"treatment_accuracy_{kind}ci_high"]]
+        assert 0 <= low <= 2 / 3 <= high <= 1
     nscb = summarize({"ResNet50": example}, "nscb", "bbbc021")
     assert np.isnan(nscb.loc[0, ref])
-    assert "66.7%" in format_table(summary.reset_index())
-
-
-def test_bootstrap_is_seeded_and_sane():
-    correct = np.array([1] * 90 + [0] * 10)
-    a = evaluation.bootstrap_interval(correct, seed=3)
-    assert a == evaluation.bootstrap_interval(correct, seed=3)
-    assert a != evaluation.bootstrap_interval(correct, seed=4)
-    assert a[0] < 0.9 < a[1]
-    # a binomial proportion of 0.9 over 100 has sd 0.03: the 95% interval is about +-0.06
-    assert a[1] - a[0] == pytest.approx(2 * 1.96 * 0.03, abs=0.03)
-    assert evaluation.bootstrap_interval(np.ones(10)) == (1.0, 1.0)
+    text = format_table(summary.reset_index())
+    assert "66.7%" in text and "0.600" in text
 
 
 def test_field_level_accuracy():

@@ -24,7 +24,11 @@ def test_fold_holds_out_the_compound(tiny_tensors):
     fold = select_fold(meta, "nocodazole", "nsc")
     assert "nocodazole" not in set(meta.iloc[fold.train_index]["compound"])
     assert set(meta.iloc[fold.test_index]["compound"]) == {"nocodazole"}
-    assert len(fold.train_index) + len(fold.test_index) == len(meta)
+    treatments = meta.is_control == 0
+    assert len(fold.train_index) + len(fold.test_index) == treatments.sum()
+    # the tensors hold control crops (for normalisation): never trained on, never a class, never predicted
+    assert (meta.is_control == 1).any()
+    assert not meta.iloc[np.concatenate([fold.train_index, fold.test_index])]["is_control"].any()
     assert fold.classes == ["Actin disruptors", "Microtubule destabilizers"]
 
 
@@ -333,8 +337,9 @@ def test_run_workload_counts_every_fold(tiny_tensors):
     meta = read_crop_metadata(tiny_tensors)
     compounds = ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]
     work = run_workload(meta, compounds, "nsc", epochs=3)
-    labelled = (meta.moa != "").sum()
-    # every labelled crop is held out once, so it trains in (folds - 1) folds
+    labelled = ((meta.moa != "") & (meta.is_control == 0)).sum()
+    # every labelled treatment crop is held out once, so it trains in (folds - 1) folds; every
+    # crop (controls included) is embedded by every fold
     assert work["train_images"] == 3 * labelled * (len(compounds) - 1)
     assert work["inference_images"] == labelled + len(compounds) * len(meta)
     assert work["folds"] == 4 and work["crops"] == len(meta)

@@ -4,6 +4,21 @@ Per treatment (cell line, compound, concentration): the median of the crop proba
 each replicate (crops and fields together), then the median across replicates, then the argmax.
 Accuracy = correct treatments / treatments. Crop-level accuracy is the argmax of each crop;
 field- and well-level accuracy the argmax of the median of a field's (a well's) crops.
+
+The replicate rule is the paper's, and it reproduces the paper's numbers; in BBBC021 it means a
+replicate is the ``Replicate`` number of the image table, not a plate: a replicate whose wells sit
+on several plates is pooled before its median, and a treatment imaged in more replicates than
+others (taxol 0.3 uM, a positive control on every plate, unless ``preprocessing.restrictions``
+keeps only its Week1 wells as the paper did) weighs each replicate, not each well, equally.
+
+Rules every table follows (checked by :mod:`cellmoa.validation`, never repaired silently):
+
+- the ``prob_<moa>`` columns must be finite: a NaN would win ``argmax``;
+- compound, concentration, MoA, replicate (and cell line, where present) must be filled in;
+- concentrations are compared rounded to 6 significant digits (``0.3`` = ``0.300000``);
+- rows of the ``control`` compound are left out (logged);
+- ties between class probabilities go to the MoA first in alphabetical order, whatever the order
+  of the columns.
 """
 
 from __future__ import annotations
@@ -11,17 +26,31 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cellmoa import validation
+from cellmoa.intervals import exact_interval
+
 PROB_PREFIX = "prob_"
 TREATMENT = ["Metadata_CellLine", "Metadata_Compound", "Metadata_Concentration"]
 FIELD = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
 WELL = ["Metadata_Plate", "Metadata_Well"]
+MOA = "Metadata_MoA"
+REPLICATE = "Metadata_Replicate"
 
 
 def class_columns(predictions: pd.DataFrame) -> list[str]:
-    cols = [c for c in predictions.columns if c.startswith(PROB_PREFIX)]
+    """The ``prob_<moa>`` columns, sorted by MoA name (the order ties are broken in)."""
+    cols = [c for c in predictions.columns if str(c).startswith(PROB_PREFIX)]
     if not cols:
-        raise ValueError(f"the predictions have no '{PROB_PREFIX}<moa>' columns")
-    return cols
+        raise validation.TableError(f"the predictions have no '{PROB_PREFIX}<moa>' columns")
+    return sorted(cols, key=lambda c: c[len(PROB_PREFIX):])
+
+
+def predicted_classes(probabilities: np.ndarray, prob_cols: list[str]) -> np.ndarray:
+    """The argmax class of each row; ties go to the alphabetically first MoA (``prob_cols`` as
+    :func:`class_columns` sorts them)."""
+    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
+    order = np.argsort(classes, kind="stable")
+    return classes[order][np.asarray(probabilities)[:, order].argmax(axis=1)]
 
 
 def treatment_keys(predictions: pd.DataFrame) -> list[str]:
@@ -30,63 +59,83 @@ def treatment_keys(predictions: pd.DataFrame) -> list[str]:
     return [c for c in TREATMENT if c != "Metadata_CellLine" or c in predictions.columns]
 
 
-def treatment_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+def checked_predictions(predictions: pd.DataFrame, keys: list[str], control: str | None = None,
+                        source: str = "predictions") -> pd.DataFrame:
+    """The prediction table after the checks of this module's rules: required columns (``keys``,
+    MoA and the probabilities), filled-in keys, finite probabilities, concentrations as rounded
+    numbers, controls left out."""
+    prob_cols = class_columns(predictions)
+    validation.require_columns(predictions, keys + [MOA], source)
+    table = validation.drop_controls(predictions, control, source)
+    validation.check_keys(table, keys + [MOA], source)
+    validation.check_finite(table, prob_cols, source, "probability")
+    if "Metadata_Concentration" in keys:
+        table = table.copy()
+        table["Metadata_Concentration"] = validation.concentration_values(table["Metadata_Concentration"], source)
+    return table
+
+
+def treatment_predictions(predictions: pd.DataFrame, control: str | None = None, source: str = "predictions") -> pd.DataFrame:
     """One row per treatment: true MoA, predicted MoA, correct, and the aggregated probabilities."""
     prob_cols = class_columns(predictions)
-    classes = [c[len(PROB_PREFIX):] for c in prob_cols]
     keys = treatment_keys(predictions)
-    out_cols = keys + ["Metadata_MoA", "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols
+    out_cols = keys + [MOA, "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols
+    validation.require_columns(
+        predictions, keys + [MOA, REPLICATE], source,
+        "the paper's rule takes the median within each replicate, then across replicates",
+    )
     if predictions.empty:
         return pd.DataFrame(columns=out_cols)
-    per_replicate = predictions.groupby(keys + ["Metadata_MoA", "Metadata_Replicate"], sort=True)[prob_cols].median()
-    per_treatment = per_replicate.groupby(level=keys + ["Metadata_MoA"], sort=True).median()
-    counts = predictions.groupby(keys + ["Metadata_MoA"], sort=True).agg(
-        n_replicates=("Metadata_Replicate", "nunique"), n_crops=("Metadata_Replicate", "size")
+    table = checked_predictions(predictions, keys + [REPLICATE], control, source)
+    validation.check_one_moa(table, keys, MOA, source)
+    per_replicate = table.groupby(keys + [MOA, REPLICATE], sort=True)[prob_cols].median()
+    per_treatment = per_replicate.groupby(level=keys + [MOA], sort=True).median()
+    counts = table.groupby(keys + [MOA], sort=True).agg(
+        n_replicates=(REPLICATE, "nunique"), n_crops=(REPLICATE, "size")
     )
-    table = counts.join(per_treatment).reset_index()
-    table["predicted_moa"] = [classes[i] for i in table[prob_cols].to_numpy().argmax(axis=1)]
-    table["correct"] = table["predicted_moa"] == table["Metadata_MoA"]
-    return table[out_cols]
+    out = counts.join(per_treatment).reset_index()
+    out["predicted_moa"] = predicted_classes(out[prob_cols].to_numpy(), prob_cols) if len(out) else []
+    out["correct"] = out["predicted_moa"] == out[MOA]
+    return out[out_cols]
 
 
-def _grouped_accuracy(predictions: pd.DataFrame, keys: list[str]) -> tuple[float, int]:
+def _grouped_accuracy(predictions: pd.DataFrame, keys: list[str], control: str | None = None) -> tuple[float, int]:
     """(accuracy, number of groups) where a group's prediction is the argmax of the median of its
     crops' probabilities."""
     prob_cols = class_columns(predictions)
-    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
     if predictions.empty:
         return float("nan"), 0
-    missing = [k for k in keys if k not in predictions.columns]
-    if missing:
-        raise ValueError(f"the predictions lack the column(s) {', '.join(missing)}")
-    groups = predictions.groupby(keys + ["Metadata_MoA"])[prob_cols].median().reset_index()
-    predicted = classes[groups[prob_cols].to_numpy().argmax(axis=1)]
-    return float(np.mean(predicted == groups["Metadata_MoA"].to_numpy())), len(groups)
+    table = checked_predictions(predictions, keys, control)
+    groups = table.groupby(keys + [MOA])[prob_cols].median().reset_index()
+    if groups.empty:
+        return float("nan"), 0
+    predicted = predicted_classes(groups[prob_cols].to_numpy(), prob_cols)
+    return float(np.mean(predicted == groups[MOA].to_numpy())), len(groups)
 
 
-def field_accuracy(predictions: pd.DataFrame) -> float:
+def field_accuracy(predictions: pd.DataFrame, control: str | None = None) -> float:
     """Accuracy per field of view: the median of its crops' probabilities, then the argmax."""
-    return _grouped_accuracy(predictions, FIELD)[0]
+    return _grouped_accuracy(predictions, FIELD, control)[0]
 
 
-def well_accuracy(predictions: pd.DataFrame) -> float:
+def well_accuracy(predictions: pd.DataFrame, control: str | None = None) -> float:
     """Accuracy per well: the median of all its crops' probabilities (all fields), then the argmax."""
-    return _grouped_accuracy(predictions, WELL)[0]
+    return _grouped_accuracy(predictions, WELL, control)[0]
 
 
-def accuracy_by_fold(predictions: pd.DataFrame) -> pd.DataFrame:
+def accuracy_by_fold(predictions: pd.DataFrame, control: str | None = None) -> pd.DataFrame:
     """One row per fold plus an ``all`` row: Metadata_Fold, n_crops, crop_accuracy, n_wells,
     well_accuracy, n_treatments, treatment_accuracy."""
     rows = []
     parts = list(predictions.groupby("Metadata_Fold", sort=True)) + [("all", predictions)]
     for fold, part in parts:
-        well, n_wells = _grouped_accuracy(part, WELL)
-        treatments = treatment_predictions(part)
+        well, n_wells = _grouped_accuracy(part, WELL, control)
+        treatments = treatment_predictions(part, control)
         rows.append(
             {
                 "Metadata_Fold": fold,
                 "n_crops": len(part),
-                "crop_accuracy": crop_accuracy(part),
+                "crop_accuracy": crop_accuracy(part, control),
                 "n_wells": n_wells,
                 "well_accuracy": well,
                 "n_treatments": len(treatments),
@@ -96,34 +145,30 @@ def accuracy_by_fold(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bootstrap_interval(correct, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``correct`` (resampling treatments). Seeded."""
-    values = np.asarray(correct, dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
-
-
-def crop_accuracy(predictions: pd.DataFrame) -> float:
+def crop_accuracy(predictions: pd.DataFrame, control: str | None = None) -> float:
+    """Accuracy of each crop's own argmax."""
     prob_cols = class_columns(predictions)
-    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
     if predictions.empty:
         return float("nan")
-    predicted = classes[predictions[prob_cols].to_numpy().argmax(axis=1)]
-    return float(np.mean(predicted == predictions["Metadata_MoA"].to_numpy()))
+    table = checked_predictions(predictions, [], control)
+    if table.empty:
+        return float("nan")
+    predicted = predicted_classes(table[prob_cols].to_numpy(), prob_cols)
+    return float(np.mean(predicted == table[MOA].to_numpy()))
 
 
-def accuracy_by_moa(treatments: pd.DataFrame) -> pd.DataFrame:
-    """Per-MoA treatment accuracy plus an ``all`` row: Metadata_MoA, n_treatments, n_correct, accuracy."""
-    grouped = treatments.groupby("Metadata_MoA", sort=True)["correct"].agg(n_treatments="size", n_correct="sum")
+def accuracy_by_moa(treatments: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per-MoA treatment accuracy plus an ``all`` row: Metadata_MoA, n_treatments, n_correct,
+    accuracy and its Clopper-Pearson interval (exact_ci_low, exact_ci_high)."""
+    grouped = treatments.groupby(MOA, sort=True)["correct"].agg(n_treatments="size", n_correct="sum")
     grouped = grouped.reset_index()
     total = pd.DataFrame(
-        {"Metadata_MoA": ["all"], "n_treatments": [len(treatments)], "n_correct": [int(treatments["correct"].sum())]}
+        {MOA: ["all"], "n_treatments": [len(treatments)], "n_correct": [int(treatments["correct"].sum())]}
     )
     table = pd.concat([grouped, total], ignore_index=True)
     table["n_correct"] = table["n_correct"].astype(int)
     table["accuracy"] = table["n_correct"] / table["n_treatments"].where(table["n_treatments"] > 0)
+    ci = [exact_interval(k, n, level) for k, n in zip(table["n_correct"], table["n_treatments"])]
+    table["exact_ci_low"] = [c[0] for c in ci]
+    table["exact_ci_high"] = [c[1] for c in ci]
     return table

@@ -104,10 +104,18 @@ class Fold:
         }
 
 
+def trainable(metadata: pd.DataFrame) -> np.ndarray:
+    """Rows that may be trained on and scored: labelled treatments, never control crops."""
+    mask = (metadata["moa"] != "").to_numpy().copy()
+    if "is_control" in metadata.columns:
+        mask &= ~metadata["is_control"].to_numpy(dtype=bool)
+    return mask
+
+
 def fold_classes(metadata: pd.DataFrame) -> list[str]:
-    """The classes every fold of these tensors predicts: all labelled MoAs (so every fold has the
-    same output layer, whatever it holds out)."""
-    return sorted(metadata.loc[metadata["moa"] != "", "moa"].unique().tolist())
+    """The classes every fold of these tensors predicts: all labelled MoAs of the treatments (so
+    every fold has the same output layer, whatever it holds out); controls are not a class."""
+    return sorted(metadata.loc[trainable(metadata), "moa"].unique().tolist())
 
 
 def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> Fold:
@@ -119,13 +127,13 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
     if scheme not in FOLD_COLUMNS:
         raise ValueError(f"unknown fold scheme {scheme!r}; use one of {', '.join(FOLD_COLUMNS)}")
     column = FOLD_COLUMNS[scheme]
-    labelled = metadata["moa"] != ""
+    labelled = trainable(metadata)
     classes = fold_classes(metadata)
-    is_test = (metadata[column] == held_out).to_numpy()
+    is_test = (metadata[column] == held_out).to_numpy() & labelled
     if not is_test.any():
         known = ", ".join(sorted(metadata[column].unique()))
         raise ValueError(f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: {known}")
-    train = labelled.to_numpy() & ~is_test
+    train = labelled & ~is_test
     excluded: list[str] = []
     if scheme == "nscb":
         excluded = sorted(metadata.loc[is_test, "batch"].unique().tolist())

@@ -3,121 +3,195 @@
 Works on any profile table: ``Metadata_*`` columns plus numeric feature columns, one row per crop,
 cell, field or well (CNN embeddings from cellmoa, or CellProfiler/pycytominer profiles alike).
 
-1. per treatment (compound, concentration) the mean profile;
+1. per treatment (compound, concentration) the mean profile, after the checks of
+   :mod:`cellmoa.validation` (keys filled in, concentrations as rounded numbers, finite features or
+   the ``features_with_nan`` policy, controls left out);
 2. each treatment takes the MoA of its nearest other treatment by cosine similarity, excluding
    treatments of the same compound ("nsc"), or of the same compound or a shared batch ("nscb");
-3. accuracy = treatments whose neighbour has their MoA / treatments with an eligible neighbour.
+   equal similarities go to the neighbour first in (compound, concentration) order;
+3. accuracy = correct treatments / scored treatments, where NSC scores every treatment that has a
+   candidate neighbour, and NSCB only those whose MoA has at least one other compound in a disjoint
+   batch (the others cannot be right: BBBC021's Cholesterol-lowering and Kinase inhibitors were
+   imaged in one week each, so NSCB is over 92 of the 103 treatments, as in the literature). The
+   number scored is in every table.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+
+from cellmoa import validation
+
+log = logging.getLogger(__name__)
 
 COMPOUND = "Metadata_Compound"
 CONCENTRATION = "Metadata_Concentration"
 MOA = "Metadata_MoA"
 BATCH = "Metadata_Batch"
+SCHEMES = ("nsc", "nscb")
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
-    """Numeric columns that are not metadata."""
-    cols = [c for c in table.columns if not c.startswith("Metadata_") and pd.api.types.is_numeric_dtype(table[c])]
-    if not cols:
-        raise ValueError("the profile table has no numeric feature columns besides Metadata_*")
-    return cols
+    """The features of a profile table made by :func:`treatment_profiles` (or, for any other
+    table, its numeric non-``Metadata_`` columns)."""
+    return table.attrs.get("features") or validation.select_features(table, "profiles")
 
 
-def treatment_profiles(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean feature vector per treatment, with its MoA and the set of batches it was seen in."""
-    for col in (COMPOUND, CONCENTRATION, MOA):
-        if col not in table.columns:
-            raise ValueError(f"the profile table needs a {col} column")
-    features = feature_columns(table)
-    keys = [COMPOUND, CONCENTRATION, MOA]
-    means = table.groupby(keys, sort=True)[features].mean()
-    out = means.reset_index()
+def treatment_profiles(table: pd.DataFrame, features=None, control: str | None = None,
+                       nan_policy: str = "error", source: str = "profiles") -> pd.DataFrame:
+    """Mean feature vector per treatment, with its MoA and (where the table has a
+    ``Metadata_Batch`` column) the set of batches it was seen in. ``features`` lists the feature
+    columns (default: the numeric columns not named ``Metadata_*``, logged); rows of ``control``
+    are left out; ``nan_policy`` is ``error`` or ``drop`` (see :func:`cellmoa.validation.select_features`).
+
+    >>> t = pd.DataFrame({"Metadata_Compound": ["a", "a", "DMSO"], "Metadata_Concentration": ["0.3", "0.300000", 0],
+    ...                   "Metadata_MoA": ["X", "X", "DMSO"], "f": [1.0, 3.0, 9.0]})
+    >>> treatment_profiles(t, control="DMSO")[["Metadata_Compound", "Metadata_Concentration", "f"]].values.tolist()
+    [['a', 0.3, 2.0]]
+    """
+    validation.require_columns(table, [COMPOUND, CONCENTRATION, MOA], source)
+    table = validation.drop_controls(table, control, source)
+    keys = [COMPOUND, CONCENTRATION, MOA] + ([BATCH] if BATCH in table.columns else [])
+    validation.check_keys(table, keys, source)
+    if table.empty:
+        raise validation.TableError(f"{source}: no treatment rows left" + (f" once the {control} controls are out" if control else ""))
+    features = validation.select_features(table, source, features, nan_policy)
+    table = table.copy()
+    table[CONCENTRATION] = validation.concentration_values(table[CONCENTRATION], source)
+    validation.check_one_moa(table, [COMPOUND, CONCENTRATION], MOA, source)
+    group = [COMPOUND, CONCENTRATION, MOA]
+    out = table.groupby(group, sort=True)[features].mean().reset_index()
     if BATCH in table.columns:
-        batches = table.groupby(keys, sort=True)[BATCH].agg(lambda b: frozenset(map(str, b)))
+        batches = table.groupby(group, sort=True)[BATCH].agg(lambda b: frozenset(map(str, b)))
         out[BATCH] = batches.to_numpy()
-    else:
-        out[BATCH] = [frozenset()] * len(out)
+    out.attrs["features"] = list(features)
     return out
 
 
 def nearest_neighbours(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFrame:
     """For every treatment its nearest eligible neighbour: one row per treatment with the
-    neighbour's compound, concentration, MoA, the cosine similarity and ``correct``."""
-    if scheme not in ("nsc", "nscb"):
+    neighbour's compound, concentration, MoA, the cosine similarity, ``scored`` (whether the
+    treatment counts, see the module's rule 3) and ``correct`` (NaN where not scored)."""
+    if scheme not in SCHEMES:
         raise ValueError(f"unknown matching scheme {scheme!r}; use 'nsc' or 'nscb'")
-    features = [c for c in feature_columns(profiles)]
-    x = profiles[features].to_numpy(dtype=np.float64)
+    if scheme == "nscb" and BATCH not in profiles.columns:
+        raise validation.TableError(
+            "nscb matching needs the batch of every row: the table has no Metadata_Batch column "
+            "(name the batch column with --batch-column, or use --scheme nsc)"
+        )
+    x = profiles[feature_columns(profiles)].to_numpy(dtype=np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = x / np.where(norms == 0, 1.0, norms)
     similarity = x @ x.T
     compounds = profiles[COMPOUND].to_numpy()
-    batches = list(profiles[BATCH])
+    moas = profiles[MOA].to_numpy()
+    concentrations = profiles[CONCENTRATION].to_numpy()
+    batches = list(profiles[BATCH]) if scheme == "nscb" else None
     rows = []
     for i in range(len(profiles)):
         eligible = compounds != compounds[i]
-        if scheme == "nscb":
+        if batches is not None:
             eligible &= np.array([not (batches[i] & b) for b in batches])
         candidates = np.flatnonzero(eligible)
-        base = {COMPOUND: compounds[i], CONCENTRATION: profiles[CONCENTRATION].iloc[i], MOA: profiles[MOA].iloc[i]}
+        positive = bool((moas[candidates] == moas[i]).any())
+        scored = positive if scheme == "nscb" else len(candidates) > 0
+        base = {COMPOUND: compounds[i], CONCENTRATION: concentrations[i], MOA: moas[i]}
         if len(candidates) == 0:
             rows.append({**base, "neighbour_compound": None, "neighbour_concentration": np.nan,
-                         "neighbour_moa": None, "similarity": np.nan, "correct": np.nan})
+                         "neighbour_moa": None, "similarity": np.nan, "positive_available": False,
+                         "scored": False, "correct": np.nan})
             continue
-        j = candidates[np.argmax(similarity[i, candidates])]
+        j = candidates[np.argmax(similarity[i, candidates])]  # first of equals: (compound, concentration) order
         rows.append({
             **base,
             "neighbour_compound": compounds[j],
-            "neighbour_concentration": profiles[CONCENTRATION].iloc[j],
-            "neighbour_moa": profiles[MOA].iloc[j],
+            "neighbour_concentration": concentrations[j],
+            "neighbour_moa": moas[j],
             "similarity": float(similarity[i, j]),
-            "correct": bool(profiles[MOA].iloc[j] == profiles[MOA].iloc[i]),
+            "positive_available": positive,
+            "scored": scored,
+            "correct": bool(moas[j] == moas[i]) if scored else np.nan,
         })
     return pd.DataFrame(rows)
 
 
-def nearest_neighbour_accuracy(table: pd.DataFrame, scheme: str = "nsc") -> float:
-    """Treatment-level 1-NN accuracy of a profile table (NaN if no treatment has a neighbour)."""
-    matches = nearest_neighbours(treatment_profiles(table), scheme)
-    scored = matches["correct"].dropna()
-    return float(scored.mean()) if len(scored) else float("nan")
+def nearest_neighbour_accuracy(table: pd.DataFrame, scheme: str = "nsc", control: str | None = None) -> float:
+    """Treatment-level 1-NN accuracy of a profile table (NaN if no treatment is scored)."""
+    matches = nearest_neighbours(treatment_profiles(table, control=control), scheme)
+    scored = matches.loc[matches["scored"], "correct"]
+    return float(scored.astype(float).mean()) if len(scored) else float("nan")
 
 
 def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray) -> pd.DataFrame:
-    """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings."""
+    """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings:
+    the treatment crops only (control crops, ``is_control``, are there for normalisation)."""
     if len(metadata) != len(embeddings):
         raise ValueError(f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row")
+    keep = ~metadata["is_control"].to_numpy(dtype=bool) if "is_control" in metadata.columns else np.ones(len(metadata), bool)
+    metadata = metadata[keep]
     table = pd.DataFrame({
         COMPOUND: metadata["compound"].to_numpy(),
         CONCENTRATION: metadata["concentration"].to_numpy(),
         MOA: metadata["moa"].to_numpy(),
         BATCH: metadata["batch"].to_numpy(),
     })
-    features = pd.DataFrame(np.asarray(embeddings, dtype=np.float32), columns=[f"f{i}" for i in range(embeddings.shape[1])])
+    values = np.asarray(embeddings, dtype=np.float32)[keep]
+    features = pd.DataFrame(values, columns=[f"f{i}" for i in range(values.shape[1])])
     return pd.concat([table, features], axis=1)
 
 
-def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray], schemes=("nsc", "nscb")) -> pd.DataFrame:
-    """Nearest-neighbour matches of each held-out compound's treatments, each computed with the
-    embeddings of the model of its own fold (which never trained on that compound)."""
-    rows = []
+def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """1-NN matches and average precisions of every treatment profile, one block of rows per
+    scheme (column ``Metadata_MatchScheme``)."""
+    from cellmoa.retrieval import average_precision
+
+    matches, aps = [], []
+    for scheme in schemes:
+        m = nearest_neighbours(profiles, scheme)
+        m.insert(0, "Metadata_MatchScheme", scheme)
+        matches.append(m)
+        ap = average_precision(profiles, scheme)
+        ap.insert(0, "Metadata_MatchScheme", scheme)
+        aps.append(ap)
+    return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True)
+
+
+def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray],
+                 schemes=SCHEMES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nearest-neighbour matches and average precisions of each held-out compound's treatments,
+    each computed with the embeddings of the model of its own fold (which never trained on that
+    compound). Returns (matches, average precisions)."""
+    matches, aps = [], []
     for compound, embeddings in embeddings_by_compound.items():
-        profiles = treatment_profiles(embedding_table(metadata, embeddings))
-        for scheme in schemes:
-            matches = nearest_neighbours(profiles, scheme)
-            matches = matches[matches[COMPOUND] == compound].copy()
-            matches.insert(0, "Metadata_MatchScheme", scheme)
-            rows.append(matches)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        profiles = treatment_profiles(embedding_table(metadata, embeddings), source=f"embeddings of fold {compound}")
+        m, ap = match_and_rank(profiles, schemes)
+        matches.append(m[m[COMPOUND] == compound])
+        aps.append(ap[ap[COMPOUND] == compound])
+    if not matches:
+        return pd.DataFrame(), pd.DataFrame()
+    return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True)
 
 
-def accuracy_by_scheme(matches: pd.DataFrame) -> dict[str, float]:
-    out = {}
-    for scheme, group in matches.groupby("Metadata_MatchScheme"):
-        scored = group["correct"].dropna()
-        out[scheme] = float(scored.astype(float).mean()) if len(scored) else float("nan")
-    return out
+def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, seed: int = 0,
+                      level: float = 0.95) -> pd.DataFrame:
+    """One row per scheme: treatments, scored treatments (``n``), correct, 1-NN accuracy with the
+    compound-bootstrap interval (``ci_low``/``ci_high``) and the Clopper-Pearson one
+    (``exact_ci_*``), and the mAP with the number of treatments that have an AP."""
+    from cellmoa.intervals import accuracy_with_intervals
+    from cellmoa.retrieval import mean_average_precision
+
+    rows = []
+    for scheme, group in matches.groupby("Metadata_MatchScheme", sort=True):
+        scored = group[group["scored"].astype(bool)]
+        row = {"Metadata_MatchScheme": scheme, "n_treatments": len(group)}
+        row.update(accuracy_with_intervals(scored["correct"].astype(float), scored[COMPOUND], level, seed))
+        if aps is not None and len(aps):
+            m, n = mean_average_precision(aps[aps["Metadata_MatchScheme"] == scheme])
+        else:
+            m, n = float("nan"), 0
+        row.update({"mean_average_precision": m, "n_map": n})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -8,8 +8,9 @@
    (:class:`~cellmoa.crops.CropGeometry`), the empty ones dropped, written well by well
    (:class:`~cellmoa.tensors.PlateTensorWriter`).
 
-:func:`plate_fields` decides which fields of a plate are stored (labelled, not controls, the
-``preprocessing.restrictions`` applied) for the rule and for :func:`build_tensors` alike.
+:func:`plate_fields` decides which fields of a plate are stored (labelled, the
+``preprocessing.restrictions`` applied, and a sample of the control fields flagged ``is_control``)
+for the rule and for :func:`build_tensors` alike.
 """
 
 from __future__ import annotations
@@ -57,10 +58,15 @@ class TensorSettings:
     #: "error": a missing, corrupt or wrongly sized image stops the job; "skip": the field is
     #: left out, logged, and listed in the plate's report
     on_bad_image: str = "error"
+    #: control fields per plate stored beside the treatments (``is_control`` = 1 in
+    #: ``/metadata``), for control-based normalisation of profiles; never trained on or scored
+    control_fields: int = 0
 
     def __post_init__(self):
         if self.on_bad_image not in ON_BAD_IMAGE:
             raise ValueError(f"on_bad_image must be 'error' or 'skip', not {self.on_bad_image!r}")
+        if int(self.control_fields) < 0:
+            raise ValueError(f"control_fields_per_plate must be 0 or more, not {self.control_fields}")
 
     @classmethod
     def from_config(cls, preprocessing: dict, dataset) -> TensorSettings:
@@ -79,6 +85,7 @@ class TensorSettings:
             empty_crops=EmptyCropFilter(norm.get("empty_crop_min_fraction", 0.0),
                                         norm.get("empty_crop_channel", "DAPI"), norm.get("empty_crop_z", 2.0)),
             on_bad_image=norm.get("on_bad_image", "error"),
+            control_fields=int(preprocessing.get("control_fields_per_plate", 8)),
         )
 
     def bad_images(self) -> BadImages:
@@ -90,7 +97,8 @@ class PlateFields:
     """One plate's fields as the preprocessing jobs see them."""
 
     name: str
-    #: the fields to store (labelled, not controls), one row each (the dataset's metadata columns)
+    #: the fields to store (labelled treatments, then the control sample), one row each: the
+    #: dataset's metadata columns and ``is_control``
     rows: pd.DataFrame
     #: the fields whose statistics standardise them (per cell line)
     reference: pd.DataFrame
@@ -101,15 +109,32 @@ class PlateFields:
 
 
 def plate_fields(dataset, metadata: pd.DataFrame, plate: str, raw_dir: Path,
-                 restrictions: list[dict] | None = None) -> PlateFields:
-    """The fields of ``plate`` the tensors store: labelled, not controls, ``restrictions`` applied."""
+                 restrictions: list[dict] | None = None, control_fields: int = 0) -> PlateFields:
+    """The fields of ``plate`` the tensors store: labelled, ``restrictions`` applied, and
+    ``control_fields`` of its control fields (:func:`control_sample`), flagged ``is_control``."""
     on_plate = metadata[metadata["plate"] == plate]
     labelled = dataset.labelled(on_plate)
-    kept = restrict(labelled, restrictions)
+    kept = restrict(labelled, restrictions).assign(is_control=0)
     if len(kept) < len(labelled):
         log.info("%s: %d labelled field(s) left out by preprocessing.restrictions", plate, len(labelled) - len(kept))
-    return PlateFields(plate, kept, dataset.reference(on_plate), Path(raw_dir), tuple(dataset.channels),
+    controls = control_sample(dataset.controls(on_plate), control_fields)
+    if control_fields:
+        log.info("%s: %d of %d control field(s) stored for profile normalisation", plate, len(controls),
+                 len(dataset.controls(on_plate)))
+    rows = pd.concat([kept, controls.assign(is_control=1)], ignore_index=True) if len(controls) else kept
+    return PlateFields(plate, rows, dataset.reference(on_plate), Path(raw_dir), tuple(dataset.channels),
                        dataset.reference_description)
+
+
+def control_sample(controls: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` control fields spread over the control wells: the first site of every well, then the
+    second, and so on (deterministic; all of them if there are fewer)."""
+    if n <= 0 or controls.empty:
+        return controls.iloc[0:0]
+    ordered = controls.sort_values(["well", "site"])
+    rank = ordered.groupby("well").cumcount()
+    ordered = ordered.assign(_rank=rank.to_numpy()).sort_values(["_rank", "well", "site"], kind="stable")
+    return ordered.head(n).drop(columns="_rank").sort_values(["well", "site"])
 
 
 def restrict(metadata: pd.DataFrame, restrictions: list[dict] | None) -> pd.DataFrame:
@@ -280,7 +305,8 @@ def write_plate_tensors(
             kept, dropped = prepared
             n_empty += dropped
             for k, crop in kept:
-                writer.add(crop, {key: k if key == "crop" else row[key] for key in METADATA_FIELDS})
+                writer.add(crop, {key: k if key == "crop" else row.get(key, 0) if key == "is_control" else row[key]
+                                  for key in METADATA_FIELDS})
         writer.attrs.update(_plate_attributes(plate, normalizer, settings, n_empty, len(bad.records)))
     if n_empty:
         log.info("%s: dropped %d empty crops (%s)", plate.name, n_empty, empty.channel)
@@ -325,7 +351,7 @@ def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | Non
     out_dir = Path(out_dir)
     paths = []
     for name in plates or sorted(metadata["plate"].unique()):
-        plate = plate_fields(dataset, metadata, name, raw_dir, restrictions)
+        plate = plate_fields(dataset, metadata, name, raw_dir, restrictions, settings.control_fields)
         rows = metadata[metadata["plate"] == name]
         functions, stats = illumination_pass(rows, raw_dir, dataset.channels, illumination, reference=plate.reference)
         path = out_dir / f"{name}.h5"

@@ -6,52 +6,75 @@ import pandas as pd
 
 from cellmoa import evaluation
 from cellmoa.datasets import get_dataset
+from cellmoa.intervals import accuracy_with_intervals
 
 #: the published figure beside ours (the dataset adapter's ``reference_accuracy``: Kensert et
 #: al. 2019 for BBBC021 with nsc folds)
 REFERENCE_COLUMN = "reference_kensert2019_treatment_accuracy"
 
 
+#: the two intervals of every accuracy, named in the table captions and the README
+INTERVALS = (
+    "ci_low/ci_high: 95% percentile bootstrap resampling compounds (a compound's treatments move together; "
+    "2,000 resamples, seeded); exact_ci_low/exact_ci_high: Clopper-Pearson 95% over the scored treatments"
+)
+
+
 def summarize(
     predictions_by_network: dict[str, pd.DataFrame],
     scheme: str,
     dataset: str,
-    nn_by_network: dict[str, dict[str, float]] | None = None,
+    matching_by_network: dict[str, pd.DataFrame] | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per network: treatments, correct, treatment accuracy with a seeded bootstrap 95%
-    interval over treatments, field and crop accuracy, nearest-neighbour accuracy of the
-    embeddings (NSC and NSCB), chance level, and the paper's figure as a reference."""
+    """One row per network: treatments, correct, treatment accuracy with its compound-bootstrap
+    and Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
+    nearest-neighbour accuracy (NSC and NSCB, each with the number of treatments scored and its
+    intervals) and mAP of MoA retrieval of the embeddings (``matching_by_network``: the tables of
+    :func:`cellmoa.matching.summary_by_scheme`), chance level, and the paper's figure as a reference."""
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
+    control = adapter.control
     rows = []
     for network, predictions in predictions_by_network.items():
-        treatments = evaluation.treatment_predictions(predictions)
+        treatments = evaluation.treatment_predictions(predictions, control, source=f"{network} predictions")
         n_classes = len(evaluation.class_columns(predictions))
-        n = len(treatments)
-        correct = int(treatments["correct"].sum())
-        low, high = evaluation.bootstrap_interval(treatments["correct"].to_numpy(), seed=seed)
-        nn = (nn_by_network or {}).get(network, {})
-        rows.append(
-            {
-                "Metadata_Network": network,
-                "Metadata_Dataset": dataset,
-                "Metadata_FoldScheme": scheme,
-                "n_folds": int(predictions["Metadata_Fold"].nunique()) if "Metadata_Fold" in predictions else 0,
-                "n_treatments": n,
-                "n_correct": correct,
-                "treatment_accuracy": correct / n if n else float("nan"),
-                "treatment_accuracy_ci_low": low,
-                "treatment_accuracy_ci_high": high,
-                "field_accuracy": evaluation.field_accuracy(predictions),
-                "well_accuracy": evaluation.well_accuracy(predictions),
-                "crop_accuracy": evaluation.crop_accuracy(predictions),
-                "nn_accuracy_nsc": nn.get("nsc", float("nan")),
-                "nn_accuracy_nscb": nn.get("nscb", float("nan")),
-                "chance_accuracy": 1.0 / n_classes if n_classes else float("nan"),
-                REFERENCE_COLUMN: published.get(network, float("nan")),
-            }
-        )
+        acc = accuracy_with_intervals(treatments["correct"].astype(float), treatments["Metadata_Compound"], seed=seed,
+                                      prefix="treatment_")
+        row = {
+            "Metadata_Network": network,
+            "Metadata_Dataset": dataset,
+            "Metadata_FoldScheme": scheme,
+            "n_folds": int(predictions["Metadata_Fold"].nunique()) if "Metadata_Fold" in predictions else 0,
+            "n_treatments": acc["treatment_n"],
+            "n_correct": acc["treatment_n_correct"],
+            "treatment_accuracy": acc["treatment_accuracy"],
+            "treatment_accuracy_ci_low": acc["treatment_ci_low"],
+            "treatment_accuracy_ci_high": acc["treatment_ci_high"],
+            "treatment_accuracy_exact_ci_low": acc["treatment_exact_ci_low"],
+            "treatment_accuracy_exact_ci_high": acc["treatment_exact_ci_high"],
+            "field_accuracy": evaluation.field_accuracy(predictions, control),
+            "well_accuracy": evaluation.well_accuracy(predictions, control),
+            "crop_accuracy": evaluation.crop_accuracy(predictions, control),
+        }
+        matching = (matching_by_network or {}).get(network)
+        by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
+        for nn in ("nsc", "nscb"):
+            have = by_scheme is not None and nn in by_scheme.index
+            get = (lambda col, nn=nn: by_scheme.loc[nn, col]) if have else (lambda col: float("nan"))
+            row.update({
+                f"nn_{nn}_n": int(get("n")) if have else 0,
+                f"nn_{nn}_accuracy": get("accuracy"),
+                f"nn_{nn}_ci_low": get("ci_low"),
+                f"nn_{nn}_ci_high": get("ci_high"),
+                f"nn_{nn}_exact_ci_low": get("exact_ci_low"),
+                f"nn_{nn}_exact_ci_high": get("exact_ci_high"),
+                f"map_{nn}": get("mean_average_precision"),
+                f"map_{nn}_n": int(get("n_map")) if have else 0,
+            })
+        row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
+        row[REFERENCE_COLUMN] = published.get(network, float("nan"))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -72,7 +95,10 @@ def format_table(frame: pd.DataFrame) -> str:
     """A plain aligned text rendering (accuracies as percentages)."""
     shown = frame.copy()
     for col in shown.columns:
-        if "accuracy" in col or col.endswith(("_ci_low", "_ci_high")) or col in _network_columns(frame):
+        if col.startswith("map_") or col == "mean_average_precision":
+            if shown[col].dtype.kind == "f":
+                shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+        elif "accuracy" in col or col.endswith(("_ci_low", "_ci_high")) or col in _network_columns(frame):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%")
     return shown.to_string(index=False)
 

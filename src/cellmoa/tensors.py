@@ -7,7 +7,8 @@ Layout of ``results/tensors/<plate>.h5`` (readable with plain h5py):
   in the ``channels`` attribute (BBBC021: DAPI, Tubulin, Actin; BBBC014: NFkB, DAPI). Values are
   decided in :mod:`cellmoa.normalization`.
 - ``/metadata/<column>``: one 1-D dataset per column of :data:`METADATA_FIELDS`, row i
-  describing ``/images[i]``.
+  describing ``/images[i]``; ``is_control`` is 1 for the crops of the sampled control fields
+  (``preprocessing.control_fields_per_plate``), 0 for treatments.
 - attributes: plate, channels, crop_grid (rows, cols), crop_shape, field_size, reference,
   reference_groups, reference_mean, reference_std, anscombe, stored_dtype, empty_crops_dropped,
   fields_skipped, normalization, cellmoa_version.
@@ -40,6 +41,7 @@ METADATA_FIELDS = [
     "concentration",
     "moa",
     "image_number",
+    "is_control",  # 1: a control field's crop (for normalisation; never trained on or scored)
 ]
 STRING_FIELDS = {"plate", "batch", "cell_line", "well", "compound", "moa"}
 FLOAT_FIELDS = {"concentration"}
@@ -53,7 +55,7 @@ class PlateTensorWriter:
     >>> with PlateTensorWriter(path, capacity=1, crop_shape=(2, 2), channels=["DAPI"]) as w:
     ...     w.add(np.zeros((2, 2, 1)), {k: 0 for k in METADATA_FIELDS})
     >>> read_crop_metadata(path).shape
-    (1, 11)
+    (1, 12)
     """
 
     def __init__(self, path: Path, capacity: int, crop_shape: tuple[int, int], channels, dtype="float16"):
@@ -112,7 +114,11 @@ def read_crop_metadata(path: Path) -> pd.DataFrame:
     with h5py.File(path, "r") as f:
         group = f["metadata"]
         data = {}
+        n = group["plate"].shape[0]
         for key in METADATA_FIELDS:
+            if key == "is_control" and key not in group:  # tensors written before controls were kept
+                data[key] = np.zeros(n, np.int64)
+                continue
             values = group[key][()]
             data[key] = [v.decode() for v in values] if key in STRING_FIELDS else values
     return pd.DataFrame(data)
@@ -137,6 +143,9 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
             attrs.append(dict(channels=list(f.attrs["channels"]), crop_shape=tuple(f.attrs["crop_shape"])))
             counts.append(f["images"].shape[0])
             for key in METADATA_FIELDS:
+                if key not in f["metadata"]:
+                    raise ValueError(f"{path}: /metadata/{key} is missing; the plate tensors are older than this "
+                                     "cellmoa - delete results/tensors and rerun")
                 values = f["metadata"][key][()]
                 meta[key].extend(v.decode() if isinstance(v, bytes) else v for v in values)
     if not shapes:

@@ -160,6 +160,13 @@ def nearest_neighbour_tables():
     return expand("results/tables/nearest_neighbours_{network}.tsv", network=NETWORKS)
 
 
+def average_precision_tables():
+    """Average precision of MoA retrieval per treatment, beside the nearest-neighbour tables."""
+    if not DATASET.nearest_neighbours:
+        return []
+    return expand("results/tables/average_precision_{network}.tsv", network=NETWORKS)
+
+
 def all_outputs():
     return [
         *expand("results/tables/accuracy_{network}.tsv", network=NETWORKS),

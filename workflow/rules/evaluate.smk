@@ -1,6 +1,7 @@
 # Treatment-level accuracy per network (median over crops within a replicate, median across
-# replicates, argmax), nearest-neighbour matching of the fold models' embeddings, and one summary
-# across networks with plots for the report (snakemake --report results/report.html).
+# replicates, argmax), nearest-neighbour matching and mAP of MoA retrieval of the fold models'
+# embeddings, and one summary across networks with plots for the report
+# (snakemake --report results/report.html). Control rows never count as treatments.
 
 
 rule aggregate:
@@ -54,6 +55,12 @@ rule nearest_neighbours:
             category="Tables",
             labels={"network": "{network}", "table": "nearest neighbours"},
         ),
+        average_precision=report(
+            "results/tables/average_precision_{network}.tsv",
+            caption="../report/average_precision.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "average precision"},
+        ),
     log:
         "logs/nearest_neighbours/{network}.log",
     localrule: True
@@ -69,6 +76,7 @@ rule summary:
     input:
         predictions=fold_outputs("predictions.tsv"),
         matches=nearest_neighbour_tables(),
+        average_precision=average_precision_tables(),
     output:
         summary=report(
             "results/tables/summary.tsv",

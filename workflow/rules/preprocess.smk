@@ -59,6 +59,7 @@ rule tensors:
         crops=CROPS,
         restrictions=config["preprocessing"]["restrictions"],
         normalization=config["preprocessing"]["normalization"],
+        control_fields=config["preprocessing"]["control_fields_per_plate"],
     script:
         "../scripts/tensors.py"
 

@@ -10,16 +10,18 @@ from pathlib import Path
 import pandas as pd
 
 from cellmoa import evaluation
+from cellmoa.datasets import get_dataset
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.plots import plot_confusion
 
 network = snakemake.wildcards.network
 predictions = pd.concat([read_tsv(f) for f in snakemake.input.predictions], ignore_index=True)
-treatments = evaluation.treatment_predictions(predictions)
+control = get_dataset(snakemake.config["dataset"]).control
+treatments = evaluation.treatment_predictions(predictions, control)
 write_tsv(treatments, Path(snakemake.output.treatments))
 accuracy = evaluation.accuracy_by_moa(treatments)
 write_tsv(accuracy, Path(snakemake.output.accuracy))
-write_tsv(evaluation.accuracy_by_fold(predictions), Path(snakemake.output.by_fold))
+write_tsv(evaluation.accuracy_by_fold(predictions, control), Path(snakemake.output.by_fold))
 classes = [c[len(evaluation.PROB_PREFIX):] for c in evaluation.class_columns(predictions)]
 total = accuracy.iloc[-1]
 plot_confusion(

@@ -1,5 +1,6 @@
-"""Rule nearest_neighbours: 1-nearest-neighbour MoA matching of treatment profiles (mean
-embeddings), NSC and NSCB, each held-out compound matched with its own fold model's embeddings."""
+"""Rule nearest_neighbours: 1-nearest-neighbour MoA matching (NSC and NSCB) and average precision
+of MoA retrieval (copairs) of treatment profiles (mean embeddings), each held-out compound matched
+with its own fold model's embeddings; control crops are left out."""
 
 from rule_setup import start
 
@@ -18,4 +19,6 @@ embeddings = {}
 for compound, path in zip(snakemake.params.compounds, snakemake.input.embeddings):
     with h5py.File(path, "r") as f:
         embeddings[compound] = f["embeddings"][()]
-write_tsv(fold_matches(metadata, embeddings), Path(snakemake.output.matches))
+matches, average_precision = fold_matches(metadata, embeddings)
+write_tsv(matches, Path(snakemake.output.matches))
+write_tsv(average_precision, Path(snakemake.output.average_precision))

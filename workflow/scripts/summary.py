@@ -1,6 +1,6 @@
-"""Rule summary: one row per network (treatment accuracy with bootstrap interval, field and crop
-accuracy, nearest-neighbour accuracy, the paper's figure as reference), accuracy per MoA across
-networks, and the accuracy plot."""
+"""Rule summary: one row per network (treatment accuracy with its compound-bootstrap and exact
+intervals, field, well and crop accuracy, nearest-neighbour accuracy and mAP under NSC and NSCB,
+the paper's figure as reference), accuracy per MoA across networks, and the accuracy plot."""
 
 from rule_setup import start
 
@@ -13,7 +13,8 @@ import pandas as pd
 
 from cellmoa import evaluation
 from cellmoa.files import read_tsv, write_tsv
-from cellmoa.matching import accuracy_by_scheme
+from cellmoa.datasets import get_dataset
+from cellmoa.matching import summary_by_scheme
 from cellmoa.plots import plot_accuracy
 from cellmoa.reporting import format_table, per_moa_table, summarize
 
@@ -27,12 +28,13 @@ by_network = {
 }
 # no nearest-neighbour tables for a dataset with one compound (BBBC014)
 nn = {
-    network: accuracy_by_scheme(read_tsv(path))
-    for network, path in zip(p.networks, snakemake.input.matches)
+    network: summary_by_scheme(read_tsv(matches), read_tsv(ap), seed=p.seed)
+    for network, matches, ap in zip(p.networks, snakemake.input.matches, snakemake.input.average_precision)
 }
 table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed)
 write_tsv(table, Path(snakemake.output.summary))
-per_moa = per_moa_table({n: evaluation.treatment_predictions(df) for n, df in by_network.items()})
+control = get_dataset(p.dataset).control
+per_moa = per_moa_table({n: evaluation.treatment_predictions(df, control) for n, df in by_network.items()})
 write_tsv(per_moa, Path(snakemake.output.per_moa))
 plot_accuracy(table, Path(snakemake.output.plot))
 logging.getLogger("summary").info("\n%s\n\n%s", format_table(table), format_table(per_moa))

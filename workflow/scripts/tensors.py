@@ -1,4 +1,5 @@
-"""Rule tensors: one plate's labelled fields, illumination-corrected, standardised by the
+"""Rule tensors: one plate's labelled fields (and a sample of its control fields, flagged
+is_control), illumination-corrected, standardised by the
 reference fields of their cell line (BBBC021: DMSO), resized and cut into crops, written to HDF5
 well by well; with on_bad_image: skip, the fields left out (here or by the illumination job) are
 listed in results/tensors/<plate>.skipped.tsv."""
@@ -17,10 +18,13 @@ from cellmoa.preprocessing import TensorSettings, plate_fields, write_plate_tens
 p = snakemake.params
 dataset = get_dataset(p.dataset)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
-plate = plate_fields(
-    dataset, metadata, snakemake.wildcards.plate, Path(snakemake.input.images).parent, p.restrictions
+settings = TensorSettings.from_config(
+    {"crops": p.crops, "normalization": p.normalization, "control_fields_per_plate": p.control_fields}, dataset
 )
-settings = TensorSettings.from_config({"crops": p.crops, "normalization": p.normalization}, dataset)
+plate = plate_fields(
+    dataset, metadata, snakemake.wildcards.plate, Path(snakemake.input.images).parent, p.restrictions,
+    settings.control_fields,
+)
 bad = settings.bad_images()
 bad.records.extend(read_tsv(snakemake.input.skipped_before).to_dict("records"))
 function = Path(snakemake.input.function)
