@@ -27,7 +27,7 @@ def profile_table(n_moas=4, compounds_per_moa=3, concentrations=2, rows_per_trea
     for m in range(n_moas):
         for c in range(compounds_per_moa):
             for k in range(concentrations):
-                for r in range(rows_per_treatment):
+                for _ in range(rows_per_treatment):
                     rows.append({"Metadata_Compound": f"m{m}c{c}", "Metadata_Concentration": float(10 ** k),
                                  "Metadata_MoA": f"MoA{m}", "Metadata_Batch": batches[(c + m) % len(batches)],
                                  **{f"f{i}": v for i, v in enumerate(centres[m] + rng.normal(size=n_features))}})

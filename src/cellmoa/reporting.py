@@ -60,17 +60,16 @@ def summarize(
         matching = (matching_by_network or {}).get(network)
         by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
         for nn in ("nsc", "nscb"):
-            have = by_scheme is not None and nn in by_scheme.index
-            get = (lambda col, nn=nn: by_scheme.loc[nn, col]) if have else (lambda col: float("nan"))
+            values = by_scheme.loc[nn] if by_scheme is not None and nn in by_scheme.index else pd.Series(dtype=float)
             row.update({
-                f"nn_{nn}_n": int(get("n")) if have else 0,
-                f"nn_{nn}_accuracy": get("accuracy"),
-                f"nn_{nn}_ci_low": get("ci_low"),
-                f"nn_{nn}_ci_high": get("ci_high"),
-                f"nn_{nn}_exact_ci_low": get("exact_ci_low"),
-                f"nn_{nn}_exact_ci_high": get("exact_ci_high"),
-                f"map_{nn}": get("mean_average_precision"),
-                f"map_{nn}_n": int(get("n_map")) if have else 0,
+                f"nn_{nn}_n": int(values.get("n", 0)),
+                f"nn_{nn}_accuracy": values.get("accuracy", float("nan")),
+                f"nn_{nn}_ci_low": values.get("ci_low", float("nan")),
+                f"nn_{nn}_ci_high": values.get("ci_high", float("nan")),
+                f"nn_{nn}_exact_ci_low": values.get("exact_ci_low", float("nan")),
+                f"nn_{nn}_exact_ci_high": values.get("exact_ci_high", float("nan")),
+                f"map_{nn}": values.get("mean_average_precision", float("nan")),
+                f"map_{nn}_n": int(values.get("n_map", 0)),
             })
         row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
         row[REFERENCE_COLUMN] = published.get(network, float("nan"))

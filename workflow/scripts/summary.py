@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from cellmoa import evaluation
-from cellmoa.files import read_tsv, write_tsv
 from cellmoa.datasets import get_dataset
+from cellmoa.files import read_tsv, write_tsv
 from cellmoa.matching import summary_by_scheme
 from cellmoa.plots import plot_accuracy
 from cellmoa.reporting import format_table, per_moa_table, summarize
