@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,8 +122,27 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert sorted(matches["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]
     nsc = matches[matches["Metadata_MatchScheme"] == "nsc"]
     assert (nsc["neighbour_compound"] != nsc["Metadata_Compound"]).all()
-    assert summary.loc[0, "nn_accuracy_nsc"] == pytest.approx(nsc["correct"].mean())
-    assert summary.loc[0, "treatment_accuracy_ci_low"] <= summary.loc[0, "treatment_accuracy"] <= summary.loc[0, "treatment_accuracy_ci_high"]
+    assert summary.loc[0, "nn_nsc_accuracy"] == pytest.approx(nsc["correct"].mean())
+    assert summary.loc[0, "nn_nsc_n"] == 8
+    # NSCB: each MoA has its two compounds in different weeks here, so all 8 can be right
+    assert summary.loc[0, "nn_nscb_n"] == matches.loc[matches["Metadata_MatchScheme"] == "nscb", "scored"].sum()
+    aps = pd.read_csv(tables / "average_precision_ResNet50.tsv", sep="\t")
+    assert sorted(aps["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]
+    assert summary.loc[0, "map_nsc"] == pytest.approx(aps.loc[aps["Metadata_MatchScheme"] == "nsc", "average_precision"].mean())
+    for kind in ("", "exact_"):
+        low, high = summary.loc[0, [f"treatment_accuracy_{kind}ci_low", f"treatment_accuracy_{kind}ci_high"]]
+        assert low <= summary.loc[0, "treatment_accuracy"] <= high
+    # the tensors keep the plates' control fields (2 DMSO wells x 1 site x 4 plates, 4 crops each),
+    # flagged; every fold embeds them; no prediction, match or score ever covers them
+    from cellmoa.tensors import read_crop_metadata
+
+    meta = read_crop_metadata(work / "results/tensors/all.h5")
+    assert (meta["is_control"] == 1).sum() == 2 * 4 * 4
+    assert set(meta.loc[meta["is_control"] == 1, "compound"]) == {"DMSO"}
+    with h5py.File(work / "results/models/ResNet50/nocodazole/embeddings.h5", "r") as f:
+        assert f["embeddings"].shape[0] == len(meta)
+    assert "DMSO" not in set(predictions["Metadata_Compound"]) | set(matches["Metadata_Compound"])
+    assert "DMSO" not in set(matches["neighbour_compound"].dropna())
     per_moa = pd.read_csv(tables / "summary_per_moa.tsv", sep="\t").set_index("Metadata_MoA")
     assert per_moa.loc["all", "ResNet50"] == pytest.approx(np.mean(correct))
     assert (work / "results/plots/accuracy.png").stat().st_size > 1000

@@ -1,4 +1,4 @@
-"""Command line: ``cellmoa synthesize`` and ``cellmoa tables``."""
+"""Command line: ``cellmoa synthesize``, ``cellmoa tables`` and ``cellmoa evaluate-profiles``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,54 @@ def _synthesize(args) -> int:
     return 0
 
 
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise SystemExit(f"--rename takes OLD=NEW (e.g. Metadata_moa=Metadata_MoA), not {pair!r}")
+        out[old] = new
+    return out
+
+
+def _evaluate_profiles(args) -> int:
+    import logging
+
+    from cellmoa.files import read_table, write_tsv
+    from cellmoa.matching import evaluate_profiles
+    from cellmoa.reporting import format_table
+    from cellmoa.validation import TableError, rename_columns
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    schemes = [s.strip() for s in args.scheme.split(",") if s.strip()]
+    unknown = sorted(set(schemes) - {"nsc", "nscb"})
+    if unknown or not schemes:
+        print(f"--scheme takes nsc, nscb or nsc,nscb; not {args.scheme!r}", file=sys.stderr)
+        return 2
+    mapping = _mapping(args.rename)
+    if args.batch_column:
+        mapping[args.batch_column] = "Metadata_Batch"
+    features = None
+    if args.features:
+        features = [line.strip() for line in Path(args.features).read_text().splitlines() if line.strip()]
+    try:
+        table = rename_columns(read_table(args.table), mapping, args.table)
+        tables = evaluate_profiles(table, schemes, control=args.control, features=features,
+                                   nan_policy=args.features_with_nan, seed=args.seed, source=args.table)
+    except (TableError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    for name, frame in tables.items():
+        write_tsv(frame, out / f"{name}.tsv")
+    print(f"{args.table}: {len(tables['profiles'])} treatments; tables in {out}/ "
+          "(profiles, matches, average_precision, map_by_moa, summary .tsv)")
+    print("1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; exact: Clopper-Pearson), "
+          "mAP of MoA retrieval (copairs):")
+    print(format_table(tables["summary"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from cellmoa.datasets import DATASETS
 
@@ -64,6 +112,27 @@ def main(argv: list[str] | None = None) -> int:
     synth.add_argument("--spec", help="JSON file with the synthetic spec's fields (default: the built-in spec)")
     synth.add_argument("--folders", action="store_true", help="write plate folders instead of zip archives")
     synth.set_defaults(func=_synthesize)
+    ev = sub.add_parser(
+        "evaluate-profiles",
+        help="score any profile table (CellProfiler, pycytominer, embeddings): 1-NN MoA matching and mAP",
+        description="Treatment profiles (mean per compound and concentration) matched to their nearest other "
+        "compound (nsc) or other compound in a disjoint batch (nscb), and ranked for mAP of MoA retrieval "
+        "(copairs). Needs Metadata_Compound, Metadata_Concentration, Metadata_MoA (and Metadata_Batch for nscb); "
+        "map other names with --rename.",
+    )
+    ev.add_argument("table", help="profile table: .csv, .csv.gz, .tsv, .tsv.gz or .parquet, one row per cell/well/crop")
+    ev.add_argument("--out", required=True, help="folder for the tables")
+    ev.add_argument("--scheme", default="nsc,nscb", help="nsc, nscb or nsc,nscb (default)")
+    ev.add_argument("--control", help="control compound left out of matching and scoring (e.g. DMSO)")
+    ev.add_argument("--batch-column", help="column holding each row's batch (renamed Metadata_Batch), needed for nscb")
+    ev.add_argument("--rename", action="append", metavar="OLD=NEW",
+                    help="rename a column to cellmoa's name, e.g. Metadata_moa=Metadata_MoA (repeatable)")
+    ev.add_argument("--features", help="file listing the feature columns, one per line (default: every numeric "
+                    "column not named Metadata_*, logged)")
+    ev.add_argument("--features-with-nan", choices=["error", "drop"], default="error",
+                    help="a feature with NaN/inf values: error (default) or drop the column (logged)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations")
+    ev.set_defaults(func=_evaluate_profiles)
     args = parser.parse_args(argv)
     return args.func(args)
 

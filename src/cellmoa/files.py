@@ -86,3 +86,24 @@ def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table written by :func:`write_tsv`: empty cells are missing values, and only they
     (a compound called ``NA`` stays a string)."""
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+
+
+#: profile table formats :func:`read_table` reads, by file name ending
+TABLE_FORMATS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet")
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A profile table from CSV, TSV (optionally gzipped) or Parquet (pycytominer's formats),
+    chosen by the file name's ending; ``Metadata_*`` columns are read as text."""
+    path = Path(path)
+    name = path.name.lower()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    if not name.endswith(TABLE_FORMATS):
+        raise ValueError(f"{path}: unknown table format; use one of {', '.join(TABLE_FORMATS)}")
+    sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt")) else ","
+    header = pd.read_csv(path, sep=sep, nrows=0).columns
+    text = {c: str for c in header if str(c).startswith("Metadata_") and "concentration" not in str(c).lower()}
+    return pd.read_csv(path, sep=sep, dtype=text, keep_default_na=True)

@@ -195,3 +195,32 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
         row.update({"mean_average_precision": m, "n_map": n})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None = None, features=None,
+                      nan_policy: str = "error", seed: int = 0, source: str = "profiles") -> dict[str, pd.DataFrame]:
+    """Score any profile table the way cellmoa scores its embeddings: ``profiles`` (one per
+    treatment), ``matches`` (1-NN per scheme), ``average_precision`` (per treatment and scheme),
+    ``map_by_moa`` (copairs' per-MoA mAP with p-values, per scheme) and ``summary`` (one row per
+    scheme, see :func:`summary_by_scheme`)."""
+    from cellmoa.retrieval import map_by_moa
+
+    profiles = treatment_profiles(table, features=features, control=control, nan_policy=nan_policy, source=source)
+    log.info("%s: %d treatments of %d compounds and %d MoAs", source, len(profiles), profiles[COMPOUND].nunique(),
+             profiles[MOA].nunique())
+    matches, aps = match_and_rank(profiles, schemes)
+    per_moa = []
+    for scheme in schemes:
+        t = map_by_moa(aps[aps["Metadata_MatchScheme"] == scheme].drop(columns="Metadata_MatchScheme"), seed=seed)
+        t.insert(0, "Metadata_MatchScheme", scheme)
+        per_moa.append(t)
+    shown = profiles.copy()
+    if BATCH in shown.columns:
+        shown[BATCH] = [";".join(sorted(b)) for b in shown[BATCH]]
+    return {
+        "profiles": shown,
+        "matches": matches,
+        "average_precision": aps,
+        "map_by_moa": pd.concat(per_moa, ignore_index=True),
+        "summary": summary_by_scheme(matches, aps, seed=seed),
+    }

@@ -97,7 +97,7 @@ def format_table(frame: pd.DataFrame) -> str:
         if col.startswith("map_") or col == "mean_average_precision":
             if shown[col].dtype.kind == "f":
                 shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-        elif "accuracy" in col or col.endswith(("_ci_low", "_ci_high")) or col in _network_columns(frame):
+        elif "accuracy" in col or col.endswith(("ci_low", "ci_high")) or col in _network_columns(frame):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%")
     return shown.to_string(index=False)
 

@@ -20,6 +20,7 @@ of ``nscb``), computes the similarities and the average precision of each ranked
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -35,7 +36,19 @@ MOA = "Metadata_MoA"
 BATCH = "Metadata_Batch"
 _BATCHES = "Metadata_BatchList"
 SCHEMES = ("nsc", "nscb")
-OUTPUT = [COMPOUND, CONCENTRATION, MOA, "average_precision", "n_positives", "n_ranked"]
+OUTPUT = [COMPOUND, CONCENTRATION, MOA, "average_precision", "normalized_average_precision", "n_positives", "n_ranked"]
+
+
+@contextlib.contextmanager
+def _quiet_copairs():
+    """copairs logs every step at INFO; a job's log keeps only its warnings."""
+    logger = logging.getLogger("copairs")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _features(profiles: pd.DataFrame) -> list[str]:
@@ -48,9 +61,15 @@ def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFra
     """Average precision of each treatment profile (one row per treatment, as
     :func:`cellmoa.matching.treatment_profiles` makes them): columns :data:`OUTPUT`, with
     ``n_positives`` and ``n_ranked`` the positives and the length of its ranked list."""
+    with _quiet_copairs():
+        return _average_precision(profiles, scheme)
+
+
+def _average_precision(profiles: pd.DataFrame, scheme: str) -> pd.DataFrame:
     import copairs.compute
     from copairs.map import average_precision as copairs_ap
     from copairs.map.average_precision import build_rank_lists
+    from copairs.map.normalization import normalize_ap
     from copairs.matching import UnpairedException, find_pairs_multilabel
 
     if scheme not in SCHEMES:
@@ -59,6 +78,7 @@ def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFra
     meta = profiles[[COMPOUND, CONCENTRATION, MOA]].reset_index(drop=True).copy()
     out = meta.copy()
     out["average_precision"] = np.nan
+    out["normalized_average_precision"] = np.nan
     out["n_positives"] = 0
     out["n_ranked"] = 0
     if len(meta) < 2:
@@ -73,6 +93,7 @@ def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFra
             log.warning("mAP (nsc): %s; no treatment has an AP", e)
             return out[OUTPUT]
         out["average_precision"] = result["average_precision"].to_numpy()
+        out["normalized_average_precision"] = result["normalized_average_precision"].to_numpy()
         out["n_positives"] = result["n_pos_pairs"].to_numpy()
         out["n_ranked"] = result["n_total_pairs"].to_numpy()
     else:
@@ -93,9 +114,10 @@ def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFra
         paired, rel_k, counts = build_rank_lists(pos, neg, pos_sims, neg_sims)
         ap, configs = copairs.compute.ap_contiguous(rel_k, counts)
         out.loc[paired, "average_precision"] = ap
+        out.loc[paired, "normalized_average_precision"] = normalize_ap(ap, configs[:, 0], configs[:, 1] - configs[:, 0])
         out.loc[paired, "n_positives"] = configs[:, 0]
         out.loc[paired, "n_ranked"] = configs[:, 1]
-    out.loc[out["n_positives"] == 0, "average_precision"] = np.nan
+    out.loc[out["n_positives"] == 0, ["average_precision", "normalized_average_precision"]] = np.nan
     out["n_positives"] = out["n_positives"].astype(int)
     out["n_ranked"] = out["n_ranked"].astype(int)
     return out[OUTPUT]
@@ -115,6 +137,7 @@ def map_by_moa(ap: pd.DataFrame, null_size: int = 10000, seed: int = 0, threshol
     scored = ap.dropna(subset=["average_precision"]).rename(columns={"n_positives": "n_pos_pairs", "n_ranked": "n_total_pairs"})
     if scored.empty:
         return pd.DataFrame(columns=[MOA, "mean_average_precision", "p_value", "corrected_p_value", "below_corrected_p"])
-    table = copairs_map(scored, sameby=[MOA], null_size=null_size, threshold=threshold, seed=seed, progress_bar=False)
+    with _quiet_copairs():
+        table = copairs_map(scored, sameby=[MOA], null_size=null_size, threshold=threshold, seed=seed, progress_bar=False)
     keep = [MOA, "mean_average_precision", "p_value", "corrected_p_value", "below_corrected_p"]
     return table[keep].sort_values(MOA).reset_index(drop=True)
