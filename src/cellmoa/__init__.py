@@ -20,7 +20,10 @@ The package holds the domain logic of the Snakemake workflow; the rule scripts i
 - :mod:`cellmoa.training`      training settings, one fold's training, prediction, embeddings
 - :mod:`cellmoa.gpus`          one GPU per job on multi-GPU machines
 - :mod:`cellmoa.evaluation`    treatment-level aggregation and accuracy
-- :mod:`cellmoa.matching`      nearest-neighbour MoA matching of profiles
+- :mod:`cellmoa.validation`    what every table must satisfy before it is scored
+- :mod:`cellmoa.matching`      nearest-neighbour MoA matching of profiles (NSC, NSCB)
+- :mod:`cellmoa.retrieval`     mAP of MoA retrieval (copairs)
+- :mod:`cellmoa.intervals`     confidence intervals of accuracies
 - :mod:`cellmoa.reporting`     summary tables for people
 - :mod:`cellmoa.plots`         figures
 - :mod:`cellmoa.files`         atomic writes, TSV tables
