@@ -121,6 +121,8 @@ def test_control_rows_are_not_scored():
             {"Metadata_Compound": "a", "Metadata_Concentration": 1.0, "Metadata_MoA": "A", "prob_A": 0.9, "prob_B": 0.1}]
     treatments = evaluation.treatment_predictions(predictions(rows), control="DMSO")
     assert treatments["Metadata_Compound"].tolist() == ["a"]
+    with pytest.raises(TableError, match="no treatment rows left"):
+        evaluation.treatment_predictions(predictions(rows[:1]), control="DMSO")
 
 
 def test_concentrations_are_compared_as_numbers():

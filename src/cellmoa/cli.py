@@ -10,7 +10,7 @@ from pathlib import Path
 
 def _tables(args) -> int:
     from cellmoa.files import read_tsv
-    from cellmoa.reporting import format_table
+    from cellmoa.reporting import INTERVALS, compact_summary, format_table
 
     folder = Path(args.folder)
     summary = folder / "summary.tsv"
@@ -31,8 +31,9 @@ def _tables(args) -> int:
     if per_moa.exists():
         print(f"\n== Treatment accuracy per MoA across networks ({per_moa})")
         print(format_table(read_tsv(per_moa)))
-    print(f"\n== Summary across networks ({summary})")
-    print(format_table(read_tsv(summary)))
+    print(f"\n== Summary across networks ({summary}; every column there)")
+    print(compact_summary(read_tsv(summary)).to_string(index=False))
+    print(f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; mAP: copairs)")
     report = folder.parent / "report.html"
     if report.exists():
         print(f"\nHTML report: {report}")

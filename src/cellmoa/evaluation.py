@@ -87,6 +87,8 @@ def treatment_predictions(predictions: pd.DataFrame, control: str | None = None,
     if predictions.empty:
         return pd.DataFrame(columns=out_cols)
     table = checked_predictions(predictions, keys + [REPLICATE], control, source)
+    if table.empty:
+        raise validation.TableError(f"{source}: no treatment rows left once the {control} control rows are out")
     validation.check_one_moa(table, keys, MOA, source)
     per_replicate = table.groupby(keys + [MOA, REPLICATE], sort=True)[prob_cols].median()
     per_treatment = per_replicate.groupby(level=keys + [MOA], sort=True).median()

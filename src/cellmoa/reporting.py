@@ -77,6 +77,34 @@ def summarize(
     return pd.DataFrame(rows)
 
 
+def _pct(v) -> str:
+    return "" if pd.isna(v) else f"{100 * v:.1f}"
+
+
+def compact_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary on one screen: per network the treatment accuracy with its compound-bootstrap
+    and Clopper-Pearson intervals, crop accuracy, NSC and NSCB 1-NN accuracy with the treatments
+    scored, mAP, and the paper's figure (percentages)."""
+    rows = []
+    for _, r in summary.iterrows():
+        row = {
+            "network": r["Metadata_Network"],
+            "treatments": f"{int(r['n_correct'])}/{int(r['n_treatments'])}",
+            "accuracy %": _pct(r["treatment_accuracy"]),
+            "bootstrap 95%": f"{_pct(r['treatment_accuracy_ci_low'])}-{_pct(r['treatment_accuracy_ci_high'])}",
+            "exact 95%": f"{_pct(r['treatment_accuracy_exact_ci_low'])}-{_pct(r['treatment_accuracy_exact_ci_high'])}",
+            "crop %": _pct(r["crop_accuracy"]),
+        }
+        for nn in ("nsc", "nscb"):
+            n = int(r.get(f"nn_{nn}_n", 0) or 0)
+            row[f"{nn.upper()} % (n)"] = f"{_pct(r.get(f'nn_{nn}_accuracy'))} ({n})" if n else ""
+            value = r.get(f"map_{nn}")
+            row[f"mAP {nn}"] = "" if value is None or pd.isna(value) else f"{value:.3f}"
+        row["paper %"] = _pct(r.get(REFERENCE_COLUMN))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def per_moa_table(treatments_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Treatment accuracy per MoA (rows) and network (columns), with the number of treatments."""
     columns = {}

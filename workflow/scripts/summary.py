@@ -16,7 +16,7 @@ from cellmoa.datasets import get_dataset
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.matching import summary_by_scheme
 from cellmoa.plots import plot_accuracy
-from cellmoa.reporting import format_table, per_moa_table, summarize
+from cellmoa.reporting import compact_summary, format_table, per_moa_table, summarize
 
 p = snakemake.params
 by_network = {
@@ -37,4 +37,6 @@ control = get_dataset(p.dataset).control
 per_moa = per_moa_table({n: evaluation.treatment_predictions(df, control) for n, df in by_network.items()})
 write_tsv(per_moa, Path(snakemake.output.per_moa))
 plot_accuracy(table, Path(snakemake.output.plot))
-logging.getLogger("summary").info("\n%s\n\n%s", format_table(table), format_table(per_moa))
+logging.getLogger("summary").info(
+    "\n%s\n\n%s\n\n%s", compact_summary(table).to_string(index=False), format_table(table), format_table(per_moa)
+)
