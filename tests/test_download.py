@@ -126,3 +126,153 @@ def test_corrupt_zip_is_named(tmp_path):
     bad.write_bytes(b"PK\x03\x04 definitely not a zip")
     with pytest.raises(ArchiveError, match="bad.zip: not a readable zip"):
         extract_zip(bad, tmp_path / "out")
+
+
+# -- transient faults of every kind, 416, Retry-After, If-Range (issue 18) ----------------------
+
+@pytest.mark.parametrize("mode", ["chunked_drop", "bad_status"])
+def test_any_transient_fault_is_retried(server, tmp_path, archive_bytes, mode):
+    server.files["a.zip"] = archive_bytes
+    server.behaviour["a.zip"] = mode
+    dest = fetch(f"{server.url}/a.zip", tmp_path / "a.zip", **FAST)
+    assert sha(dest.read_bytes()) == sha(archive_bytes)
+    assert len(server.requests) == 2
+
+
+def test_the_final_error_names_the_url_and_the_cause(server, tmp_path, archive_bytes):
+    server.files["a.zip"] = archive_bytes
+    server.behaviour["a.zip"] = "short"
+    with pytest.raises(DownloadError, match=r"a\.zip: failed after 4 attempts; last error: .*Content-Length"):
+        fetch(f"{server.url}/a.zip", tmp_path / "a.zip", **FAST)
+
+
+def test_a_complete_part_file_is_taken_not_refused(server, tmp_path, archive_bytes):
+    server.files["a.zip"] = archive_bytes
+    (tmp_path / "a.zip.part").write_bytes(archive_bytes)  # killed after the last byte, before the rename
+    dest = fetch(f"{server.url}/a.zip", tmp_path / "a.zip", **FAST)
+    assert dest.read_bytes() == archive_bytes and not (tmp_path / "a.zip.part").exists()
+    # a part file longer than the file: fetched again from the start
+    (tmp_path / "b.zip.part").write_bytes(archive_bytes + b"junk")
+    server.files["b.zip"] = archive_bytes
+    assert fetch(f"{server.url}/b.zip", tmp_path / "b.zip", **FAST).read_bytes() == archive_bytes
+
+
+def test_retry_after_is_honoured(server, tmp_path, monkeypatch):
+    import cellmoa.download as download
+
+    waits = []
+    monkeypatch.setattr(download.time, "sleep", waits.append)
+    server.files["m.csv"] = b"a,b\n1,2\n"
+    server.behaviour["m.csv"] = "retry_after"
+    fetch(f"{server.url}/m.csv", tmp_path / "m.csv", retries=2, timeout=5, backoff=0.01)
+    assert waits == [1.0]  # the server's Retry-After, not the 0.01 s backoff
+
+
+def test_a_file_changed_on_the_server_is_not_spliced(server, tmp_path):
+    v1, v2 = b"1" * 100_000, b"2" * 100_000
+    server.files["a.zip"], server.files["a.zip#v2"] = v1, v2
+    server.behaviour["a.zip"] = "changes"
+    dest = fetch(f"{server.url}/a.zip", tmp_path / "a.zip", **FAST)
+    assert dest.read_bytes() == v2
+    assert server.if_range[1] is not None  # the resume was conditional on the first transfer's ETag
+
+
+def test_an_invalid_file_never_takes_its_final_name(server, tmp_path):
+    from cellmoa.datasets import BBBC021
+
+    dataset = BBBC021()
+    pages = {
+        "html": b"<!DOCTYPE html><html><body>503 Service Unavailable</body></html>",
+        "columns": b"compound,moa\nDMSO,DMSO\n",
+        "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    }
+    for kind, body in pages.items():
+        server.files[f"{kind}/BBBC021_v1_moa.csv"] = body
+        dest = tmp_path / kind / "BBBC021_v1_moa.csv"
+        with pytest.raises(DownloadError, match="not valid"):
+            fetch(f"{server.url}/{kind}/BBBC021_v1_moa.csv", dest,
+                  validate=lambda p: dataset.check_metadata_file("BBBC021_v1_moa.csv", p), **FAST)
+        assert not dest.exists() and not (tmp_path / kind / "BBBC021_v1_moa.csv.part").exists()
+    good = b"compound,concentration,moa\ntaxol,1.0,Microtubule stabilizers\n"
+    server.files["BBBC021_v1_moa.csv"] = good
+    dest = fetch(f"{server.url}/BBBC021_v1_moa.csv", tmp_path / "BBBC021_v1_moa.csv",
+                 validate=lambda p: dataset.check_metadata_file("BBBC021_v1_moa.csv", p), **FAST)
+    assert dest.read_bytes() == good
+
+
+def test_an_html_page_is_not_taken_for_an_archive(server, tmp_path):
+    from cellmoa.download import check_zip
+
+    server.files["a.zip"] = b"<html><body>Not here</body></html>"
+    with pytest.raises(DownloadError, match="HTML page"):
+        fetch(f"{server.url}/a.zip", tmp_path / "a.zip", validate=check_zip, **FAST)
+    assert not (tmp_path / "a.zip").exists()
+
+
+# -- extraction policy ----------------------------------------------------------------------
+
+def test_a_corrupt_deflate_stream_names_the_archive_and_member(tmp_path):
+    good = tmp_path / "good.zip"
+    payload = bytes(range(256)) * 4000
+    with zipfile.ZipFile(good, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("plate/a.tif", payload)
+    raw = bytearray(good.read_bytes())
+    start = raw.index(b"plate/a.tif") + len("plate/a.tif")  # the local header's name, then the data
+    for i in range(start + 50, start + 400):
+        raw[i] ^= 0x5A
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ArchiveError, match=r"bad\.zip: corrupt archive: member 'plate/a\.tif'"):
+        extract_zip(bad, tmp_path / "out", strip_prefix="plate")
+    assert not (tmp_path / "out").exists()
+
+
+def test_only_listed_members_are_extracted_and_sizes_are_capped(tmp_path):
+    archive = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("plate/a.tif", b"x" * 100)
+        zf.writestr("plate/huge.bin", b"\0" * (64 << 20))  # inflates to 64 MB, a few KB compressed
+    files = extract_zip(archive, tmp_path / "out", strip_prefix="plate", expected=["a.tif"], max_member_bytes=1 << 20)
+    assert [f.name for f in files] == ["a.tif"] and not (tmp_path / "out" / "huge.bin").exists()
+    with pytest.raises(ArchiveError, match="huge.bin.*ceiling"):
+        extract_zip(archive, tmp_path / "out2", strip_prefix="plate", max_member_bytes=1 << 20)
+    with pytest.raises(ArchiveError, match="ceiling of 1000 bytes per archive"):
+        extract_zip(archive, tmp_path / "out3", strip_prefix="plate", max_archive_bytes=1000)
+    assert not (tmp_path / "out2").exists() and not (tmp_path / "out3").exists()
+
+
+def test_a_link_member_is_refused(tmp_path):
+    archive = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("plate/a.tif", b"x")
+        link = zipfile.ZipInfo("plate/b.tif")
+        link.external_attr = (0o120777 << 16)
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(ArchiveError, match="link member 'plate/b.tif'"):
+        extract_zip(archive, tmp_path / "out", strip_prefix="plate")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_listed_files_are_allowed_only_when_skipping(tmp_path):
+    archive = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("plate/a.tif", b"x")
+    with pytest.raises(ArchiveError, match="on_bad_image: skip"):
+        extract_zip(archive, tmp_path / "out", strip_prefix="plate", expected=["a.tif", "b.tif"])
+    files = extract_zip(archive, tmp_path / "out", strip_prefix="plate", expected=["a.tif", "b.tif"], allow_missing=True)
+    assert [f.name for f in files] == ["a.tif"]
+
+
+def test_manifest_advice_fits_where_the_files_came_from(tmp_path):
+    from cellmoa.download import RawDataError, verify_manifest, write_manifest
+
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / "a.tif").write_bytes(b"abc")
+    manifest = tmp_path / "m.tsv"
+    write_manifest(manifest, tmp_path, [folder / "a.tif"])
+    (folder / "a.tif").write_bytes(b"abd")
+    with pytest.raises(RawDataError, match="Delete .* and the manifest .* fetch them anew"):
+        verify_manifest(manifest, tmp_path)
+    with pytest.raises(RawDataError, match="your own files.*restore them.*delete only the manifest.*Do not delete the folder"):
+        verify_manifest(manifest, tmp_path, origin="raw_dir")

@@ -81,6 +81,14 @@ class TrainSettings:
                 "or jit_compile: false"
             )
 
+    #: settings that change how long a job takes or how it resumes, never what it outputs
+    NOT_OUTPUTS = ("checkpoint_minutes", "threads")
+
+    def output_settings(self) -> dict:
+        """What changes a job's outputs (a rule's ``params``): every setting but :data:`NOT_OUTPUTS`.
+        Per network, so that changing one network's settings reruns only its jobs."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_OUTPUTS}
+
     @classmethod
     def from_config(cls, training: dict, network: str, threads: int = 0) -> "TrainSettings":
         """Settings from the ``training:`` config section, with ``per_network.<network>`` overrides."""

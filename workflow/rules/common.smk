@@ -16,6 +16,7 @@ from cellmoa.folds import folds_from_config
 from cellmoa import models
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
 from cellmoa.preprocessing import TensorSettings
+from cellmoa.training import TrainSettings
 from cellmoa.synthetic import spec_for
 from cellmoa.training import TrainSettings
 
@@ -158,6 +159,14 @@ def nearest_neighbour_tables():
     if not DATASET.nearest_neighbours:
         return []
     return expand("results/tables/nearest_neighbours_{network}.tsv", network=NETWORKS)
+
+
+def network_training(wildcards):
+    """A training job's params: its network's resolved settings that change outputs (so that
+    changing one network's settings reruns only that network's jobs)."""
+    return TrainSettings.from_config(
+        config["training"], wildcards.network
+    ).output_settings()
 
 
 def average_precision_tables():

@@ -35,11 +35,10 @@ rule download_metadata:
         "../../envs/download.yaml"
     resources:
         download=1,
+    # only what changes the files (data.retries, timeout and max_bytes are read from the config
+    # by the script: changing them must not fetch 41 GB again)
     params:
         base_url=config["data"]["base_url"],
-        retries=config["data"]["retries"],
-        timeout=config["data"]["timeout"],
-        max_bytes=config["data"]["max_bytes"],
     script:
         "../scripts/download_metadata.py"
 
@@ -59,9 +58,6 @@ rule download_plate:
     params:
         dataset=config["dataset"],
         base_url=config["data"]["base_url"],
-        retries=config["data"]["retries"],
-        timeout=config["data"]["timeout"],
-        max_bytes=config["data"]["max_bytes"],
     script:
         "../scripts/download_plate.py"
 
@@ -81,6 +77,7 @@ rule extract_plate:
     params:
         dataset=config["dataset"],
         base_url=config["data"]["base_url"],
+        on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
     script:
         "../scripts/extract_plate.py"
 
@@ -98,5 +95,6 @@ rule check_raw_plate:
         "../../envs/download.yaml"
     params:
         dataset=config["dataset"],
+        on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
     script:
         "../scripts/check_raw_plate.py"

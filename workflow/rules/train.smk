@@ -13,13 +13,11 @@ rule fetch_weights:
     cache: "omit-software"
     localrule: True
     conda:
-        "../../envs/download.yaml"
+        "../../envs/train.yaml"
     resources:
         download=1,
     params:
         base_url=config["training"]["imagenet_weights_url"],
-        retries=config["data"]["retries"],
-        timeout=config["data"]["timeout"],
     script:
         "../scripts/fetch_weights.py"
 
@@ -51,7 +49,7 @@ if config["training"]["jobs"] == "per_fold":
             runtime=240,
         params:
             held_out=lambda wildcards: [FOLDS[wildcards.fold]],
-            training=config["training"],
+            training=network_training,
             checkpoint_dir=lambda wildcards: [
                 f"results/checkpoints/{wildcards.network}/{wildcards.fold}"
             ],
@@ -87,7 +85,7 @@ else:
             runtime=240 * len(FOLDS),
         params:
             held_out=list(FOLDS.values()),
-            training=config["training"],
+            training=network_training,
             checkpoint_dir=lambda wildcards: [
                 f"results/checkpoints/{wildcards.network}/{fold}" for fold in FOLDS
             ],

@@ -1,14 +1,17 @@
 """Rule check_raw_plate (data.raw_dir): check that a plate folder already on disk holds every
-image the metadata lists, and record its files in a manifest (size and sha256)."""
+image the metadata lists, and record its files in a manifest (size and sha256). With
+on_bad_image: skip, missing files are logged and their fields left out later (listed in
+results/tensors/<plate>.skipped.tsv); otherwise they are an error naming them."""
 
 from rule_setup import start
 
 start(snakemake)
 
+import logging
 from pathlib import Path
 
 from cellmoa.datasets import get_dataset
-from cellmoa.download import ArchiveError, write_manifest
+from cellmoa.download import RawDataError, missing_files_message, write_manifest
 
 dataset = get_dataset(snakemake.params.dataset)
 plate = snakemake.wildcards.plate
@@ -16,7 +19,11 @@ folder = Path(snakemake.input.images)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 expected = dataset.plate_files(metadata, plate)
 missing = [name for name in expected if not (folder / name).is_file()]
+if missing and snakemake.params.on_bad_image != "skip":
+    raise RawDataError(missing_files_message(str(folder), missing))
 if missing:
-    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-    raise ArchiveError(f"{folder}: {len(missing)} file(s) listed in the metadata are missing: {shown}")
-write_manifest(Path(snakemake.output.manifest), folder.parent, [folder / name for name in expected])
+    logging.getLogger("check_raw_plate").warning(
+        "%s (on_bad_image: skip, their fields will be left out)", missing_files_message(str(folder), missing, False)
+    )
+present = [folder / name for name in expected if (folder / name).is_file()]
+write_manifest(Path(snakemake.output.manifest), folder.parent, present)

@@ -1,5 +1,6 @@
-"""Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url and record them
-in a manifest (size, sha256, source URL)."""
+"""Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url, each checked
+(readable text, the dataset's columns) before it takes its final name, and record them in a
+manifest (size, sha256, source URL)."""
 
 from rule_setup import start
 
@@ -7,16 +8,20 @@ start(snakemake)
 
 from pathlib import Path
 
+from cellmoa.datasets import get_dataset
 from cellmoa.download import fetch, join_url, write_manifest
 
 p = snakemake.params
+data = snakemake.config["data"]
+dataset = get_dataset(snakemake.config["dataset"])
 sources = {}
 files = []
 for name, dest in snakemake.output.items():
     if name == "manifest":
         continue
     url = join_url(p.base_url, name)
-    fetch(url, Path(dest), retries=p.retries, timeout=p.timeout, max_bytes=p.max_bytes)
+    fetch(url, Path(dest), retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"],
+          validate=lambda path, name=Path(dest).name: dataset.check_metadata_file(name, path))
     sources[Path(dest).name] = url
     files.append(Path(dest))
 write_manifest(Path(snakemake.output.manifest), files[0].parent, files, sources)

@@ -1,5 +1,6 @@
 """Rule download_plate: fetch one plate's archive (resumable, retried, bounded) into
-resources/<dataset>/archives/<plate>.zip; the extract_plate job that reads it deletes it afterwards unless
+resources/<dataset>/archives/<plate>.zip (a readable zip, or nothing under that name); the
+extract_plate job that reads it deletes it afterwards unless
 data.keep_archives is set (it is a temp() output)."""
 
 from rule_setup import start
@@ -10,13 +11,14 @@ import logging
 from pathlib import Path
 
 from cellmoa.datasets import get_dataset
-from cellmoa.download import fetch, join_url, sha256sum
+from cellmoa.download import check_zip, fetch, join_url, sha256sum
 
 p = snakemake.params
 archive = Path(snakemake.output.archive)
 name = get_dataset(p.dataset).archive_name(snakemake.wildcards.plate)
 url = join_url(p.base_url, name)
-fetch(url, archive, retries=p.retries, timeout=p.timeout, max_bytes=p.max_bytes)
+data = snakemake.config["data"]
+fetch(url, archive, retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"], validate=check_zip)
 logging.getLogger("download_plate").info(
     "%s: %d bytes, sha256 %s", url, archive.stat().st_size, sha256sum(archive)
 )

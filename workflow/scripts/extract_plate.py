@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from cellmoa.datasets import get_dataset
-from cellmoa.download import extract_zip, join_url, sha256sum, write_manifest
+from cellmoa.download import ArchiveError, extract_zip, join_url, sha256sum, write_manifest
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
@@ -18,7 +18,15 @@ dataset = get_dataset(p.dataset)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 archive = Path(snakemake.input.archive)
 images = Path(snakemake.output.images)
-files = extract_zip(archive, images, strip_prefix=plate, expected=dataset.plate_files(metadata, plate))
+try:
+    files = extract_zip(
+        archive, images, strip_prefix=plate, expected=dataset.plate_files(metadata, plate),
+        allow_missing=p.on_bad_image == "skip",
+    )
+except ArchiveError as exc:
+    # a rejected archive never stays under its finished name: the next run fetches it again
+    archive.unlink(missing_ok=True)
+    raise ArchiveError(f"{exc} (the archive was deleted, so that the next run downloads it again)") from exc
 logging.getLogger("extract_plate").info("extracted %d files into %s", len(files), images)
 source = f"{join_url(p.base_url, dataset.archive_name(plate))}#sha256={sha256sum(archive)}"
 write_manifest(

@@ -13,6 +13,6 @@ fetch_imagenet_weights(
     snakemake.wildcards.network,
     Path(snakemake.output.weights),
     base_url=snakemake.params.base_url,
-    retries=snakemake.params.retries,
-    timeout=snakemake.params.timeout,
+    retries=snakemake.config["data"]["retries"],
+    timeout=snakemake.config["data"]["timeout"],
 )

@@ -23,7 +23,7 @@ metadata_dir = Path(snakemake.input.metadata[0]).parent
 raw_dir = Path(snakemake.input.images).parent
 # the downloaded (or checked) files must not have changed since their manifests were written
 verify_manifest(Path(snakemake.input.metadata_manifest), metadata_dir)
-verify_manifest(Path(snakemake.input.manifest), raw_dir)
+verify_manifest(Path(snakemake.input.manifest), raw_dir, origin="raw_dir" if snakemake.config["data"].get("raw_dir") else "download")
 metadata = dataset.read_metadata(metadata_dir)
 rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)

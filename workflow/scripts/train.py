@@ -15,7 +15,9 @@ def files(value) -> list[Path]:
 
 
 out = snakemake.output
-settings = TrainSettings.from_config(snakemake.params.training, snakemake.wildcards.network, threads=snakemake.threads)
+# params.training holds only what changes outputs (for Snakemake's rerun check); the job's
+# settings come from the whole training section
+settings = TrainSettings.from_config(snakemake.config["training"], snakemake.wildcards.network, threads=snakemake.threads)
 folds = {
     held_out: FoldOutputs(model, history, predictions, fold, checkpoint, embeddings)
     for held_out, model, history, predictions, fold, checkpoint, embeddings in zip(

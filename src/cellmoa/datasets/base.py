@@ -8,6 +8,7 @@ line, the synthesizers and the reports derive from.
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -78,6 +79,38 @@ class Dataset(ABC):
     @abstractmethod
     def read_fields(self, metadata_dir: Path) -> pd.DataFrame:
         """The adapter's reading of its metadata tables (see :meth:`read_metadata`)."""
+
+    def metadata_columns(self) -> dict[str, list[str]]:
+        """The columns each published metadata CSV must have ({file name: columns}); files not
+        listed are checked only for being text."""
+        return {}
+
+    def check_metadata_file(self, name: str, path: Path) -> None:
+        """Refuse a downloaded metadata file that is not the table it should be (empty, binary,
+        an HTML error page, not UTF-8, unparsable, or lacking :meth:`metadata_columns`); called
+        before the file takes its final name. Raises ValueError saying what it is instead."""
+        raw = Path(path).read_bytes()
+        if not raw.strip():
+            raise ValueError(f"{name} is empty")
+        if b"\x00" in raw[:4096]:
+            raise ValueError(f"{name} is binary data, not a text table")
+        head = raw[:512].lstrip().lower()
+        if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+            raise ValueError(f"{name} is an HTML/XML page, not the table (the server answered with an error page?)")
+        columns = self.metadata_columns().get(name)
+        if not columns:
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{name} is not UTF-8 text ({exc})") from exc
+        try:
+            header = pd.read_csv(io.StringIO(text), nrows=5)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"{name} is not a readable CSV ({exc})") from exc
+        missing = [c for c in columns if c not in header.columns]
+        if missing:
+            raise ValueError(f"{name} lacks the column(s) {', '.join(missing)} of {self.name}'s table")
 
     def required_columns(self) -> list[str]:
         """The columns :meth:`read_metadata` returns: :data:`METADATA_COLUMNS`, ``image_number``

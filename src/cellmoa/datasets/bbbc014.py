@@ -124,6 +124,11 @@ class BBBC014(Dataset):
     def metadata_files(self) -> list[str]:
         return [PLATEMAP]
 
+    def check_metadata_file(self, name: str, path: Path) -> None:
+        """The platemap must be text and parse into its 96 concentrations."""
+        super().check_metadata_file(name, path)
+        parse_platemap(Path(path).read_bytes().decode("latin-1"), Path(name))
+
     def archive_name(self, plate: str) -> str:
         self._check_plate(plate)
         return ARCHIVE

@@ -85,6 +85,9 @@ class BBBC021(Dataset):
     def metadata_files(self) -> list[str]:
         return [IMAGE_CSV, MOA_CSV, COMPOUND_CSV]
 
+    def metadata_columns(self) -> dict[str, list[str]]:
+        return {IMAGE_CSV: IMAGE_COLUMNS, MOA_CSV: MOA_COLUMNS, COMPOUND_CSV: COMPOUND_COLUMNS}
+
     def archive_name(self, plate: str) -> str:
         return f"BBBC021_v1_images_{plate}.zip"
 
