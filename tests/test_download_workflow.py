@@ -23,13 +23,15 @@ def test_real_urls_are_bbbc021s():
     assert config["data"]["base_url"] == BBBC021.base_url
 
 
-def _config(work, **data):
+def _config(work, on_bad_image=None, **data):
     spec = tiny_spec()
     config = {
         "dataset": "bbbc021",
         "data": {"plates": spec.plates(), "retries": 1, "timeout": 10, **data},
         "training": {"networks": ["ResNet50"], "folds": {"compounds": spec.compounds}, "weights": "none"},
     }
+    if on_bad_image:
+        config["preprocessing"] = {"normalization": {"on_bad_image": on_bad_image}}
     path = work / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -119,3 +121,13 @@ def test_plates_already_on_disk_are_checked_not_downloaded(tmp_path, tiny_raw):
     assert proc.returncode != 0
     log = (work / f"logs/download/{spec.plates()[1]}.check.log").read_text()
     assert "1 file(s) listed in the metadata are missing" in log and victim.name in log
+    assert "RawDataError" in log and "restore them, or set preprocessing.normalization.on_bad_image: skip" in log
+
+    # under on_bad_image: skip the partial plate goes through: its field is skipped and listed
+    config = _config(work, on_bad_image="skip", base_url=str(local), raw_dir=str(local))
+    snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}",
+              f"results/tensors/{spec.plates()[1]}.h5")
+    skipped = (work / f"results/tensors/{spec.plates()[1]}.skipped.tsv").read_text()
+    assert victim.name in skipped or victim.name.split("_w")[0] in skipped, skipped
+    rows = read_manifest(work / f"resources/bbbc021/manifests/raw/{spec.plates()[1]}.tsv")
+    assert victim.name not in {r["path"].split("/")[-1] for r in rows}
