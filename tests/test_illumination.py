@@ -115,3 +115,28 @@ def test_running_mean_of_integer_images_is_exact_and_switches_to_float():
     fresh.add(images[1])
     assert fresh.total.dtype == np.float64
     np.testing.assert_array_equal(fresh.total, images[0].astype(np.float64) + images[1])
+
+
+def test_illumination_qc_flags_implausible_functions():
+    """Smooth shading passes; a steep function with cell-scale structure (a mean of few fields)
+    and a plate with few fields are reported (issue 18)."""
+    from cellmoa.illumination import IlluminationQC, IlluminationParams, illumination_function
+
+    y, x = np.mgrid[0:256, 0:320] / 256.0
+    shading = 3.0 - 2.0 * ((x - 0.62) ** 2 + (y - 0.5) ** 2)
+    qc = IlluminationQC()
+    ok = qc.check({"DAPI": shading / shading.min()}, n_fields=240)
+    assert ok["warnings"].tolist() == [""] and ok.loc[0, "structure"] < 0.01
+    # a mean of 3 fields of bright nuclei on a steep fall-off: max/min ~8 and structure
+    rng = np.random.default_rng(0)
+    mean = np.zeros((256, 320))
+    steep = 1.0 + 7.0 * np.exp(-(((x - 0.6) ** 2 + (y - 0.5) ** 2) / 0.08))
+    for _ in range(3):
+        field = np.full((256, 320), 100.0)
+        for cy, cx in rng.integers(0, [256, 320], size=(40, 2)):
+            field[max(0, cy - 12):cy + 12, max(0, cx - 12):cx + 12] += 3000
+        mean += field * steep / 3
+    function = illumination_function(mean, IlluminationParams())
+    bad = qc.check({"DAPI": function}, n_fields=3).loc[0]
+    assert "max/min" in bad["warnings"] and "structure" in bad["warnings"] and "only 3 fields" in bad["warnings"]
+    assert bad["max_min_ratio"] > 4 and bad["structure"] > 0.05

@@ -3,11 +3,10 @@
 ties, intervals, mAP with copairs)."""
 
 import logging
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_BBBC021
 
 from cellmoa import evaluation
 from cellmoa.intervals import compound_bootstrap, exact_interval
@@ -15,7 +14,7 @@ from cellmoa.matching import match_and_rank, nearest_neighbour_accuracy, nearest
 from cellmoa.retrieval import average_precision, mean_average_precision
 from cellmoa.validation import TableError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "bbbc021"
+SHARED = SHARED_BBBC021
 
 
 def profile_table(n_moas=4, compounds_per_moa=3, concentrations=2, rows_per_treatment=3, n_features=20, seed=0,

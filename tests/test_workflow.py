@@ -136,6 +136,8 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     # flagged; every fold embeds them; no prediction, match or score ever covers them
     from cellmoa.tensors import read_crop_metadata
 
+    qc = pd.read_csv(work / "results/illumination" / f"{meta_plate(work)}.qc.tsv", sep="\t")
+    assert list(qc.columns) == ["channel", "n_fields", "max_min_ratio", "structure", "warnings"] and len(qc) == 3
     meta = read_crop_metadata(work / "results/tensors/all.h5")
     assert (meta["is_control"] == 1).sum() == 2 * 4 * 4
     assert set(meta.loc[meta["is_control"] == 1, "compound"]) == {"DMSO"}
@@ -168,6 +170,10 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     dry = snakemake("-n", "--cores", "2", "--directory", str(work), f"--configfile={config}")
     rules = {j["rule"] for j in planned_jobs(dry.stdout)}
     assert "train" not in rules and rules <= {"aggregate", "summary", "all"}
+
+
+def meta_plate(work):
+    return sorted(p.stem for p in (work / "results/illumination").glob("*.h5"))[0]
 
 
 @pytest.mark.slow

@@ -150,3 +150,71 @@ def read_reference_statistics(path: Path) -> dict[str, tuple[np.ndarray, np.ndar
             return {}
         groups = [str(g) for g in f.attrs["reference_groups"]]
         return {g: (f["reference_mean"][i], f["reference_std"][i]) for i, g in enumerate(groups)}
+
+
+@dataclass(frozen=True)
+class IlluminationQC:
+    """Plausibility checks of a plate's illumination functions (``preprocessing.illumination_qc``).
+
+    Real microscope fall-off is smooth and moderate: BBBC021's fields are ~2-3x brighter in the
+    centre than in the corners. A function that is much steeper, or that has structure at the
+    scale of cells (a mean of too few fields still shows its cells through the smoothing), would
+    divide morphology into the images instead of removing shading; it is reported, not refused.
+
+    - ``max_ratio``: warn when a channel's max/min exceeds it;
+    - ``max_structure``: warn when the function departs from its best smooth (polynomial) surface
+      by more than this (root-mean-square relative residual around a degree-4 polynomial surface,
+      on a 64-pixel copy);
+    - ``min_fields``: warn when fewer fields fed the plate's functions.
+
+    >>> y, x = np.mgrid[0:64, 0:80] / 64.0
+    >>> smooth = 2.0 - (x - 0.6) ** 2 - (y - 0.5) ** 2
+    >>> IlluminationQC().check({"DAPI": smooth / smooth.min()}, n_fields=240)["warnings"].tolist()
+    ['']
+    """
+
+    max_ratio: float = 4.0
+    max_structure: float = 0.05
+    min_fields: int = 20
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "IlluminationQC":
+        return cls(**(values or {}))
+
+    def check(self, functions: dict[str, np.ndarray], n_fields: int):
+        """One row per channel: channel, n_fields, max_min_ratio, structure, warnings ("" if none)."""
+        import pandas as pd
+
+        rows = []
+        for channel, function in functions.items():
+            f = np.asarray(function, np.float64)
+            ratio = float(f.max() / f.min())
+            structure = _structure(f)
+            warnings = []
+            if ratio > self.max_ratio:
+                warnings.append(f"max/min {ratio:.1f} is above {self.max_ratio:g} (real fall-off is ~2-3x)")
+            if structure > self.max_structure:
+                warnings.append(f"{100 * structure:.1f}% structure beyond a smooth surface (above {100 * self.max_structure:g}%): "
+                                "cells showing through? more fields or a larger smoothing size help")
+            if n_fields < self.min_fields:
+                warnings.append(f"only {n_fields} fields fed it (fewer than {self.min_fields})")
+            rows.append({"channel": channel, "n_fields": int(n_fields), "max_min_ratio": ratio,
+                         "structure": structure, "warnings": "; ".join(warnings)})
+        return pd.DataFrame(rows, columns=["channel", "n_fields", "max_min_ratio", "structure", "warnings"])
+
+
+def _structure(function: np.ndarray, size: int = 64) -> float:
+    """RMS relative residual of ``function`` around its least-squares polynomial surface of degree 4
+    (smooth shading of any common shape fits it; cell-scale structure does not)."""
+    h, w = function.shape
+    factor = max(1, min(h, w) // size)
+    hh, ww = h // factor * factor, w // factor * factor
+    small = function[:hh, :ww].reshape(hh // factor, factor, ww // factor, factor).mean(axis=(1, 3))
+    y, x = np.mgrid[0 : small.shape[0], 0 : small.shape[1]]
+    y = y.ravel() / max(1, small.shape[0] - 1)
+    x = x.ravel() / max(1, small.shape[1] - 1)
+    design = np.stack([x**i * y**j for i in range(5) for j in range(5 - i)], axis=1)  # degree <= 4
+    values = small.ravel()
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    fit = design @ coef
+    return float(np.sqrt(np.mean((values / fit - 1.0) ** 2)))

@@ -17,6 +17,12 @@ rule illumination:
             labels={"plate": "{plate}"},
         ),
         skipped="results/illumination/{plate}.skipped.tsv",
+        checks=report(
+            "results/illumination/{plate}.qc.tsv",
+            caption="../report/illumination_qc.rst",
+            category="Illumination",
+            labels={"plate": "{plate}", "table": "QC"},
+        ),
     log:
         "logs/illumination/{plate}.log",
     benchmark:

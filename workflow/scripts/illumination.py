@@ -11,7 +11,9 @@ from pathlib import Path
 from cellmoa.datasets import get_dataset
 from cellmoa.download import verify_manifest
 from cellmoa.files import write_tsv
-from cellmoa.illumination import IlluminationParams, write_illumination
+import logging
+
+from cellmoa.illumination import IlluminationParams, IlluminationQC, write_illumination
 from cellmoa.images import BadImages
 from cellmoa.plots import plot_illumination
 from cellmoa.preprocessing import illumination_pass
@@ -34,4 +36,15 @@ functions, reference_stats = illumination_pass(
 )
 write_tsv(bad.table(), Path(snakemake.output.skipped))
 write_illumination(Path(snakemake.output.function), plate, functions, params, reference_stats)
-plot_illumination(functions, f"Illumination functions of plate {plate}", Path(snakemake.output.qc))
+# QC thresholds are read from the config (not params): changing them must not recompute the plate
+qc = IlluminationQC.from_dict(snakemake.config["preprocessing"].get("illumination_qc"))
+n_fields = len(rows) - len({r.get("image_number") for r in bad.records})
+checks = qc.check(functions, n_fields)
+write_tsv(checks, Path(snakemake.output.checks))
+warned = checks[checks["warnings"] != ""]
+for _, row in warned.iterrows():
+    logging.getLogger("illumination").warning("%s %s: illumination QC: %s", plate, row["channel"], row["warnings"])
+title = f"Illumination functions of plate {plate}"
+if len(warned):
+    title += f"\nQC warnings ({', '.join(warned['channel'])}): see {Path(snakemake.output.checks).name}"
+plot_illumination(functions, title, Path(snakemake.output.qc))
