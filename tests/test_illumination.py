@@ -120,7 +120,7 @@ def test_running_mean_of_integer_images_is_exact_and_switches_to_float():
 def test_illumination_qc_flags_implausible_functions():
     """Smooth shading passes; a steep function with cell-scale structure (a mean of few fields)
     and a plate with few fields are reported (issue 18)."""
-    from cellmoa.illumination import IlluminationQC, IlluminationParams, illumination_function
+    from cellmoa.illumination import IlluminationParams, IlluminationQC, illumination_function
 
     y, x = np.mgrid[0:256, 0:320] / 256.0
     shading = 3.0 - 2.0 * ((x - 0.62) ** 2 + (y - 0.5) ** 2)

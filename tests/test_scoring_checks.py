@@ -3,6 +3,7 @@
 ties, intervals, mAP with copairs)."""
 
 import logging
+
 import numpy as np
 import pandas as pd
 import pytest

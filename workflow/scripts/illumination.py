@@ -6,13 +6,12 @@ from rule_setup import start
 
 start(snakemake)
 
+import logging
 from pathlib import Path
 
 from cellmoa.datasets import get_dataset
 from cellmoa.download import verify_manifest
 from cellmoa.files import write_tsv
-import logging
-
 from cellmoa.illumination import IlluminationParams, IlluminationQC, write_illumination
 from cellmoa.images import BadImages
 from cellmoa.plots import plot_illumination
