@@ -6,7 +6,9 @@ announces the full Content-Length but closes after half the body, ignoring Range
 request: chunked transfer encoding, closed in the middle of a chunk); "bad_status" (first request
 answers a malformed status line); "retry_after" (first request: 503 with ``Retry-After: 1``);
 "changes" (first request closes after half the body; then the file is replaced by
-``files[path + "#v2"]``, so a resume that does not check If-Range would splice two versions).
+``files[path + "#v2"]``, so a resume that does not check If-Range would splice two versions);
+"stall" (first request: half the body, then nothing for 3 s with the connection open, a trickle
+that stopped).
 
 Every answer carries an ETag (the sha256 of the body) and honours ``If-Range``: a Range request
 whose If-Range does not match the current ETag gets the whole file (200). A Range starting at or
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -87,6 +90,12 @@ class ScriptedServer:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
+                if mode == "stall" and n == 1:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(3)
+                    self.close_connection = True
+                    return
                 if mode == "short" or (mode in ("drop", "changes") and n == 1):
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()

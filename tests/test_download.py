@@ -139,6 +139,14 @@ def test_any_transient_fault_is_retried(server, tmp_path, archive_bytes, mode):
     assert len(server.requests) == 2
 
 
+def test_a_stalled_transfer_times_out_and_resumes(server, tmp_path, archive_bytes):
+    server.files["a.zip"] = archive_bytes
+    server.behaviour["a.zip"] = "stall"
+    dest = fetch(f"{server.url}/a.zip", tmp_path / "a.zip", retries=3, timeout=1, backoff=0.01)
+    assert dest.read_bytes() == archive_bytes
+    assert server.requests[1][1] is not None and server.requests[1][1].startswith("bytes=")  # resumed
+
+
 def test_the_final_error_names_the_url_and_the_cause(server, tmp_path, archive_bytes):
     server.files["a.zip"] = archive_bytes
     server.behaviour["a.zip"] = "short"

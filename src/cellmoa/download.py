@@ -243,8 +243,9 @@ def _http_attempt(url: str, part: Path, validator: Path, *, timeout: float, max_
         progress = _Progress(url, total, have)
         received = have
         with open(part, mode) as out:
+            read = getattr(response, "read1", response.read)  # what has arrived: a stall keeps what came before it
             while True:
-                chunk = response.read(CHUNK)
+                chunk = read(CHUNK)
                 if not chunk:
                     break
                 out.write(chunk)
