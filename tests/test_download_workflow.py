@@ -131,3 +131,31 @@ def test_plates_already_on_disk_are_checked_not_downloaded(tmp_path, tiny_raw):
     assert victim.name in skipped or victim.name.split("_w")[0] in skipped, skipped
     rows = read_manifest(work / f"resources/bbbc021/manifests/raw/{spec.plates()[1]}.tsv")
     assert victim.name not in {r["path"].split("/")[-1] for r in rows}
+
+
+def test_a_rejected_archive_does_not_stay_under_its_name(tmp_path, tiny_dataset):
+    """An archive that opens but lacks a listed image is refused by extract_plate and deleted,
+    so the next run fetches it again instead of failing on the same file (issue 18)."""
+    import io
+    import zipfile
+
+    spec, source = tiny_dataset
+    plate = spec.plates()[0]
+    name = DS.archive_name(plate)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(source / name) as full, zipfile.ZipFile(buffer, "w") as cut:
+        members = [m for m in full.infolist() if not m.is_dir()]
+        for m in members[1:]:  # the first listed TIFF is missing
+            cut.writestr(m, full.read(m))
+    with ScriptedServer() as server:
+        for f in source.iterdir():
+            server.files[f.name] = f.read_bytes()
+        server.files[name] = buffer.getvalue()
+        config = _config(tmp_path, base_url=server.url, keep_archives=True)
+        proc = snakemake("--cores", "1", "--directory", str(tmp_path), f"--configfile={config}",
+                         f"resources/bbbc021/manifests/{plate}.tsv", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / f"logs/download/{plate}.extract.log").read_text()
+    assert "listed in the metadata are missing" in log and "the archive was deleted" in log
+    assert not (tmp_path / f"resources/bbbc021/archives/{plate}.zip").exists()
+    assert not (tmp_path / f"resources/bbbc021/images/{plate}").exists()
