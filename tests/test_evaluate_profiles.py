@@ -74,3 +74,23 @@ def test_evaluate_profiles_names_what_is_missing(tmp_path, capsys):
     # nscb without a batch column
     assert main(["evaluate-profiles", str(path), *RENAMES, "--control", "DMSO", "--out", str(tmp_path / "o")]) == 1
     assert "Metadata_Batch" in capsys.readouterr().err
+
+
+def test_evaluate_profiles_with_a_postprocessing_chain(tmp_path, capsys):
+    path = tmp_path / "profiles.csv"
+    pycytominer_table().to_csv(path, index=False)
+    chain = tmp_path / "chain.yaml"
+    chain.write_text("postprocess:\n  - {step: normalize, method: mad_robustize, by: batch}\n"
+                     "  - {step: feature_select, operations: [variance_threshold]}\n")
+    out = tmp_path / "out"
+    code = main(["evaluate-profiles", str(path), *RENAMES, "--control", "DMSO", "--batch-column", "Metadata_Batch_Name",
+                 "--postprocess", str(chain), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    notes = read_tsv(out / "postprocessing.tsv")
+    assert notes["step"].tolist() == ["normalize", "feature_select"]
+    assert "mad_robustize by batch on controls" in printed
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {step: spherise}\n")
+    assert main(["evaluate-profiles", str(path), *RENAMES, "--control", "DMSO", "--postprocess", str(bad), "--out", str(out)]) == 2
+    assert "unknown step 'spherise'" in capsys.readouterr().err

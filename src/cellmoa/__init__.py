@@ -23,6 +23,7 @@ The package holds the domain logic of the Snakemake workflow; the rule scripts i
 - :mod:`cellmoa.validation`    what every table must satisfy before it is scored
 - :mod:`cellmoa.matching`      nearest-neighbour MoA matching of profiles (NSC, NSCB)
 - :mod:`cellmoa.retrieval`     mAP of MoA retrieval (copairs)
+- :mod:`cellmoa.postprocessing` profile post-processing against the controls (pycytominer)
 - :mod:`cellmoa.intervals`     confidence intervals of accuracies
 - :mod:`cellmoa.reporting`     summary tables for people
 - :mod:`cellmoa.plots`         figures

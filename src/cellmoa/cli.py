@@ -77,13 +77,27 @@ def _evaluate_profiles(args) -> int:
     mapping = _mapping(args.rename)
     if args.batch_column:
         mapping[args.batch_column] = "Metadata_Batch"
+    chain = None
+    if args.postprocess:
+        import yaml
+
+        from cellmoa.postprocessing import parse_chain
+
+        spec = yaml.safe_load(Path(args.postprocess).read_text())
+        steps = spec.get("postprocess", spec) if isinstance(spec, dict) else spec
+        try:
+            chain = parse_chain(steps)
+        except (ValueError, TypeError) as e:
+            print(f"error: {args.postprocess}: {e}", file=sys.stderr)
+            return 2
     features = None
     if args.features:
         features = [line.strip() for line in Path(args.features).read_text().splitlines() if line.strip()]
     try:
         table = rename_columns(read_table(args.table), mapping, args.table)
         tables = evaluate_profiles(table, schemes, control=args.control, features=features,
-                                   nan_policy=args.features_with_nan, seed=args.seed, source=args.table)
+                                   nan_policy=args.features_with_nan, seed=args.seed, source=args.table,
+                                   postprocess=chain)
     except (TableError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -91,7 +105,9 @@ def _evaluate_profiles(args) -> int:
     for name, frame in tables.items():
         write_tsv(frame, out / f"{name}.tsv")
     print(f"{args.table}: {len(tables['profiles'])} treatments; tables in {out}/ "
-          "(profiles, matches, average_precision, map_by_moa, summary .tsv)")
+          "(profiles, matches, average_precision, map_by_moa, summary, postprocessing .tsv)")
+    for _, note in tables["postprocessing"].iterrows():
+        print(f"  {note['step']}: {note['what']}")
     print("1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; exact: Clopper-Pearson), "
           "mAP of MoA retrieval (copairs):")
     print(format_table(tables["summary"]))
@@ -133,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--features-with-nan", choices=["error", "drop"], default="error",
                     help="a feature with NaN/inf values: error (default) or drop the column (logged)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations")
+    ev.add_argument("--postprocess", metavar="CONFIG",
+                    help="YAML list of post-processing steps (normalize, feature_select, pca, spherize, align_batches) "
+                    "run on the rows, fit on the --control rows, before treatments are averaged")
     ev.set_defaults(func=_evaluate_profiles)
     args = parser.parse_args(argv)
     return args.func(args)

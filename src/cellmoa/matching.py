@@ -198,14 +198,30 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
 
 
 def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None = None, features=None,
-                      nan_policy: str = "error", seed: int = 0, source: str = "profiles") -> dict[str, pd.DataFrame]:
+                      nan_policy: str = "error", seed: int = 0, source: str = "profiles",
+                      postprocess: list | None = None) -> dict[str, pd.DataFrame]:
     """Score any profile table the way cellmoa scores its embeddings: ``profiles`` (one per
     treatment), ``matches`` (1-NN per scheme), ``average_precision`` (per treatment and scheme),
     ``map_by_moa`` (copairs' per-MoA mAP with p-values, per scheme) and ``summary`` (one row per
-    scheme, see :func:`summary_by_scheme`)."""
+    scheme, see :func:`summary_by_scheme`). ``postprocess`` (steps of
+    :func:`cellmoa.postprocessing.parse_chain`) runs on the rows, controls included, before they
+    are averaged into treatments; what each step did is the ``postprocessing`` table."""
+    from cellmoa.postprocessing import IS_CONTROL
+    from cellmoa.postprocessing import postprocess as run_chain
     from cellmoa.retrieval import map_by_moa
 
-    profiles = treatment_profiles(table, features=features, control=control, nan_policy=nan_policy, source=source)
+    notes = pd.DataFrame(columns=["step", "what"])
+    if postprocess:
+        validation.require_columns(table, [COMPOUND, CONCENTRATION, MOA], source)
+        features = validation.select_features(table, source, features, nan_policy)
+        meta = [c for c in table.columns if str(c).startswith("Metadata_")]
+        rows = table[meta + features].copy()
+        if control:
+            is_control = rows[COMPOUND].astype(str).eq(control) | rows[MOA].astype(str).eq(control)
+            rows[IS_CONTROL] = is_control.astype(int).to_numpy()
+        rows, features, notes = run_chain(rows, features, postprocess, source)
+    profiles = treatment_profiles(table if not postprocess else rows, features=features, control=control,
+                                  nan_policy=nan_policy, source=source)
     log.info("%s: %d treatments of %d compounds and %d MoAs", source, len(profiles), profiles[COMPOUND].nunique(),
              profiles[MOA].nunique())
     matches, aps = match_and_rank(profiles, schemes)
@@ -223,4 +239,5 @@ def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None 
         "average_precision": aps,
         "map_by_moa": pd.concat(per_moa, ignore_index=True),
         "summary": summary_by_scheme(matches, aps, seed=seed),
+        "postprocessing": notes,
     }

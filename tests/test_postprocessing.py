@@ -1,0 +1,131 @@
+"""Profile post-processing steps (pycytominer, scikit-learn, CORAL) on small hand-checkable tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellmoa.matching import evaluate_profiles
+from cellmoa.postprocessing import IS_CONTROL, PCA, AlignBatches, FeatureSelect, Normalize, Spherize, parse_chain, postprocess
+from cellmoa.validation import TableError
+
+
+def table(n_controls=30, n_treated=30, n_features=4, seed=0, plates=("P1", "P2")):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for plate_i, plate in enumerate(plates):
+        for i in range(n_controls + n_treated):
+            control = i < n_controls
+            values = rng.normal(size=n_features) * (1 + np.arange(n_features)) + 5 * plate_i
+            rows.append({"Metadata_Plate": plate, "Metadata_Batch": f"B{plate_i}", IS_CONTROL: int(control),
+                         "Metadata_Compound": "DMSO" if control else f"c{i % 3}", **{f"f{k}": v for k, v in enumerate(values)}})
+    return pd.DataFrame(rows)
+
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+
+
+def test_normalize_standardizes_against_the_controls():
+    t = table()
+    out, feats, note = Normalize("standardize", by="screen").apply(t, FEATURES)
+    controls = out[out[IS_CONTROL] == 1][feats]
+    np.testing.assert_allclose(controls.mean(), 0, atol=1e-9)
+    np.testing.assert_allclose(controls.std(ddof=0), 1, atol=1e-9)
+    assert "standardize by screen on controls" in note
+    # by plate: each plate's own controls are centred (the plate offset of 5 is gone)
+    out, _, _ = Normalize("standardize", by="plate").apply(t, FEATURES)
+    for _, part in out[out[IS_CONTROL] == 1].groupby("Metadata_Plate"):
+        np.testing.assert_allclose(part[FEATURES].mean(), 0, atol=1e-9)
+    with pytest.raises(TableError, match="no control rows"):
+        Normalize().apply(t.assign(**{IS_CONTROL: 0}), FEATURES)
+
+
+def test_feature_select_drops_the_constant_and_the_correlated_feature():
+    t = table()
+    t["constant"] = 1.0
+    t["copy_of_f1"] = t["f1"] * 2 + 0.001
+    out, kept, note = FeatureSelect(operations=["variance_threshold", "correlation_threshold"]).apply(t, FEATURES + ["constant", "copy_of_f1"])
+    assert "constant" not in kept and len({"f1", "copy_of_f1"} & set(kept)) == 1
+    assert {"f0", "f2", "f3"} <= set(kept) and "kept 4 of 6" in note
+    assert set(kept) <= set(out.columns) and "constant" not in out.columns
+
+
+def test_spherize_makes_the_controls_covariance_the_identity():
+    t = table(n_controls=200, n_features=4)
+    t["f1"] = t["f1"] + 0.8 * t["f0"]  # correlated features
+    out, feats, note = Spherize(method="ZCA", epsilon=1e-9).apply(t, FEATURES)
+    controls = out.loc[out[IS_CONTROL] == 1, feats].to_numpy()
+    np.testing.assert_allclose(np.cov(controls, rowvar=False), np.eye(4), atol=1e-3)
+    assert "fit on 400 control samples" in note
+
+
+def test_spherize_refuses_more_features_than_controls():
+    t = table(n_controls=5, n_features=4, plates=("P1",))
+    wide = pd.concat([t, pd.DataFrame(np.random.default_rng(1).normal(size=(len(t), 8)), columns=[f"g{i}" for i in range(8)])], axis=1)
+    with pytest.raises(TableError, match="12 features on 5 control samples.*pca step with n_components below 5"):
+        Spherize().apply(wide, FEATURES + [f"g{i}" for i in range(8)])
+    # reduced first, the same chain runs
+    chain = parse_chain([{"step": "pca", "n_components": 3, "fit_on": "controls"}, {"step": "spherize"}])
+    out, feats, notes = postprocess(wide, FEATURES + [f"g{i}" for i in range(8)], chain)
+    assert feats == ["pc_0", "pc_1", "pc_2"] and notes["step"].tolist() == ["pca", "spherize"]
+
+
+def test_pca_never_keeps_more_components_than_fit_samples_allow():
+    t = table(n_controls=3, n_features=4, plates=("P1",))
+    out, feats, note = PCA(n_components=10, fit_on="controls").apply(t, FEATURES)
+    assert feats == ["pc_0", "pc_1"]  # 3 control samples: at most 2 components
+    out, feats, _ = PCA(n_components=0.5).apply(table(), FEATURES)
+    assert 1 <= len(feats) < 4
+
+
+def test_coral_aligns_each_batchs_controls_to_all_controls():
+    t = table(n_controls=300, n_treated=10)
+    b1 = t["Metadata_Batch"] == "B1"
+    t.loc[b1, "f2"] = t.loc[b1, "f2"] * 3 + t.loc[b1, "f0"]  # a batch with its own covariance
+    out, feats, note = AlignBatches(epsilon=1e-9).apply(t, FEATURES)
+    controls = out[out[IS_CONTROL] == 1]
+    covs = [np.cov(part[FEATURES].to_numpy(), rowvar=False) for _, part in controls.groupby("Metadata_Batch")]
+    means = [part[FEATURES].mean().to_numpy() for _, part in controls.groupby("Metadata_Batch")]
+    np.testing.assert_allclose(covs[0], covs[1], atol=1e-6)
+    np.testing.assert_allclose(means[0], means[1], atol=1e-9)
+    assert "CORAL over 2 batches" in note
+
+
+def test_a_chain_refuses_unknown_steps_and_settings():
+    with pytest.raises(ValueError, match="unknown step 'whiten'"):
+        parse_chain([{"step": "whiten"}])
+    with pytest.raises(ValueError, match=r"spherize\): unknown setting\(s\) epsilom"):
+        parse_chain([{"step": "spherize", "epsilom": 1}])
+
+
+def batch_effect_profiles(seed=0):
+    """Well profiles of 3 MoAs x 2 compounds in two batches where each batch shifts and scales
+    every feature: the batch effect is larger than the MoA signal, so raw NSCB suffers."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, 6))
+    shift = {"B1": rng.normal(size=6) * 4, "B2": rng.normal(size=6) * 4}
+    gain = {"B1": rng.uniform(0.5, 2.0, 6), "B2": rng.uniform(0.5, 2.0, 6)}
+    rows = []
+    for batch in ("B1", "B2"):
+        def well(values, **meta):
+            rows.append({**meta, "Metadata_Batch": batch, **{f"f{i}": v for i, v in enumerate(values * gain[batch] + shift[batch])}})
+        for w in range(12):
+            well(rng.normal(size=6) * 0.3, Metadata_Compound="DMSO", Metadata_Concentration=0.0, Metadata_MoA="DMSO")
+        for m in range(3):
+            compound = f"m{m}-{batch}"
+            for dose in (1.0, 3.0):
+                for _ in range(3):
+                    well(centres[m] * dose + rng.normal(size=6) * 0.3, Metadata_Compound=compound,
+                         Metadata_Concentration=dose, Metadata_MoA=f"MoA{m}")
+    return pd.DataFrame(rows)
+
+
+def test_postprocessing_recovers_nscb_under_a_batch_effect():
+    profiles = batch_effect_profiles()
+    raw = evaluate_profiles(profiles, control="DMSO")["summary"].set_index("Metadata_MatchScheme")
+    chain = parse_chain([{"step": "normalize", "method": "standardize", "by": "batch"}])
+    tables = evaluate_profiles(profiles, control="DMSO", postprocess=chain)
+    post = tables["summary"].set_index("Metadata_MatchScheme")
+    assert raw.loc["nscb", "accuracy"] < 0.7
+    assert post.loc["nscb", "accuracy"] == 1.0 and post.loc["nscb", "mean_average_precision"] > raw.loc["nscb", "mean_average_precision"]
+    assert tables["postprocessing"]["step"].tolist() == ["normalize"]
+    assert "DMSO" not in set(tables["profiles"]["Metadata_Compound"])
