@@ -106,9 +106,9 @@ def batch_effect_profiles(seed=0):
     gain = {"B1": rng.uniform(0.5, 2.0, 6), "B2": rng.uniform(0.5, 2.0, 6)}
     rows = []
     for batch in ("B1", "B2"):
-        def well(values, **meta):
+        def well(values, batch=batch, **meta):
             rows.append({**meta, "Metadata_Batch": batch, **{f"f{i}": v for i, v in enumerate(values * gain[batch] + shift[batch])}})
-        for w in range(12):
+        for _ in range(12):
             well(rng.normal(size=6) * 0.3, Metadata_Compound="DMSO", Metadata_Concentration=0.0, Metadata_MoA="DMSO")
         for m in range(3):
             compound = f"m{m}-{batch}"

@@ -142,7 +142,9 @@ class PCA:
         meta = table[[c for c in table.columns if c not in features]]
         out = pd.concat([meta, pd.DataFrame(values, columns=names, index=table.index)], axis=1)
         kept = float(model.explained_variance_ratio_.sum())
-        return out, names, f"{len(names)} components of {len(features)} features, fit on {int(mask.sum())} {self.fit_on} samples ({100 * kept:.1f}% of their variance)"
+        note = (f"{len(names)} components of {len(features)} features, fit on {int(mask.sum())} {self.fit_on} samples "
+                f"({100 * kept:.1f}% of their variance)")
+        return out, names, note
 
 
 @dataclass
