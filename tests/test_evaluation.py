@@ -105,3 +105,21 @@ def test_confusion_matrix_and_plots(example, tmp_path):
     plot_confusion(treatments, ["A", "B"], "t", tmp_path / "c.png")
     plot_accuracy(summarize({"ResNet50": example}, "nsc", "bbbc021"), tmp_path / "a.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_the_ensemble_averages_the_networks_treatment_probabilities(example):
+    # network B is A's predictions with B and A swapped for x@1: alone A gets x@1 right, B wrong;
+    # averaged, x@1's probabilities are 0.5 / 0.5 and the tie goes to A (alphabetical): right
+    other = example.copy()
+    x1 = (other["Metadata_Compound"] == "x") & (other["Metadata_Concentration"] == 1.0)
+    other.loc[x1, ["prob_A", "prob_B"]] = other.loc[x1, ["prob_B", "prob_A"]].to_numpy()
+    ta = evaluation.treatment_predictions(example)
+    tb = evaluation.treatment_predictions(other)
+    ens = evaluation.ensemble_treatments({"a": ta, "b": tb})
+    np.testing.assert_allclose(ens["prob_A"], (ta["prob_A"] + tb["prob_A"]) / 2)
+    assert ens.set_index(["Metadata_Compound", "Metadata_Concentration"]).loc[("x", 1.0), "predicted_moa"] == "A"
+    summary = summarize({"a": example, "b": other}, "nsc", "bbbc021").set_index("Metadata_Network")
+    assert list(summary.index) == ["a", "b", "Ensemble"]
+    assert summary.loc["Ensemble", "n_correct"] == ens["correct"].sum()
+    assert 0 <= summary.loc["Ensemble", "treatment_accuracy_exact_ci_low"] <= summary.loc["Ensemble", "treatment_accuracy"]
+    assert summary.loc["Ensemble", "nn_nsc_n"] == 0

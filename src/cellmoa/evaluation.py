@@ -174,3 +174,44 @@ def accuracy_by_moa(treatments: pd.DataFrame, level: float = 0.95) -> pd.DataFra
     table["exact_ci_low"] = [c[0] for c in ci]
     table["exact_ci_high"] = [c[1] for c in ci]
     return table
+
+
+CROP = ["Metadata_Fold", "Metadata_Plate", "Metadata_Well", "Metadata_Site", "Metadata_Crop"]
+
+
+def ensemble_treatments(treatments_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ensemble's treatment table: each treatment's probabilities averaged over the networks
+    (rows of :func:`treatment_predictions`), then the argmax (ties as everywhere here). Every
+    network must have scored the same treatments with the same classes."""
+    tables = list(treatments_by_network.values())
+    if not tables:
+        raise ValueError("no networks to ensemble")
+    prob_cols = class_columns(tables[0])
+    keys = treatment_keys(tables[0]) + [MOA]
+    for name, t in treatments_by_network.items():
+        if class_columns(t) != prob_cols or len(t) != len(tables[0]):
+            raise validation.TableError(f"{name}: its treatments or classes differ from the other networks'; "
+                                        "an ensemble needs the same folds and classes")
+    stacked = pd.concat(tables, ignore_index=True)
+    out = stacked.groupby(keys, sort=True)[prob_cols].mean()
+    counts = stacked.groupby(keys, sort=True)[["n_replicates", "n_crops"]].first()
+    out = counts.join(out).reset_index()
+    out["predicted_moa"] = predicted_classes(out[prob_cols].to_numpy(), prob_cols)
+    out["correct"] = out["predicted_moa"] == out[MOA]
+    return out[keys + ["n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols]
+
+
+def ensemble_crops(predictions_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ensemble's crop table: each crop's probabilities averaged over the networks (crops
+    matched by fold, plate, well, site and crop), for its crop-, field- and well-level accuracy."""
+    tables = list(predictions_by_network.values())
+    prob_cols = class_columns(tables[0])
+    meta = [c for c in tables[0].columns if str(c).startswith("Metadata_") and c != "Metadata_Network"]
+    keys = [c for c in CROP if c in meta]
+    stacked = pd.concat([t[meta + prob_cols] for t in tables], ignore_index=True)
+    n = stacked.groupby(keys, sort=True).size()
+    if (n != len(tables)).any():
+        raise validation.TableError(f"the networks' crops do not pair up by {', '.join(keys)}; an ensemble needs the same folds")
+    other = [c for c in meta if c not in keys]
+    out = stacked.groupby(keys, sort=True).agg({**dict.fromkeys(other, "first"), **dict.fromkeys(prob_cols, "mean")})
+    return out.reset_index()

@@ -49,14 +49,15 @@ def plot_confusion(treatments: pd.DataFrame, classes: list[str], title: str, pat
 
 
 def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
-    """Treatment accuracy per network with its bootstrap 95% interval, the paper's figure and chance."""
+    """Treatment accuracy per network with its Clopper-Pearson 95% interval (never a point at 100%,
+    unlike a bootstrap), the paper's figure and chance."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.8 * len(summary) + 2.5, 4))
     x = np.arange(len(summary))
     acc = summary["treatment_accuracy"].to_numpy(dtype=float)
-    lo = summary.get("treatment_accuracy_ci_low", pd.Series(acc)).to_numpy(dtype=float)
-    hi = summary.get("treatment_accuracy_ci_high", pd.Series(acc)).to_numpy(dtype=float)
-    ax.bar(x - 0.2, acc, 0.4, yerr=[acc - lo, hi - acc], capsize=4, label="this run (95% bootstrap CI)")
+    lo = summary.get("treatment_accuracy_exact_ci_low", pd.Series(acc)).to_numpy(dtype=float)
+    hi = summary.get("treatment_accuracy_exact_ci_high", pd.Series(acc)).to_numpy(dtype=float)
+    ax.bar(x - 0.2, acc, 0.4, yerr=[acc - lo, hi - acc], capsize=4, label="this run (95% Clopper-Pearson)")
     from cellmoa.reporting import REFERENCE_COLUMN
 
     paper = summary[REFERENCE_COLUMN].to_numpy(dtype=float)

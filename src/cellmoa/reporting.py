@@ -31,7 +31,9 @@ def summarize(
     and Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
     nearest-neighbour accuracy (NSC and NSCB, each with the number of treatments scored and its
     intervals) and mAP of MoA retrieval of the embeddings (``matching_by_network``: the tables of
-    :func:`cellmoa.matching.summary_by_scheme`), chance level, and the paper's figure as a reference."""
+    :func:`cellmoa.matching.summary_by_scheme`), chance level, and the paper's figure as a reference.
+    With more than one network, a last row ``Ensemble``: the networks' treatment probabilities
+    averaged (see :func:`_ensemble_row`)."""
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
     control = adapter.control
@@ -74,7 +76,42 @@ def summarize(
         row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
         row[REFERENCE_COLUMN] = published.get(network, float("nan"))
         rows.append(row)
+    if len(predictions_by_network) > 1:
+        rows.append(_ensemble_row(predictions_by_network, rows[0], control, seed))
     return pd.DataFrame(rows)
+
+
+ENSEMBLE = "Ensemble"
+
+
+def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dict, control, seed: int) -> dict:
+    """The summary row of the networks' ensemble: treatment probabilities averaged over the
+    networks (accuracy and intervals), crop probabilities averaged for field/well/crop accuracy;
+    nearest-neighbour columns empty (matching is per network)."""
+    treatments = evaluation.ensemble_treatments(
+        {n: evaluation.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
+    )
+    crops = evaluation.ensemble_crops(predictions_by_network)
+    acc = accuracy_with_intervals(treatments["correct"].astype(float), treatments["Metadata_Compound"], seed=seed,
+                                  prefix="treatment_")
+    row = {key: (float("nan") if isinstance(value, float) else 0 if isinstance(value, int) else value)
+           for key, value in template.items()}
+    row.update({
+        "Metadata_Network": ENSEMBLE,
+        "n_folds": template["n_folds"],
+        "n_treatments": acc["treatment_n"],
+        "n_correct": acc["treatment_n_correct"],
+        "treatment_accuracy": acc["treatment_accuracy"],
+        "treatment_accuracy_ci_low": acc["treatment_ci_low"],
+        "treatment_accuracy_ci_high": acc["treatment_ci_high"],
+        "treatment_accuracy_exact_ci_low": acc["treatment_exact_ci_low"],
+        "treatment_accuracy_exact_ci_high": acc["treatment_exact_ci_high"],
+        "field_accuracy": evaluation.field_accuracy(crops, control),
+        "well_accuracy": evaluation.well_accuracy(crops, control),
+        "crop_accuracy": evaluation.crop_accuracy(crops, control),
+        "chance_accuracy": template["chance_accuracy"],
+    })
+    return row
 
 
 def _pct(v) -> str:

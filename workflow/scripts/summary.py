@@ -1,6 +1,7 @@
 """Rule summary: one row per network (treatment accuracy with its compound-bootstrap and exact
 intervals, field, well and crop accuracy, nearest-neighbour accuracy and mAP under NSC and NSCB,
-the paper's figure as reference), accuracy per MoA across networks, and the accuracy plot."""
+the paper's figure as reference; with several networks an Ensemble row), accuracy per MoA across
+networks, and the accuracy plot."""
 
 from rule_setup import start
 
@@ -34,7 +35,10 @@ nn = {
 table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed)
 write_tsv(table, Path(snakemake.output.summary))
 control = get_dataset(p.dataset).control
-per_moa = per_moa_table({n: evaluation.treatment_predictions(df, control) for n, df in by_network.items()})
+treatments = {n: evaluation.treatment_predictions(df, control) for n, df in by_network.items()}
+if len(treatments) > 1:
+    treatments["Ensemble"] = evaluation.ensemble_treatments(treatments)
+per_moa = per_moa_table(treatments)
 write_tsv(per_moa, Path(snakemake.output.per_moa))
 plot_accuracy(table, Path(snakemake.output.plot))
 logging.getLogger("summary").info(
