@@ -41,23 +41,12 @@ def summarize(
     for network, predictions in predictions_by_network.items():
         treatments = evaluation.treatment_predictions(predictions, control, source=f"{network} predictions")
         n_classes = len(evaluation.class_columns(predictions))
-        acc = accuracy_with_intervals(treatments["correct"].astype(float), treatments["Metadata_Compound"], seed=seed,
-                                      prefix="treatment_")
         row = {
             "Metadata_Network": network,
             "Metadata_Dataset": dataset,
             "Metadata_FoldScheme": scheme,
             "n_folds": int(predictions["Metadata_Fold"].nunique()) if "Metadata_Fold" in predictions else 0,
-            "n_treatments": acc["treatment_n"],
-            "n_correct": acc["treatment_n_correct"],
-            "treatment_accuracy": acc["treatment_accuracy"],
-            "treatment_accuracy_ci_low": acc["treatment_ci_low"],
-            "treatment_accuracy_ci_high": acc["treatment_ci_high"],
-            "treatment_accuracy_exact_ci_low": acc["treatment_exact_ci_low"],
-            "treatment_accuracy_exact_ci_high": acc["treatment_exact_ci_high"],
-            "field_accuracy": evaluation.field_accuracy(predictions, control),
-            "well_accuracy": evaluation.well_accuracy(predictions, control),
-            "crop_accuracy": evaluation.crop_accuracy(predictions, control),
+            **_accuracy_columns(treatments, predictions, control, seed),
         }
         matching = (matching_by_network or {}).get(network)
         by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
@@ -92,13 +81,22 @@ def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dic
         {n: evaluation.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
     )
     crops = evaluation.ensemble_crops(predictions_by_network)
-    acc = accuracy_with_intervals(treatments["correct"].astype(float), treatments["Metadata_Compound"], seed=seed,
-                                  prefix="treatment_")
     row = {key: (float("nan") if isinstance(value, float) else 0 if isinstance(value, int) else value)
            for key, value in template.items()}
     row.update({
         "Metadata_Network": ENSEMBLE,
         "n_folds": template["n_folds"],
+        **_accuracy_columns(treatments, crops, control, seed),
+        "chance_accuracy": template["chance_accuracy"],
+    })
+    return row
+
+
+def _accuracy_columns(treatments: pd.DataFrame, crops: pd.DataFrame, control, seed: int) -> dict:
+    """Treatment accuracy with both intervals, and field, well and crop accuracy."""
+    acc = accuracy_with_intervals(treatments["correct"].astype(float), treatments["Metadata_Compound"], seed=seed,
+                                  prefix="treatment_")
+    return {
         "n_treatments": acc["treatment_n"],
         "n_correct": acc["treatment_n_correct"],
         "treatment_accuracy": acc["treatment_accuracy"],
@@ -109,9 +107,7 @@ def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dic
         "field_accuracy": evaluation.field_accuracy(crops, control),
         "well_accuracy": evaluation.well_accuracy(crops, control),
         "crop_accuracy": evaluation.crop_accuracy(crops, control),
-        "chance_accuracy": template["chance_accuracy"],
-    })
-    return row
+    }
 
 
 def _pct(v) -> str:
