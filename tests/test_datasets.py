@@ -152,3 +152,17 @@ def test_a_dataset_missing_required_columns_is_named_with_the_files(tmp_path):
     raw = synthesize(tiny_spec(weeks=1, plates_per_week=1, image_height=16, image_width=16), tmp_path, archives=False)
     with pytest.raises(ValueError, match=r"BBBC021_v1_image\.csv.*lacks the column\(s\) replicate, file_Actin"):
         Broken().read_metadata(raw)
+
+
+def test_a_broken_metadata_file_on_disk_is_named_with_the_way_out(tmp_path):
+    """A metadata CSV already on disk that is binary or lacks columns: the error names the file
+    and says to delete it to download it again (no bare UnicodeDecodeError)."""
+    from cellmoa.datasets import BBBC021
+
+    (tmp_path / "BBBC021_v1_image.csv").write_bytes(b"\xff\xfe\x00\x01binary\x00")
+    (tmp_path / "BBBC021_v1_moa.csv").write_text("compound,concentration,moa\n")
+    with pytest.raises(ValueError, match=r"BBBC021_v1_image\.csv: not a readable CSV.*download it again"):
+        BBBC021().read_metadata(tmp_path)
+    (tmp_path / "BBBC021_v1_image.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\).*download it again"):
+        BBBC021().read_metadata(tmp_path)

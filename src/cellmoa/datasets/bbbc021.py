@@ -56,12 +56,22 @@ def concentration_key(values) -> np.ndarray:
     return np.array([float(f"{v:.9g}") for v in arr])
 
 
+_REFETCH = "delete it (and manifests/metadata.tsv beside the metadata folder) and rerun to download it again"
+
+
+def _read_csv(path: Path, dtype: dict) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=dtype)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc}); {_REFETCH}") from exc
+
+
 def _require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(
             f"{path}: missing column(s) {', '.join(missing)}; expected BBBC021's columns "
-            f"{', '.join(columns)}"
+            f"{', '.join(columns)}; if the file is not BBBC021's table, {_REFETCH}"
         )
 
 
@@ -104,9 +114,9 @@ class BBBC021(Dataset):
                     f"{path} is missing: run the download rule (download_metadata) or copy "
                     f"BBBC021's metadata CSVs into {metadata_dir}"
                 )
-        images = pd.read_csv(image_path, dtype={"Image_Metadata_Compound": str})
+        images = _read_csv(image_path, {"Image_Metadata_Compound": str})
         _require_columns(images, IMAGE_COLUMNS, image_path)
-        moa = pd.read_csv(moa_path, dtype={"compound": str, "moa": str})
+        moa = _read_csv(moa_path, {"compound": str, "moa": str})
         _require_columns(moa, MOA_COLUMNS, moa_path)
         return self.join(images, moa)
 
