@@ -129,3 +129,36 @@ def test_postprocessing_recovers_nscb_under_a_batch_effect():
     assert post.loc["nscb", "accuracy"] == 1.0 and post.loc["nscb", "mean_average_precision"] > raw.loc["nscb", "mean_average_precision"]
     assert tables["postprocessing"]["step"].tolist() == ["normalize"]
     assert "DMSO" not in set(tables["profiles"]["Metadata_Compound"])
+
+
+def test_fold_matches_score_raw_and_postprocessed_profiles(tiny_tensors):
+    """In the workflow, each fold's embeddings (control crops included) give raw and
+    post-processed matches; the chain is fit on the control wells, which are never scored."""
+    from cellmoa.matching import PROFILES, fold_matches, summary_by_scheme
+    from cellmoa.reporting import compact_summary, summarize
+    from cellmoa.tensors import read_crop_metadata
+
+    meta = read_crop_metadata(tiny_tensors)
+    assert (meta["is_control"] == 1).any()
+    rng = np.random.default_rng(0)
+    centres = {moa: rng.normal(size=8) * 3 for moa in meta["moa"].unique()}
+    shift = {b: rng.normal(size=8) * 5 for b in meta["batch"].unique()}
+    base = np.stack([centres[m] + shift[b] for m, b in zip(meta["moa"], meta["batch"])]) + rng.normal(size=(len(meta), 8))
+    embeddings = {c: base for c in ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]}
+    chain = parse_chain([{"step": "normalize", "by": "batch"}])
+    matches, aps, notes = fold_matches(meta, embeddings, chain=chain, control="DMSO")
+    assert set(matches[PROFILES]) == {"raw", "postprocessed"} == set(aps[PROFILES])
+    assert "DMSO" not in set(matches["Metadata_Compound"]) | set(matches["neighbour_compound"].dropna())
+    assert notes["Metadata_Fold"].nunique() == 4 and set(notes["step"]) == {"normalize"}
+    by = summary_by_scheme(matches, aps)
+    assert len(by) == 4 and set(by[PROFILES]) == {"raw", "postprocessed"}
+    # the summary gets pp_ columns beside the raw ones
+    predictions = pd.DataFrame({"Metadata_Compound": ["a"], "Metadata_Concentration": [1.0], "Metadata_MoA": ["A"],
+                                "Metadata_Replicate": [1], "Metadata_Plate": ["P"], "Metadata_Well": ["B02"],
+                                "Metadata_Site": [1], "Metadata_Fold": ["a"], "prob_A": [0.9], "prob_B": [0.1]})
+    summary = summarize({"ResNet50": predictions}, "nsc", "bbbc021", {"ResNet50": by})
+    assert {"nn_nscb_accuracy", "pp_nn_nscb_accuracy", "pp_map_nsc", "pp_nn_nsc_n"} <= set(summary.columns)
+    assert "post-processed NSCB % (n)" in compact_summary(summary).columns
+    # without a chain: raw only, no notes
+    matches, _, notes = fold_matches(meta, embeddings, control="DMSO")
+    assert set(matches[PROFILES]) == {"raw"} and notes.empty

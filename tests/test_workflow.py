@@ -126,6 +126,9 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert summary.loc[0, "nn_nsc_n"] == 8
     # NSCB: each MoA has its two compounds in different weeks here, so all 8 can be right
     assert summary.loc[0, "nn_nscb_n"] == matches.loc[matches["Metadata_MatchScheme"] == "nscb", "scored"].sum()
+    # no profiles.postprocess in this config: raw profiles only, an empty post-processing record
+    assert set(matches["Metadata_Profiles"]) == {"raw"}
+    assert pd.read_csv(tables / "postprocessing_ResNet50.tsv", sep="\t").empty
     aps = pd.read_csv(tables / "average_precision_ResNet50.tsv", sep="\t")
     assert sorted(aps["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]
     assert summary.loc[0, "map_nsc"] == pytest.approx(aps.loc[aps["Metadata_MatchScheme"] == "nsc", "average_precision"].mean())

@@ -125,22 +125,40 @@ def nearest_neighbour_accuracy(table: pd.DataFrame, scheme: str = "nsc", control
     return float(scored.astype(float).mean()) if len(scored) else float("nan")
 
 
-def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray) -> pd.DataFrame:
-    """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings:
-    the treatment crops only (control crops, ``is_control``, are there for normalisation)."""
+#: which profiles a match was made with: "raw" (mean embeddings) or "postprocessed"
+#: (``profiles.postprocess`` applied to well profiles, controls included, before averaging)
+PROFILES = "Metadata_Profiles"
+
+
+def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray, controls: bool = False) -> pd.DataFrame:
+    """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings: the
+    treatment crops, and with ``controls`` the control crops too (``Metadata_IsControl`` = 1)."""
+    from cellmoa.postprocessing import IS_CONTROL
+
     if len(metadata) != len(embeddings):
         raise ValueError(f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row")
-    keep = ~metadata["is_control"].to_numpy(dtype=bool) if "is_control" in metadata.columns else np.ones(len(metadata), bool)
+    is_control = metadata["is_control"].to_numpy(dtype=bool) if "is_control" in metadata.columns else np.zeros(len(metadata), bool)
+    keep = np.ones(len(metadata), bool) if controls else ~is_control
     metadata = metadata[keep]
     table = pd.DataFrame({
+        "Metadata_Plate": metadata["plate"].to_numpy(),
+        "Metadata_Well": metadata["well"].to_numpy(),
         COMPOUND: metadata["compound"].to_numpy(),
         CONCENTRATION: metadata["concentration"].to_numpy(),
         MOA: metadata["moa"].to_numpy(),
         BATCH: metadata["batch"].to_numpy(),
     })
+    if controls:
+        table[IS_CONTROL] = is_control[keep].astype(int)
     values = np.asarray(embeddings, dtype=np.float32)[keep]
     features = pd.DataFrame(values, columns=[f"f{i}" for i in range(values.shape[1])])
     return pd.concat([table, features], axis=1)
+
+
+def well_profiles(table: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The mean profile of each well (rows grouped by every ``Metadata_*`` column)."""
+    meta = [c for c in table.columns if str(c).startswith("Metadata_")]
+    return table.groupby(meta, sort=True, as_index=False)[features].mean()
 
 
 def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -159,37 +177,59 @@ def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFram
     return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True)
 
 
-def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray],
-                 schemes=SCHEMES) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray], schemes=SCHEMES,
+                 chain: list | None = None, control: str | None = None):
     """Nearest-neighbour matches and average precisions of each held-out compound's treatments,
     each computed with the embeddings of the model of its own fold (which never trained on that
-    compound). Returns (matches, average precisions)."""
-    matches, aps = [], []
+    compound), from the raw profiles and, with a post-processing ``chain``, from the
+    post-processed ones too (column :data:`PROFILES`). Returns (matches, average precisions,
+    what each post-processing step did in each fold)."""
+    from cellmoa.postprocessing import postprocess
+
+    matches, aps, notes = [], [], []
     for compound, embeddings in embeddings_by_compound.items():
-        profiles = treatment_profiles(embedding_table(metadata, embeddings), source=f"embeddings of fold {compound}")
-        m, ap = match_and_rank(profiles, schemes)
-        matches.append(m[m[COMPOUND] == compound])
-        aps.append(ap[ap[COMPOUND] == compound])
+        source = f"embeddings of fold {compound}"
+        variants = [("raw", treatment_profiles(embedding_table(metadata, embeddings), source=source))]
+        if chain:
+            wells = embedding_table(metadata, embeddings, controls=True)
+            features = [c for c in wells.columns if not str(c).startswith("Metadata_")]
+            wells, features, done = postprocess(well_profiles(wells, features), features, chain, source)
+            notes.append(done.assign(Metadata_Fold=compound))
+            variants.append(("postprocessed", treatment_profiles(wells, features=features, control=control, source=source)))
+        for name, profiles in variants:
+            m, ap = match_and_rank(profiles, schemes)
+            for table, out in ((m, matches), (ap, aps)):
+                table = table[table[COMPOUND] == compound].copy()
+                table.insert(0, PROFILES, name)
+                out.append(table)
     if not matches:
-        return pd.DataFrame(), pd.DataFrame()
-    return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True)
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=["Metadata_Fold", "step", "what"])
+    notes = pd.concat(notes, ignore_index=True)[["Metadata_Fold", "step", "what"]] if notes else \
+        pd.DataFrame(columns=["Metadata_Fold", "step", "what"])
+    return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True), notes
 
 
 def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, seed: int = 0,
                       level: float = 0.95) -> pd.DataFrame:
-    """One row per scheme: treatments, scored treatments (``n``), correct, 1-NN accuracy with the
+    """One row per scheme (and :data:`PROFILES`, where the matches have it): treatments, scored
+    treatments (``n``), correct, 1-NN accuracy with the
     compound-bootstrap interval (``ci_low``/``ci_high``) and the Clopper-Pearson one
     (``exact_ci_*``), and the mAP with the number of treatments that have an AP."""
     from cellmoa.intervals import accuracy_with_intervals
     from cellmoa.retrieval import mean_average_precision
 
     rows = []
-    for scheme, group in matches.groupby("Metadata_MatchScheme", sort=True):
+    keys = ([PROFILES] if PROFILES in matches.columns else []) + ["Metadata_MatchScheme"]
+    for key, group in matches.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
         scored = group[group["scored"].astype(bool)]
-        row = {"Metadata_MatchScheme": scheme, "n_treatments": len(group)}
+        row = {**dict(zip(keys, key)), "n_treatments": len(group)}
         row.update(accuracy_with_intervals(scored["correct"].astype(float), scored[COMPOUND], level, seed))
         if aps is not None and len(aps):
-            m, n = mean_average_precision(aps[aps["Metadata_MatchScheme"] == scheme])
+            mask = np.ones(len(aps), bool)
+            for k, v in zip(keys, key):
+                mask &= (aps[k] == v).to_numpy()
+            m, n = mean_average_precision(aps[mask])
         else:
             m, n = float("nan"), 0
         row.update({"mean_average_precision": m, "n_map": n})

@@ -49,19 +49,15 @@ def summarize(
             **_accuracy_columns(treatments, predictions, control, seed),
         }
         matching = (matching_by_network or {}).get(network)
-        by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
-        for nn in ("nsc", "nscb"):
-            values = by_scheme.loc[nn] if by_scheme is not None and nn in by_scheme.index else pd.Series(dtype=float)
-            row.update({
-                f"nn_{nn}_n": int(values.get("n", 0)),
-                f"nn_{nn}_accuracy": values.get("accuracy", float("nan")),
-                f"nn_{nn}_ci_low": values.get("ci_low", float("nan")),
-                f"nn_{nn}_ci_high": values.get("ci_high", float("nan")),
-                f"nn_{nn}_exact_ci_low": values.get("exact_ci_low", float("nan")),
-                f"nn_{nn}_exact_ci_high": values.get("exact_ci_high", float("nan")),
-                f"map_{nn}": values.get("mean_average_precision", float("nan")),
-                f"map_{nn}_n": int(values.get("n_map", 0)),
-            })
+        if matching is not None and len(matching) and "Metadata_Profiles" in matching.columns:
+            variants = [("", matching[matching["Metadata_Profiles"] == "raw"])]
+            post = matching[matching["Metadata_Profiles"] == "postprocessed"]
+            if len(post):
+                variants.append(("pp_", post))
+        else:
+            variants = [("", matching)]
+        for prefix, table in variants:
+            row.update(_matching_columns(table, prefix))
         row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
         row[REFERENCE_COLUMN] = published.get(network, float("nan"))
         rows.append(row)
@@ -90,6 +86,26 @@ def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dic
         "chance_accuracy": template["chance_accuracy"],
     })
     return row
+
+
+def _matching_columns(matching: pd.DataFrame | None, prefix: str = "") -> dict:
+    """NSC and NSCB columns of the summary from a :func:`cellmoa.matching.summary_by_scheme` table
+    (``prefix`` ``pp_`` for the post-processed profiles)."""
+    by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
+    out = {}
+    for nn in ("nsc", "nscb"):
+        values = by_scheme.loc[nn] if by_scheme is not None and nn in by_scheme.index else pd.Series(dtype=float)
+        out.update({
+            f"{prefix}nn_{nn}_n": int(values.get("n", 0)),
+            f"{prefix}nn_{nn}_accuracy": values.get("accuracy", float("nan")),
+            f"{prefix}nn_{nn}_ci_low": values.get("ci_low", float("nan")),
+            f"{prefix}nn_{nn}_ci_high": values.get("ci_high", float("nan")),
+            f"{prefix}nn_{nn}_exact_ci_low": values.get("exact_ci_low", float("nan")),
+            f"{prefix}nn_{nn}_exact_ci_high": values.get("exact_ci_high", float("nan")),
+            f"{prefix}map_{nn}": values.get("mean_average_precision", float("nan")),
+            f"{prefix}map_{nn}_n": int(values.get("n_map", 0)),
+        })
+    return out
 
 
 def _accuracy_columns(treatments: pd.DataFrame, crops: pd.DataFrame, control, seed: int) -> dict:
@@ -128,11 +144,14 @@ def compact_summary(summary: pd.DataFrame) -> pd.DataFrame:
             "exact 95%": f"{_pct(r['treatment_accuracy_exact_ci_low'])}-{_pct(r['treatment_accuracy_exact_ci_high'])}",
             "crop %": _pct(r["crop_accuracy"]),
         }
-        for nn in ("nsc", "nscb"):
-            n = int(r.get(f"nn_{nn}_n", 0) or 0)
-            row[f"{nn.upper()} % (n)"] = f"{_pct(r.get(f'nn_{nn}_accuracy'))} ({n})" if n else ""
-            value = r.get(f"map_{nn}")
-            row[f"mAP {nn}"] = "" if value is None or pd.isna(value) else f"{value:.3f}"
+        for prefix, label in (("", ""), ("pp_", "post-processed ")):
+            if prefix and f"{prefix}nn_nsc_n" not in summary.columns:
+                continue
+            for nn in ("nsc", "nscb"):
+                n = int(r.get(f"{prefix}nn_{nn}_n", 0) or 0)
+                row[f"{label}{nn.upper()} % (n)"] = f"{_pct(r.get(f'{prefix}nn_{nn}_accuracy'))} ({n})" if n else ""
+                value = r.get(f"{prefix}map_{nn}")
+                row[f"{label}mAP {nn}"] = "" if value is None or pd.isna(value) else f"{value:.3f}"
         row["paper %"] = _pct(r.get(REFERENCE_COLUMN))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -155,7 +174,7 @@ def format_table(frame: pd.DataFrame) -> str:
     """A plain aligned text rendering (accuracies as percentages)."""
     shown = frame.copy()
     for col in shown.columns:
-        if col.startswith("map_") or col == "mean_average_precision":
+        if col.startswith(("map_", "pp_map_")) or col == "mean_average_precision":
             if shown[col].dtype.kind == "f":
                 shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
         elif "accuracy" in col or col.endswith(("ci_low", "ci_high")) or col in _network_columns(frame):

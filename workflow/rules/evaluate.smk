@@ -61,6 +61,12 @@ rule nearest_neighbours:
             category="Tables",
             labels={"network": "{network}", "table": "average precision"},
         ),
+        postprocessing=report(
+            "results/tables/postprocessing_{network}.tsv",
+            caption="../report/postprocessing.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "post-processing"},
+        ),
     log:
         "logs/nearest_neighbours/{network}.log",
     localrule: True
@@ -68,6 +74,7 @@ rule nearest_neighbours:
         "../../envs/evaluate.yaml"
     params:
         compounds=list(FOLDS.values()),
+        postprocess=config["profiles"]["postprocess"],
     script:
         "../scripts/nearest_neighbours.py"
 

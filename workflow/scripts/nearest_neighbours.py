@@ -1,6 +1,8 @@
 """Rule nearest_neighbours: 1-nearest-neighbour MoA matching (NSC and NSCB) and average precision
 of MoA retrieval (copairs) of treatment profiles (mean embeddings), each held-out compound matched
-with its own fold model's embeddings; control crops are left out."""
+with its own fold model's embeddings; control crops are left out. With profiles.postprocess, the
+same from the post-processed well profiles too (fit on the control crops' wells), and what each
+step did in results/tables/postprocessing_<network>.tsv."""
 
 from rule_setup import start
 
@@ -10,8 +12,10 @@ from pathlib import Path
 
 import h5py
 
+from cellmoa.datasets import get_dataset
 from cellmoa.files import write_tsv
 from cellmoa.matching import fold_matches
+from cellmoa.postprocessing import parse_chain
 from cellmoa.tensors import read_crop_metadata
 
 metadata = read_crop_metadata(Path(snakemake.input.tensors))
@@ -19,6 +23,9 @@ embeddings = {}
 for compound, path in zip(snakemake.params.compounds, snakemake.input.embeddings):
     with h5py.File(path, "r") as f:
         embeddings[compound] = f["embeddings"][()]
-matches, average_precision = fold_matches(metadata, embeddings)
+chain = parse_chain(snakemake.params.postprocess)
+control = get_dataset(snakemake.config["dataset"]).control
+matches, average_precision, notes = fold_matches(metadata, embeddings, chain=chain, control=control)
 write_tsv(matches, Path(snakemake.output.matches))
 write_tsv(average_precision, Path(snakemake.output.average_precision))
+write_tsv(notes, Path(snakemake.output.postprocessing))
