@@ -87,8 +87,7 @@ class Normalize:
                     raise TableError(f"step normalize by {self.by}: {key} has {n} control sample(s); "
                                      "statistics need at least 2 (normalise by batch or screen)")
                 query = f"{IS_CONTROL} == 1"
-            out = normalize(part.assign(**{IS_CONTROL: part[IS_CONTROL].astype(int)}) if IS_CONTROL in part else part,
-                            features=features, meta_features=meta, samples=query, method=self.method)
+            out = normalize(part, features=features, meta_features=meta, samples=query, method=self.method)
             parts.append(out[table.columns])
         result = pd.concat(parts).loc[table.index]
         return result, features, f"{self.method} by {self.by} on {self.samples} samples ({len(features)} features)"

@@ -52,9 +52,9 @@ def _quiet_copairs():
 
 
 def _features(profiles: pd.DataFrame) -> list[str]:
-    return profiles.attrs.get("features") or [
-        c for c in profiles.columns if not str(c).startswith("Metadata_") and pd.api.types.is_numeric_dtype(profiles[c])
-    ]
+    from cellmoa.matching import feature_columns
+
+    return feature_columns(profiles)
 
 
 def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFrame:

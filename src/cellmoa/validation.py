@@ -77,6 +77,12 @@ def check_keys(table: pd.DataFrame, columns, source: str) -> None:
             )
 
 
+def round_significant(values, digits: int = CONCENTRATION_DIGITS) -> np.ndarray:
+    """Floats rounded to ``digits`` significant digits (non-finite values kept as they are)."""
+    arr = np.asarray(values, dtype=float)
+    return np.array([float(f"{v:.{digits}g}") if np.isfinite(v) else v for v in arr])
+
+
 def concentration_values(values: pd.Series, source: str, column: str = "Metadata_Concentration",
                          digits: int = CONCENTRATION_DIGITS) -> np.ndarray:
     """Concentrations as floats rounded to ``digits`` significant digits, so that ``0.3``,
@@ -90,8 +96,7 @@ def concentration_values(values: pd.Series, source: str, column: str = "Metadata
     if bad.any():
         shown = ", ".join(repr(v) for v in values[bad].unique()[:_SHOWN])
         raise TableError(f"{source}: {column} must be numbers; {shown} in {_rows(values.index[bad.to_numpy()])} are not")
-    arr = parsed.to_numpy(dtype=float)
-    return np.array([float(f"{v:.{digits}g}") if np.isfinite(v) else v for v in arr])
+    return round_significant(parsed.to_numpy(dtype=float), digits)
 
 
 def check_one_moa(table: pd.DataFrame, keys: list[str], moa: str, source: str) -> None:

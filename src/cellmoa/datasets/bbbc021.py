@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from cellmoa.datasets.base import Dataset
+from cellmoa.validation import round_significant
 
 IMAGE_CSV = "BBBC021_v1_image.csv"
 MOA_CSV = "BBBC021_v1_moa.csv"
@@ -52,8 +53,7 @@ _SITE_RE = re.compile(r"_s(\d+)_w(\d)")
 
 def concentration_key(values) -> np.ndarray:
     """Concentrations as join keys: parsed floats rounded to 9 significant digits."""
-    arr = np.asarray(values, dtype=float)
-    return np.array([float(f"{v:.9g}") for v in arr])
+    return round_significant(values, 9)
 
 
 _REFETCH = "delete it (and manifests/metadata.tsv beside the metadata folder) and rerun to download it again"
