@@ -162,3 +162,116 @@ def test_fold_matches_score_raw_and_postprocessed_profiles(tiny_tensors):
     # without a chain: raw only, no notes
     matches, _, notes = fold_matches(meta, embeddings, control="DMSO")
     assert set(matches[PROFILES]) == {"raw"} and notes.empty
+
+
+def test_center_subtracts_each_batchs_control_mean_and_divides_nothing():
+    t = table(n_controls=6, n_treated=6, plates=("P1", "P2"))
+    t["Metadata_Batch"] = t["Metadata_Plate"]
+    out, features, note = Normalize(method="center", by="batch").apply(t, ["f0", "f1", "f2", "f3"])
+    for _, part in out.groupby("Metadata_Batch"):
+        controls = part[part[IS_CONTROL] == 1]
+        assert np.allclose(controls[features].mean(), 0.0)
+    original = t[features].to_numpy()
+    # a difference within a batch is kept as it is (nothing scaled)
+    same = (t["Metadata_Batch"] == "P1").to_numpy()
+    assert np.allclose(np.diff(out.loc[same, features].to_numpy(), axis=0), np.diff(original[same], axis=0))
+    assert "center by batch on controls" in note
+    with pytest.raises(ValueError, match="method must be one of standardize, robustize, mad_robustize, center"):
+        Normalize(method="centre").apply(t, features)
+
+
+def test_concatenated_profiles_weigh_every_network_the_same():
+    from cellmoa.matching import concatenate_profiles, nearest_neighbours
+
+    keys = {"Metadata_Compound": ["a", "b", "c"], "Metadata_Concentration": [1.0, 1.0, 1.0],
+            "Metadata_MoA": ["A", "A", "B"], "Metadata_Batch": [frozenset({"W1"}), frozenset({"W2"}), frozenset({"W2"})]}
+    # network 1 (large values) puts a next to c, network 2 (tiny values, more features) clearly next to b
+    n1 = pd.DataFrame({**keys, "f0": [100.0, 60.0, 98.0], "f1": [10.0, 80.0, 12.0]})
+    n2 = pd.DataFrame({**keys, "g0": [1e-3, 1e-3, 0.0], "g1": [0.0, 1e-4, 1e-3], "g2": [0.0, 0.0, 0.0]})
+    for t, f in ((n1, ["f0", "f1"]), (n2, ["g0", "g1", "g2"])):
+        t.attrs["features"] = f
+    both = concatenate_profiles({"n1": n1, "n2": n2})
+    x = both[both.attrs["features"]].to_numpy()
+    # each network's block has unit length: the ensemble similarity is the mean of the networks'
+    assert np.allclose(np.linalg.norm(x[:, :2], axis=1), 1) and np.allclose(np.linalg.norm(x[:, 2:], axis=1), 1)
+    cos = lambda t, i, j: float(t[i] @ t[j] / np.linalg.norm(t[i]) / np.linalg.norm(t[j]))  # noqa: E731
+    r1, r2 = n1[["f0", "f1"]].to_numpy(), n2[["g0", "g1", "g2"]].to_numpy()
+    assert float(x[0] @ x[1]) / 2 == pytest.approx((cos(r1, 0, 1) + cos(r2, 0, 1)) / 2)
+    # the tiny-valued network is not drowned: a's neighbour follows the mean similarity
+    assert nearest_neighbours(both, "nsc").loc[0, "neighbour_compound"] == "b"
+    assert nearest_neighbours(n1, "nsc").loc[0, "neighbour_compound"] == "c"
+    assert list(both["Metadata_Batch"]) == keys["Metadata_Batch"]
+    with pytest.raises(TableError, match="n2's treatments differ"):
+        concatenate_profiles({"n1": n1, "n2": n2.iloc[:2]})
+
+
+def test_ensemble_fold_matches_match_each_fold_on_the_concatenated_profiles(tiny_tensors):
+    from cellmoa.matching import PROFILES, ensemble_fold_matches, fold_matches
+    from cellmoa.tensors import read_crop_metadata
+
+    meta = read_crop_metadata(tiny_tensors)
+    rng = np.random.default_rng(1)
+    compounds = ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]
+    centres = {moa: rng.normal(size=8) for moa in meta["moa"].unique()}
+    by_network = {}
+    for network, noise in (("good", 0.1), ("noisy", 3.0)):
+        base = np.stack([centres[m] for m in meta["moa"]]) + rng.normal(size=(len(meta), 8)) * noise
+        by_network[network] = {c: base for c in compounds}
+    chain = parse_chain([{"step": "normalize", "method": "center", "by": "batch"}])
+    matches, aps, notes = ensemble_fold_matches(meta, by_network, chain=chain, control="DMSO")
+    assert set(matches[PROFILES]) == {"raw", "postprocessed"}
+    assert set(matches["Metadata_Compound"]) == set(compounds) and set(aps["Metadata_Compound"]) == set(compounds)
+    # one note per network and fold
+    assert len(notes) == 8 and set(notes["step"]) == {"good: normalize", "noisy: normalize"}
+    # a held-out compound's rows come from its own fold: the same rows as one network's fold_matches
+    single, _, _ = fold_matches(meta, by_network["good"], chain=chain, control="DMSO")
+    assert len(single) == len(matches)
+    with pytest.raises(ValueError, match="ensemble: noisy has folds"):
+        ensemble_fold_matches(meta, {"good": by_network["good"], "noisy": {"nocodazole": by_network["noisy"]["nocodazole"]}})
+
+
+def test_harmony_brings_the_batches_together_and_needs_a_batch_column():
+    from cellmoa.postprocessing import Harmony
+
+    profiles = batch_effect_profiles()
+    profiles[IS_CONTROL] = (profiles["Metadata_Compound"] == "DMSO").astype(int)
+    features = [c for c in profiles.columns if c.startswith("f")]
+    out, kept, note = Harmony().apply(profiles, features)
+
+    def batch_gap(t):
+        means = t.groupby("Metadata_Batch")[features].mean().to_numpy()
+        return float(np.linalg.norm(means[0] - means[1]))
+
+    assert kept == features and "Harmony over 2 batches" in note
+    assert batch_gap(out) < 0.5 * batch_gap(profiles)
+    assert np.isfinite(out[features].to_numpy()).all()
+    with pytest.raises(TableError, match="harmony needs a Metadata_Batch column"):
+        Harmony().apply(profiles.drop(columns="Metadata_Batch"), features)
+    one = profiles[profiles["Metadata_Batch"] == "B1"]
+    assert Harmony().apply(one, features)[0] is one
+
+
+def test_the_lift_of_postprocessing_is_paired_over_the_same_treatments():
+    from cellmoa.intervals import paired_difference
+    from cellmoa.matching import summary_by_scheme
+
+    def block(profiles, correct):
+        return pd.DataFrame({"Metadata_Profiles": profiles, "Metadata_MatchScheme": "nscb",
+                             "Metadata_Compound": ["a", "a", "b", "b", "c", "c"],
+                             "Metadata_Concentration": [1.0, 3.0] * 3, "Metadata_MoA": ["X", "X", "Y", "Y", "X", "X"],
+                             "scored": True, "correct": correct})
+
+    matches = pd.concat([block("raw", [0.0, 0.0, 1.0, 1.0, 0.0, 1.0]), block("postprocessed", [1.0, 1.0, 1.0, 0.0, 1.0, 1.0])])
+    summary = summary_by_scheme(matches).set_index("Metadata_Profiles")
+    post = summary.loc["postprocessed"]
+    # 3 gained (a 1, a 3, c 1), 1 lost (b 3): lift (5 - 3) / 6
+    assert post["lift"] == pytest.approx(2 / 6) and (post["gained"], post["lost"]) == (3, 1)
+    assert post["lift_p_value"] == pytest.approx(0.625)  # two-sided binomial, 3 of 4
+    assert post["lift_ci_low"] <= post["lift"] <= post["lift_ci_high"]
+    assert np.isnan(summary.loc["raw", "lift"])
+    # resampling compounds: a compound's treatments move together, both profiles at once
+    same = paired_difference([0, 0, 1, 1, 0, 1], [1, 1, 1, 0, 1, 1], ["a", "a", "b", "b", "c", "c"], n_boot=4000)
+    assert {c: same[c] for c in ("lift", "gained", "lost")} == {"lift": pytest.approx(2 / 6), "gained": 3, "lost": 1}
+    # with only gains over every compound the interval excludes 0
+    allgain = paired_difference([0] * 8, [1] * 8, list("aabbccdd"))
+    assert allgain["lift_ci_low"] == 1.0 and allgain["lift_p_value"] < 0.01

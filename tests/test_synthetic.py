@@ -103,3 +103,82 @@ def test_illumination_truth_saved(tiny_dataset):
 def test_unknown_parameter_is_named():
     with pytest.raises(ValueError, match="cells_per_well"):
         SyntheticSpec.from_dict({"cells_per_well": 3})
+
+
+def _dmso_images(source, spec, week):
+    """The raw DMSO images of one week's first plate, per channel (a list of arrays)."""
+    image = pd.read_csv(source / "BBBC021_v1_image.csv")
+    plate = [p for p in spec.plates() if p.startswith(f"Week{week}_")][0]
+    rows = image[(image["Image_Metadata_Plate_DAPI"] == plate) & (image["Image_Metadata_Compound"] == "DMSO")]
+    out = {c: [] for c in BBBC021.channels}
+    with zipfile.ZipFile(source / BBBC021().archive_name(plate)) as z:
+        for _, row in rows.iterrows():
+            for c in BBBC021.channels:
+                out[c].append(tifffile.imread(io.BytesIO(z.read(f"{plate}/{row[f'Image_FileName_{c}']}"))).astype(float))
+    return out
+
+
+def test_batch_effects_off_by_default_and_spread_over_the_range():
+    from cellmoa.synthetic.bbbc021 import BatchEffects, batch_effects
+
+    spec = tiny_spec()
+    neutral = batch_effects(spec, 1, spec.plates()[0])
+    assert neutral["blur"] == 0 and neutral["density"] == 1 and set(neutral["gain"].values()) == {1.0}
+    assert set(neutral["offset"].values()) == {0.0} and set(neutral["stain"].values()) == {1.0}
+    effects = BatchEffects(channel_gain=0.2, channel_offset=0.1, stain_fade=0.2, blur=1.5, density=0.3)
+    weeks = [effects.week(0, w, 3) for w in (1, 2, 3)]
+    # each effect takes the ends and the middle of its range, one week each
+    assert sorted(w["blur"] for w in weeks) == [0.0, 0.75, 1.5]
+    assert sorted(w["density"] for w in weeks) == pytest.approx([0.7, 1.0, 1.3])
+    assert sorted(w["gain"]["Tubulin"] for w in weeks) == pytest.approx([np.exp(-0.2), 1.0, np.exp(0.2)])
+    # stains fade week by week, Actin fastest
+    assert [w["stain"]["Actin"] for w in weeks] == pytest.approx([1.0, 0.7, 0.49])
+    assert weeks[1]["stain"]["DAPI"] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="unknown batch effect.*blurr"):
+        SyntheticSpec.from_dict({"batch_effects": {"blurr": 1}})
+
+
+def test_batch_effects_show_in_the_images(tmp_path):
+    """Gains show in the raw intensities, blur in the fine structure, density in the DAPI signal
+    (one effect at a time, against the same dataset without it)."""
+    from cellmoa.synthetic.bbbc021 import BatchEffects
+
+    base = dict(weeks=2, plates_per_week=1, dmso_wells_per_plate=4, image_height=96, image_width=128, cells_per_field=40)
+    plain = tiny_spec(**base)
+    plain_weeks = {w: _dmso_images(synthesize(plain, tmp_path / "plain"), plain, w) for w in (1, 2)}
+
+    def weeks_with(name, **effect):
+        spec = tiny_spec(**base, batch_effects=BatchEffects(**effect))
+        source = synthesize(spec, tmp_path / name)
+        return {w: _dmso_images(source, spec, w) for w in (1, 2)}, {w: spec.batch_effects.week(spec.seed, w, 2) for w in (1, 2)}
+
+    def ratio(images, channel):
+        return np.mean([i.mean() for i in images[2][channel]]) / np.mean([i.mean() for i in images[1][channel]])
+
+    weeks, truth = weeks_with("gains", channel_gain=0.3)
+    for channel in ("DAPI", "Tubulin", "Actin"):
+        expected = truth[2]["gain"][channel] / truth[1]["gain"][channel]
+        # week-to-week intensity ratio moves by the gains' ratio (the plate share adds up to +-20%)
+        assert ratio(weeks, channel) / ratio(plain_weeks, channel) == pytest.approx(expected, rel=0.3)
+
+    weeks, truth = weeks_with("blur", blur=2.0)
+    blurred = max((1, 2), key=lambda w: truth[w]["blur"])
+
+    def fine_structure(images):
+        """Mean horizontal step of the lightly smoothed image (camera noise, never blurred, smoothed away)."""
+        from scipy.ndimage import gaussian_filter
+
+        smooth = [gaussian_filter(i, 1.0) for i in images["Tubulin"]]
+        return np.mean([np.abs(np.diff(i, axis=1)).mean() / i.std() for i in smooth])
+
+    # the same cells as without the effect (blurring draws no random numbers): the week without
+    # blur is the very same images, the other's cell edges are softer (0.74x measured)
+    sharp = 3 - blurred
+    assert all(np.array_equal(x, y) for x, y in zip(weeks[sharp]["Tubulin"], plain_weeks[sharp]["Tubulin"]))
+    assert fine_structure(weeks[blurred]) < 0.85 * fine_structure(plain_weeks[blurred])
+
+    weeks, truth = weeks_with("density", density=0.4)
+    expected = truth[2]["density"] / truth[1]["density"]  # 1.4 / 0.6 or its inverse
+    observed = ratio(weeks, "DAPI") / ratio(plain_weeks, "DAPI")
+    # the DAPI signal (above the background) follows the cell count
+    assert (observed > 1.3) if expected > 1 else (observed < 1 / 1.3)

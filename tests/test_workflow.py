@@ -118,7 +118,8 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
         info = yaml.safe_load((work / "results/models/ResNet50" / fold / "fold.json").read_text())
         assert compound not in info["train_compounds"]
     # nearest-neighbour matching: every treatment once per scheme, from its own fold's embeddings
-    matches = pd.read_csv(tables / "nearest_neighbours_ResNet50.tsv", sep="\t")
+    all_matches = pd.read_csv(tables / "nearest_neighbours_ResNet50.tsv", sep="\t")
+    matches = all_matches[all_matches["Metadata_Profiles"] == "raw"]
     assert sorted(matches["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]
     nsc = matches[matches["Metadata_MatchScheme"] == "nsc"]
     assert (nsc["neighbour_compound"] != nsc["Metadata_Compound"]).all()
@@ -126,11 +127,17 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert summary.loc[0, "nn_nsc_n"] == 8
     # NSCB: each MoA has its two compounds in different weeks here, so all 8 can be right
     assert summary.loc[0, "nn_nscb_n"] == matches.loc[matches["Metadata_MatchScheme"] == "nscb", "scored"].sum()
-    # no profiles.postprocess in this config: raw profiles only, an empty post-processing record
-    assert set(matches["Metadata_Profiles"]) == {"raw"}
-    assert pd.read_csv(tables / "postprocessing_ResNet50.tsv", sep="\t").empty
+    # the default profiles.postprocess (each batch's control mean subtracted): raw and
+    # post-processed profiles side by side, what the step did in each fold recorded
+    assert set(all_matches["Metadata_Profiles"]) == {"raw", "postprocessed"}
+    assert (all_matches.groupby(["Metadata_Profiles", "Metadata_MatchScheme"]).size() == 8).all()
+    notes = pd.read_csv(tables / "postprocessing_ResNet50.tsv", sep="\t")
+    assert len(notes) == 4 and set(notes["step"]) == {"normalize"}
+    assert notes["what"].str.contains("center by batch on controls").all()
     aps = pd.read_csv(tables / "average_precision_ResNet50.tsv", sep="\t")
+    aps = aps[aps["Metadata_Profiles"] == "raw"]
     assert sorted(aps["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]
+    assert {"pp_nn_nsc_accuracy", "pp_nn_nscb_accuracy", "pp_map_nscb"} <= set(summary.columns)
     assert summary.loc[0, "map_nsc"] == pytest.approx(aps.loc[aps["Metadata_MatchScheme"] == "nsc", "average_precision"].mean())
     for kind in ("", "exact_"):
         low, high = summary.loc[0, [f"treatment_accuracy_{kind}ci_low", f"treatment_accuracy_{kind}ci_high"]]
@@ -146,12 +153,16 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert set(meta.loc[meta["is_control"] == 1, "compound"]) == {"DMSO"}
     with h5py.File(work / "results/models/ResNet50/nocodazole/embeddings.h5", "r") as f:
         assert f["embeddings"].shape[0] == len(meta)
-    assert "DMSO" not in set(predictions["Metadata_Compound"]) | set(matches["Metadata_Compound"])
-    assert "DMSO" not in set(matches["neighbour_compound"].dropna())
+    assert "DMSO" not in set(predictions["Metadata_Compound"]) | set(all_matches["Metadata_Compound"])
+    assert "DMSO" not in set(all_matches["neighbour_compound"].dropna())
     per_moa = pd.read_csv(tables / "summary_per_moa.tsv", sep="\t").set_index("Metadata_MoA")
     assert per_moa.loc["all", "ResNet50"] == pytest.approx(np.mean(correct))
     assert (work / "results/plots/accuracy.png").stat().st_size > 1000
     assert (work / "results/plots/confusion_ResNet50.png").stat().st_size > 1000
+    # the report's Profiles page: NSC/NSCB/mAP bars, the map of treatment profiles; one network: no ensemble
+    assert (work / "results/plots/matching.png").stat().st_size > 1000
+    assert (work / "results/plots/profiles_ResNet50.png").stat().st_size > 1000
+    assert not (tables / "nearest_neighbours_Ensemble.tsv").exists()
     # logs per job
     assert (work / "logs/train/ResNet50/nocodazole.log").stat().st_size > 0
     assert "epoch 1/1" in (work / "logs/train/ResNet50/nocodazole.log").read_text()
@@ -172,7 +183,7 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     # nothing else is out of date but the tables that read this fold
     dry = snakemake("-n", "--cores", "2", "--directory", str(work), f"--configfile={config}")
     rules = {j["rule"] for j in planned_jobs(dry.stdout)}
-    assert "train" not in rules and rules <= {"aggregate", "summary", "all"}
+    assert "train" not in rules and rules <= {"aggregate", "summary", "matching_plot", "all"}
 
 
 def meta_plate(work):
@@ -210,7 +221,7 @@ def test_the_html_report_builds(e2e_run):
     snakemake("--directory", str(work), f"--configfile={config}", "--report", "results/report.html", timeout=600)
     html = (work / "results/report.html").read_text(errors="replace")
     assert len(html) > 10000
-    for expected in ("summary.tsv", "confusion_ResNet50.png", "accuracy.png", "Kensert"):
+    for expected in ("summary.tsv", "confusion_ResNet50.png", "accuracy.png", "Kensert", "matching.png", "profiles_ResNet50.png"):
         assert expected in html, expected
 
 

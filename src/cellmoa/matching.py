@@ -177,6 +177,75 @@ def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFram
     return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True)
 
 
+def fold_profiles(metadata: pd.DataFrame, embeddings: np.ndarray, chain: list | None = None,
+                  control: str | None = None, source: str = "embeddings"):
+    """Treatment profiles of one fold model's embeddings: ``[("raw", profiles)]`` and, with a
+    post-processing ``chain``, ``("postprocessed", profiles)`` from the well profiles (controls
+    included) put through the chain before averaging; returns (variants, what each step did)."""
+    from cellmoa.postprocessing import postprocess
+
+    variants = [("raw", treatment_profiles(embedding_table(metadata, embeddings), source=source))]
+    notes = pd.DataFrame(columns=["step", "what"])
+    if chain:
+        wells = embedding_table(metadata, embeddings, controls=True)
+        features = [c for c in wells.columns if not str(c).startswith("Metadata_")]
+        wells, features, notes = postprocess(well_profiles(wells, features), features, chain, source)
+        variants.append(("postprocessed", treatment_profiles(wells, features=features, control=control, source=source)))
+    return variants, notes
+
+
+def concatenate_profiles(profiles_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ensemble's treatment profiles: each network's profiles scaled to unit length and put
+    side by side, so that the ensemble's cosine similarity of two treatments is the mean of the
+    networks' (every network weighs the same, whatever its embedding's size or scale).
+
+    >>> a = pd.DataFrame({"Metadata_Compound": ["x", "y"], "Metadata_Concentration": [1.0, 1.0],
+    ...                   "Metadata_MoA": ["A", "B"], "f0": [3.0, 0.0], "f1": [4.0, 2.0]})
+    >>> a.attrs["features"] = ["f0", "f1"]
+    >>> both = concatenate_profiles({"n1": a, "n2": a})
+    >>> both.attrs["features"], float(both.loc[0, "n1_f0"])
+    (['n1_f0', 'n1_f1', 'n2_f0', 'n2_f1'], 0.6)
+    """
+    keys = [COMPOUND, CONCENTRATION, MOA]
+    out = None
+    names: list[str] = []
+    for network, profiles in profiles_by_network.items():
+        features = feature_columns(profiles)
+        x = profiles[features].to_numpy(np.float64)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        block = pd.DataFrame(x / np.where(norms == 0, 1.0, norms), columns=[f"{network}_{c}" for c in features])
+        meta = profiles[keys + ([BATCH] if BATCH in profiles.columns else [])].reset_index(drop=True)
+        part = pd.concat([meta, block], axis=1)
+        if out is None:
+            out = part
+        else:
+            n = len(out)
+            out = out.merge(part.drop(columns=[BATCH], errors="ignore"), on=keys, how="inner", validate="one_to_one")
+            if len(out) != n or len(out) != len(part):
+                raise validation.TableError(f"ensemble: {network}'s treatments differ from the other networks'")
+        names += list(block.columns)
+    out.attrs["features"] = names
+    return out
+
+
+def _held_out_rows(profiles: pd.DataFrame, compound: str, name: str, schemes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    m, ap = match_and_rank(profiles, schemes)
+    out = []
+    for table in (m, ap):
+        table = table[table[COMPOUND] == compound].copy()
+        table.insert(0, PROFILES, name)
+        out.append(table)
+    return out[0], out[1]
+
+
+def _assemble(matches, aps, notes):
+    columns = ["Metadata_Fold", "step", "what"]
+    if not matches:
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=columns)
+    notes = pd.concat(notes, ignore_index=True)[columns] if notes else pd.DataFrame(columns=columns)
+    return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True), notes
+
+
 def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray], schemes=SCHEMES,
                  chain: list | None = None, control: str | None = None):
     """Nearest-neighbour matches and average precisions of each held-out compound's treatments,
@@ -184,29 +253,44 @@ def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.nd
     compound), from the raw profiles and, with a post-processing ``chain``, from the
     post-processed ones too (column :data:`PROFILES`). Returns (matches, average precisions,
     what each post-processing step did in each fold)."""
-    from cellmoa.postprocessing import postprocess
-
     matches, aps, notes = [], [], []
     for compound, embeddings in embeddings_by_compound.items():
-        source = f"embeddings of fold {compound}"
-        variants = [("raw", treatment_profiles(embedding_table(metadata, embeddings), source=source))]
+        variants, done = fold_profiles(metadata, embeddings, chain, control, f"embeddings of fold {compound}")
         if chain:
-            wells = embedding_table(metadata, embeddings, controls=True)
-            features = [c for c in wells.columns if not str(c).startswith("Metadata_")]
-            wells, features, done = postprocess(well_profiles(wells, features), features, chain, source)
             notes.append(done.assign(Metadata_Fold=compound))
-            variants.append(("postprocessed", treatment_profiles(wells, features=features, control=control, source=source)))
         for name, profiles in variants:
-            m, ap = match_and_rank(profiles, schemes)
-            for table, out in ((m, matches), (ap, aps)):
-                table = table[table[COMPOUND] == compound].copy()
-                table.insert(0, PROFILES, name)
-                out.append(table)
-    if not matches:
-        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=["Metadata_Fold", "step", "what"])
-    notes = pd.concat(notes, ignore_index=True)[["Metadata_Fold", "step", "what"]] if notes else \
-        pd.DataFrame(columns=["Metadata_Fold", "step", "what"])
-    return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True), notes
+            m, ap = _held_out_rows(profiles, compound, name, schemes)
+            matches.append(m)
+            aps.append(ap)
+    return _assemble(matches, aps, notes)
+
+
+def ensemble_fold_matches(metadata: pd.DataFrame, embeddings_by_network: dict[str, dict[str, np.ndarray]],
+                          schemes=SCHEMES, chain: list | None = None, control: str | None = None):
+    """:func:`fold_matches` of the networks' ensemble: in each fold, every network's treatment
+    profiles (raw, and post-processed network by network) concatenated by
+    :func:`concatenate_profiles`. ``embeddings_by_network`` maps network -> fold compound ->
+    embeddings; every network needs the same folds."""
+    networks = list(embeddings_by_network)
+    folds = list(embeddings_by_network[networks[0]])
+    for network in networks[1:]:
+        if list(embeddings_by_network[network]) != folds:
+            raise ValueError(f"ensemble: {network} has folds {list(embeddings_by_network[network])}, {networks[0]} {folds}")
+    matches, aps, notes = [], [], []
+    for compound in folds:
+        per_network = {}
+        for network in networks:
+            source = f"{network} embeddings of fold {compound}"
+            variants, done = fold_profiles(metadata, embeddings_by_network[network][compound], chain, control, source)
+            if chain:
+                notes.append(done.assign(Metadata_Fold=compound, step=network + ": " + done["step"]))
+            for name, profiles in variants:
+                per_network.setdefault(name, {})[network] = profiles
+        for name, profiles in per_network.items():
+            m, ap = _held_out_rows(concatenate_profiles(profiles), compound, name, schemes)
+            matches.append(m)
+            aps.append(ap)
+    return _assemble(matches, aps, notes)
 
 
 def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, seed: int = 0,
@@ -214,7 +298,10 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
     """One row per scheme (and :data:`PROFILES`, where the matches have it): treatments, scored
     treatments (``n``), correct, 1-NN accuracy with the
     compound-bootstrap interval (``ci_low``/``ci_high``) and the Clopper-Pearson one
-    (``exact_ci_*``), and the mAP with the number of treatments that have an AP."""
+    (``exact_ci_*``), and the mAP with the number of treatments that have an AP; post-processed
+    rows also the paired lift over the raw profiles on the same treatments (``lift``,
+    ``lift_ci_low``/``lift_ci_high``, ``gained``, ``lost``, ``lift_p_value``: see
+    :func:`cellmoa.intervals.paired_difference`)."""
     from cellmoa.intervals import accuracy_with_intervals
     from cellmoa.retrieval import mean_average_precision
 
@@ -233,8 +320,25 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
         else:
             m, n = float("nan"), 0
         row.update({"mean_average_precision": m, "n_map": n})
+        if row.get(PROFILES) == "postprocessed":
+            row.update(_lift(matches, row["Metadata_MatchScheme"], level, seed))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _lift(matches: pd.DataFrame, scheme: str, level: float, seed: int) -> dict:
+    """The post-processed profiles' accuracy minus the raw ones' on the same treatments, with its
+    paired compound-bootstrap interval and McNemar p-value (:func:`cellmoa.intervals.paired_difference`)."""
+    from cellmoa.intervals import paired_difference
+
+    keys = [COMPOUND, CONCENTRATION]
+    mine = matches[matches["Metadata_MatchScheme"] == scheme]
+    raw = mine[mine[PROFILES] == "raw"].set_index(keys)
+    post = mine[mine[PROFILES] == "postprocessed"].set_index(keys)
+    both = raw[["correct", "scored"]].join(post[["correct", "scored"]], lsuffix="_raw", rsuffix="_post", how="inner")
+    both = both[both["scored_raw"].astype(bool) & both["scored_post"].astype(bool)]
+    return paired_difference(both["correct_raw"].astype(float), both["correct_post"].astype(float),
+                             both.index.get_level_values(COMPOUND), level=level, seed=seed)
 
 
 def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None = None, features=None,

@@ -88,3 +88,72 @@ def plot_illumination(functions: dict[str, np.ndarray], title: str, path) -> Non
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def plot_matching(summary: pd.DataFrame, path: Path) -> None:
+    """NSC and NSCB 1-NN accuracy (Clopper-Pearson 95% intervals) and mAP of every summary row
+    (networks and the ensemble), raw profiles beside post-processed ones where the summary has
+    them (``pp_*`` columns)."""
+    plt = _pyplot()
+    rows = summary[np.isfinite(summary.get("nn_nsc_accuracy", pd.Series(np.nan, index=summary.index)).astype(float))]
+    variants = [("", "raw")] + ([("pp_", "post-processed")] if "pp_nn_nsc_accuracy" in rows.columns else [])
+    bars = [(prefix, scheme, label) for scheme in ("nsc", "nscb") for prefix, label in variants]
+    fig, (ax, ax_map) = plt.subplots(1, 2, figsize=(2.2 * max(len(rows), 1) + 6, 4.2))
+    x = np.arange(len(rows))
+    width = 0.8 / len(bars)
+    colours = {("", "nsc"): "#9ecae1", ("pp_", "nsc"): "#3182bd", ("", "nscb"): "#fdae6b", ("pp_", "nscb"): "#e6550d"}
+    for k, (prefix, scheme, label) in enumerate(bars):
+        acc = rows[f"{prefix}nn_{scheme}_accuracy"].to_numpy(dtype=float)
+        lo = rows[f"{prefix}nn_{scheme}_exact_ci_low"].to_numpy(dtype=float)
+        hi = rows[f"{prefix}nn_{scheme}_exact_ci_high"].to_numpy(dtype=float)
+        ax.bar(x - 0.4 + (k + 0.5) * width, acc, width, yerr=[acc - lo, hi - acc], capsize=3,
+               color=colours[(prefix, scheme)], label=f"{scheme.upper()} {label}")
+        values = rows[f"{prefix}map_{scheme}"].to_numpy(dtype=float)
+        ax_map.bar(x - 0.4 + (k + 0.5) * width, values, width, color=colours[(prefix, scheme)], label=f"{scheme.upper()} {label}")
+    for a, ylabel in ((ax, "1-NN treatment accuracy (95% Clopper-Pearson)"), (ax_map, "mean average precision")):
+        a.set_xticks(x, rows["Metadata_Network"], fontsize=8)
+        a.set_ylim(0, 1.05)
+        a.set_ylabel(ylabel, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path: Path) -> None:
+    """One panel per profile variant (raw, post-processed): the treatment profiles, scaled to unit
+    length (the cosine geometry of the matching), on their first two principal components,
+    coloured by MoA, one marker per batch (``Metadata_Batch``)."""
+    from sklearn.decomposition import PCA
+
+    from cellmoa.matching import BATCH, MOA, feature_columns
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants) + 1.5, 4.6), squeeze=False)
+    moas = sorted({m for _, t in variants for m in t[MOA].astype(str)})
+    cmap = plt.get_cmap("tab20" if len(moas) > 10 else "tab10")
+    markers = "osD^vP*Xhp<>"
+    for ax, (name, profiles) in zip(axes[0], variants):
+        x = profiles[feature_columns(profiles)].to_numpy(np.float64)
+        # the geometry the matching sees: cosine similarity, i.e. unit-length profiles
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        xy = PCA(n_components=2, random_state=0).fit_transform(x) if len(x) > 2 else np.zeros((len(x), 2))
+        batches = [";".join(sorted(b)) if isinstance(b, frozenset) else str(b)
+                   for b in profiles.get(BATCH, pd.Series(["all"] * len(profiles)))]
+        order = sorted(set(batches))
+        for i, moa in enumerate(moas):
+            for j, batch in enumerate(order):
+                mask = (profiles[MOA].astype(str).to_numpy() == moa) & (np.array(batches) == batch)
+                if mask.any():
+                    ax.scatter(xy[mask, 0], xy[mask, 1], color=cmap(i % cmap.N), marker=markers[j % len(markers)],
+                               s=40, edgecolors="black", linewidths=0.4,
+                               label=f"{moa} / {batch}")
+        ax.set_title(f"{name.replace('postprocessed', 'post-processed')} profiles (unit length)", fontsize=10)
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=6, loc="center left", bbox_to_anchor=(0.8, 0.5), title="MoA / batch", title_fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

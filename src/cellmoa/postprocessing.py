@@ -5,7 +5,7 @@ feature columns, ``Metadata_IsControl`` = 1 for control rows) and its feature li
 new table, the new feature list and a line saying what it did. The maths is the field's library,
 pycytominer (``normalize``, ``feature_select``, ``Spherize``) and scikit-learn (PCA); the batch
 alignment is CORAL (Sun et al. 2016): each batch's controls whitened and re-coloured to the
-covariance of all controls.
+covariance of all controls, or Harmony (``harmonypy``) on all samples.
 
 A chain comes from a list of ``{"step": name, **settings}`` (``profiles.postprocess`` in the config,
 or the ``--postprocess`` YAML of ``cellmoa evaluate-profiles``):
@@ -37,6 +37,7 @@ IS_CONTROL = "Metadata_IsControl"
 BATCH = "Metadata_Batch"
 PLATE = "Metadata_Plate"
 GROUPS = {"screen": None, "batch": BATCH, "plate": PLATE}
+METHODS = ("standardize", "robustize", "mad_robustize", "center")
 
 
 def _controls(table: pd.DataFrame, step: str) -> np.ndarray:
@@ -63,7 +64,15 @@ def _groups(table: pd.DataFrame, by: str, step: str):
 @dataclass
 class Normalize:
     """pycytominer ``normalize`` against the controls (or all samples), over the whole screen, each
-    batch or each plate: ``method`` standardize, robustize or mad_robustize."""
+    batch or each plate: ``method`` standardize, robustize or mad_robustize; or ``center``: the
+    reference samples' mean subtracted, nothing divided (no spread estimated from a handful of
+    control wells: the robust choice per batch or plate).
+
+    >>> t = pd.DataFrame({"Metadata_Batch": ["a", "a", "b", "b"], "Metadata_IsControl": [1, 0, 1, 0],
+    ...                   "f": [1.0, 3.0, 10.0, 13.0]})
+    >>> Normalize(method="center", by="batch").apply(t, ["f"])[0]["f"].tolist()
+    [0.0, 2.0, 0.0, 3.0]
+    """
 
     method: str = "standardize"
     by: str = "screen"
@@ -72,6 +81,8 @@ class Normalize:
     def apply(self, table, features):
         from pycytominer import normalize
 
+        if self.method not in METHODS:
+            raise ValueError(f"step normalize: method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.samples not in ("controls", "all"):
             raise ValueError(f"step normalize: samples must be controls or all, not {self.samples!r}")
         if self.samples == "controls":
@@ -83,11 +94,16 @@ class Normalize:
             query = "all"
             if self.samples == "controls":
                 n = int(part[IS_CONTROL].astype(bool).sum())
-                if n < 2:
+                if n < (1 if self.method == "center" else 2):
                     raise TableError(f"step normalize by {self.by}: {key} has {n} control sample(s); "
-                                     "statistics need at least 2 (normalise by batch or screen)")
+                                     "statistics need at least 2, a mean 1 (normalise by batch or screen)")
                 query = f"{IS_CONTROL} == 1"
-            out = normalize(part, features=features, meta_features=meta, samples=query, method=self.method)
+            if self.method == "center":
+                reference = part[part[IS_CONTROL].astype(bool)] if self.samples == "controls" else part
+                out = part.copy()
+                out[features] = part[features].to_numpy(np.float64) - reference[features].to_numpy(np.float64).mean(axis=0)
+            else:
+                out = normalize(part, features=features, meta_features=meta, samples=query, method=self.method)
             parts.append(out[table.columns])
         result = pd.concat(parts).loc[table.index]
         return result, features, f"{self.method} by {self.by} on {self.samples} samples ({len(features)} features)"
@@ -202,6 +218,39 @@ class AlignBatches:
         return result, features, f"CORAL over {n_batches} batches, epsilon {self.epsilon:g} ({len(features)} features)"
 
 
+@dataclass
+class Harmony:
+    """Harmony batch integration (Korsunsky et al. 2019, the ``harmonypy`` package) of the rows
+    over ``Metadata_Batch``: soft clusters shared by the batches, each batch's offset within a
+    cluster removed. Meant for a few dozen features: reduce first (``pca``). ``theta`` is the
+    diversity penalty (Harmony's default 2), ``seed`` its random state."""
+
+    theta: float = 2.0
+    max_iter: int = 10
+    seed: int = 0
+
+    def apply(self, table, features):
+        import harmonypy
+
+        if BATCH not in table.columns:
+            raise TableError(f"step harmony needs a {BATCH} column")
+        n_batches = table[BATCH].nunique()
+        if n_batches < 2:
+            return table, features, "harmony: one batch, nothing to integrate"
+        x = table[features].to_numpy(np.float64)
+        meta = pd.DataFrame({"batch": table[BATCH].astype(str).to_numpy()})
+        logging.getLogger("harmonypy").setLevel(logging.WARNING)
+        model = harmonypy.run_harmony(x, meta, ["batch"], theta=self.theta, max_iter_harmony=self.max_iter,
+                                      verbose=False, random_state=self.seed)
+        corrected = np.asarray(model.Z_corr, dtype=np.float64)
+        if corrected.shape != x.shape:
+            corrected = corrected.T
+        out = table.copy()
+        out[features] = corrected
+        return out, features, (f"Harmony over {n_batches} batches, theta {self.theta:g}, "
+                               f"{len(table)} samples ({len(features)} features)")
+
+
 def _moments(x: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.cov(x, rowvar=False, ddof=1) + epsilon * np.eye(x.shape[1])
 
@@ -212,7 +261,7 @@ def _matrix_power(cov: np.ndarray, power: float) -> np.ndarray:
 
 
 STEPS = {"normalize": Normalize, "feature_select": FeatureSelect, "pca": PCA, "spherize": Spherize,
-         "align_batches": AlignBatches}
+         "align_batches": AlignBatches, "harmony": Harmony}
 
 
 def parse_chain(items: list[dict] | None) -> list:

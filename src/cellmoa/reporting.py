@@ -33,7 +33,9 @@ def summarize(
     intervals) and mAP of MoA retrieval of the embeddings (``matching_by_network``: the tables of
     :func:`cellmoa.matching.summary_by_scheme`), chance level, and the paper's figure as a reference.
     With more than one network, a last row ``Ensemble``: the networks' treatment probabilities
-    averaged (see :func:`_ensemble_row`)."""
+    averaged (see :func:`_ensemble_row`), and its matching from ``matching_by_network["Ensemble"]``
+    where given (the networks' treatment profiles concatenated,
+    :func:`cellmoa.matching.concatenate_profiles`)."""
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
     control = adapter.control
@@ -48,22 +50,32 @@ def summarize(
             "n_folds": int(predictions["Metadata_Fold"].nunique()) if "Metadata_Fold" in predictions else 0,
             **_accuracy_columns(treatments, predictions, control, seed),
         }
-        matching = (matching_by_network or {}).get(network)
-        if matching is not None and len(matching) and "Metadata_Profiles" in matching.columns:
-            variants = [("", matching[matching["Metadata_Profiles"] == "raw"])]
-            post = matching[matching["Metadata_Profiles"] == "postprocessed"]
-            if len(post):
-                variants.append(("pp_", post))
-        else:
-            variants = [("", matching)]
-        for prefix, table in variants:
-            row.update(_matching_columns(table, prefix))
+        row.update(_all_matching_columns((matching_by_network or {}).get(network)))
         row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
         row[REFERENCE_COLUMN] = published.get(network, float("nan"))
         rows.append(row)
     if len(predictions_by_network) > 1:
-        rows.append(_ensemble_row(predictions_by_network, rows[0], control, seed))
+        row = _ensemble_row(predictions_by_network, rows[0], control, seed)
+        matching = (matching_by_network or {}).get(ENSEMBLE)
+        if matching is not None:
+            row.update(_all_matching_columns(matching))
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _all_matching_columns(matching: pd.DataFrame | None) -> dict:
+    """The raw (no prefix) and post-processed (``pp_``) matching columns of one network."""
+    if matching is not None and len(matching) and "Metadata_Profiles" in matching.columns:
+        variants = [("", matching[matching["Metadata_Profiles"] == "raw"])]
+        post = matching[matching["Metadata_Profiles"] == "postprocessed"]
+        if len(post):
+            variants.append(("pp_", post))
+    else:
+        variants = [("", matching)]
+    out = {}
+    for prefix, table in variants:
+        out.update(_matching_columns(table, prefix))
+    return out
 
 
 ENSEMBLE = "Ensemble"
@@ -72,7 +84,7 @@ ENSEMBLE = "Ensemble"
 def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dict, control, seed: int) -> dict:
     """The summary row of the networks' ensemble: treatment probabilities averaged over the
     networks (accuracy and intervals), crop probabilities averaged for field/well/crop accuracy;
-    nearest-neighbour columns empty (matching is per network)."""
+    nearest-neighbour columns empty here (filled by :func:`summarize` from the ensemble's matches)."""
     treatments = evaluation.ensemble_treatments(
         {n: evaluation.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
     )
@@ -105,6 +117,9 @@ def _matching_columns(matching: pd.DataFrame | None, prefix: str = "") -> dict:
             f"{prefix}map_{nn}": values.get("mean_average_precision", float("nan")),
             f"{prefix}map_{nn}_n": int(values.get("n_map", 0)),
         })
+        if prefix:
+            out.update({f"{prefix}nn_{nn}_{k}": values.get(k, float("nan"))
+                        for k in ("lift", "lift_ci_low", "lift_ci_high", "lift_p_value")})
     return out
 
 
@@ -152,6 +167,10 @@ def compact_summary(summary: pd.DataFrame) -> pd.DataFrame:
                 row[f"{label}{nn.upper()} % (n)"] = f"{_pct(r.get(f'{prefix}nn_{nn}_accuracy'))} ({n})" if n else ""
                 value = r.get(f"{prefix}map_{nn}")
                 row[f"{label}mAP {nn}"] = "" if value is None or pd.isna(value) else f"{value:.3f}"
+                lift = r.get(f"{prefix}nn_{nn}_lift")
+                if prefix and lift is not None and not pd.isna(lift):
+                    low, high = r.get(f"{prefix}nn_{nn}_lift_ci_low"), r.get(f"{prefix}nn_{nn}_lift_ci_high")
+                    row[f"{nn.upper()} lift (95%)"] = f"{100 * lift:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
         row["paper %"] = _pct(r.get(REFERENCE_COLUMN))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -176,6 +176,28 @@ def average_precision_tables():
     return expand("results/tables/average_precision_{network}.tsv", network=NETWORKS)
 
 
+ENSEMBLE = "Ensemble"
+
+
+def ensemble_tables(kind):
+    """The ensemble's matching table of ``kind`` (nearest_neighbours, average_precision), where
+    there are several networks and compounds to match; else nothing."""
+    if not DATASET.nearest_neighbours or len(NETWORKS) < 2:
+        return []
+    return [f"results/tables/{kind}_{ENSEMBLE}.tsv"]
+
+
+def profile_maps():
+    """The report's Profiles page, where there is matching: NSC, NSCB and mAP of every network
+    (raw and post-processed) and a map of treatment profiles per network."""
+    if not DATASET.nearest_neighbours:
+        return []
+    return [
+        "results/plots/matching.png",
+        *expand("results/plots/profiles_{network}.png", network=NETWORKS),
+    ]
+
+
 def all_outputs():
     return [
         *expand("results/tables/accuracy_{network}.tsv", network=NETWORKS),
@@ -183,4 +205,5 @@ def all_outputs():
         *expand("results/tables/treatments_{network}.tsv", network=NETWORKS),
         "results/tables/summary.tsv",
         "results/plots/accuracy.png",
+        *profile_maps(),
     ]

@@ -79,11 +79,73 @@ rule nearest_neighbours:
         "../scripts/nearest_neighbours.py"
 
 
+rule ensemble_neighbours:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=expand(
+            "results/models/{network}/{fold}/embeddings.h5",
+            network=NETWORKS,
+            fold=FOLDS,
+        ),
+    output:
+        matches=report(
+            f"results/tables/nearest_neighbours_{ENSEMBLE}.tsv",
+            caption="../report/nearest_neighbours.rst",
+            category="Tables",
+            labels={"network": ENSEMBLE, "table": "nearest neighbours"},
+        ),
+        average_precision=report(
+            f"results/tables/average_precision_{ENSEMBLE}.tsv",
+            caption="../report/average_precision.rst",
+            category="Tables",
+            labels={"network": ENSEMBLE, "table": "average precision"},
+        ),
+        postprocessing=f"results/tables/postprocessing_{ENSEMBLE}.tsv",
+    log:
+        f"logs/nearest_neighbours/{ENSEMBLE}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        networks=NETWORKS,
+        folds=FOLDS,
+        postprocess=config["profiles"]["postprocess"],
+    script:
+        "../scripts/ensemble_neighbours.py"
+
+
+rule profile_map:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=f"results/models/{{network}}/{next(iter(FOLDS))}/embeddings.h5",
+    output:
+        plot=report(
+            "results/plots/profiles_{network}.png",
+            caption="../report/profile_map.rst",
+            category="Profiles",
+            labels={"figure": "treatment profiles", "network": "{network}"},
+        ),
+    log:
+        "logs/profile_map/{network}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        compound=next(iter(FOLDS.values())),
+        postprocess=config["profiles"]["postprocess"],
+    script:
+        "../scripts/profile_map.py"
+
+
 rule summary:
     input:
         predictions=fold_outputs("predictions.tsv"),
         matches=nearest_neighbour_tables(),
         average_precision=average_precision_tables(),
+        ensemble_matches=ensemble_tables("nearest_neighbours"),
+        ensemble_average_precision=ensemble_tables("average_precision"),
     output:
         summary=report(
             "results/tables/summary.tsv",
@@ -115,3 +177,22 @@ rule summary:
         seed=config["training"]["seed"],
     script:
         "../scripts/summary.py"
+
+
+rule matching_plot:
+    input:
+        summary="results/tables/summary.tsv",
+    output:
+        plot=report(
+            "results/plots/matching.png",
+            caption="../report/matching_plot.rst",
+            category="Profiles",
+            labels={"figure": "NSC, NSCB and mAP", "network": "all"},
+        ),
+    log:
+        "logs/matching_plot.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/matching_plot.py"

@@ -1,7 +1,7 @@
 """Rule summary: one row per network (treatment accuracy with its compound-bootstrap and exact
 intervals, field, well and crop accuracy, nearest-neighbour accuracy and mAP under NSC and NSCB,
-the paper's figure as reference; with several networks an Ensemble row), accuracy per MoA across
-networks, and the accuracy plot."""
+the paper's figure as reference; with several networks an Ensemble row, whose matching is of the
+networks' concatenated profiles), accuracy per MoA across networks, and the accuracy plot."""
 
 from rule_setup import start
 
@@ -32,6 +32,10 @@ nn = {
     network: summary_by_scheme(read_tsv(matches), read_tsv(ap), seed=p.seed)
     for network, matches, ap in zip(p.networks, snakemake.input.matches, snakemake.input.average_precision)
 }
+if snakemake.input.ensemble_matches:
+    nn["Ensemble"] = summary_by_scheme(
+        read_tsv(snakemake.input.ensemble_matches[0]), read_tsv(snakemake.input.ensemble_average_precision[0]), seed=p.seed
+    )
 table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed)
 write_tsv(table, Path(snakemake.output.summary))
 control = get_dataset(p.dataset).control

@@ -16,6 +16,14 @@ brightness and count; tubulin amount and texture; actin rings and puncta), varie
 to compound inside an MoA, and grows with the dose. Every plate has DMSO control wells; every
 plate and channel has a smooth illumination fall-off (up to ~2.5x from centre to corner); weeks
 and plates get intensity offsets; camera noise is added. Everything is deterministic for a seed.
+
+Batch effects (``batch_effects``, :class:`BatchEffects`; all off by default, on in the demo) make
+the weeks differ the way real batches do: per-week and per-plate gains and background offsets per
+channel, a stain that fades from week to week and along each plate's acquisition order, a
+defocus blur and a cell density that differ between weeks. Gains, offsets and the week-to-week
+fading are affine per plate and channel, so the per-plate z-score of the DMSO fields
+(:mod:`cellmoa.normalization`) removes most of them; the within-plate drift, the blur and the
+density survive it, as on real screens.
 """
 
 from __future__ import annotations
@@ -84,6 +92,69 @@ WELL_COLUMNS = range(2, 12)
 WELLS_384 = [f"{r}{c:02d}" for r in "ABCDEFGHIJKLMNOP" for c in range(1, 25)]
 
 
+@dataclass(frozen=True)
+class BatchEffects:
+    """Effect sizes of the batch effects. Each week's values are spread evenly over the range
+    (``-x..x`` or ``0..x``) in an order drawn from the seed, so that two weeks always differ by the
+    whole range; a plate adds a third of the week's spread at random. 0 turns an effect off.
+
+    >>> effects = BatchEffects(blur=2.0, density=0.2)
+    >>> [round(effects.week(0, w, 2)["blur"], 2) for w in (1, 2)], effects.week(0, 1, 2)["density"] in (0.8, 1.2)
+    ([0.0, 2.0], True)
+    """
+
+    #: each week's gain per channel: log-gain spread over -x..x (0.2: gains 0.82..1.22)
+    channel_gain: float = 0.0
+    #: each week's background offset per channel, spread over -x..x, as a fraction of the background
+    channel_offset: float = 0.0
+    #: fraction of the stains' signal (not the background) lost per week, stain by stain 0.5-1.5x of it
+    stain_fade: float = 0.0
+    #: fraction of the stains' signal lost from the first well of a plate to the last (acquisition order)
+    plate_drift: float = 0.0
+    #: defocus: a Gaussian blur of the signal, sigma (pixels) spread over weeks in 0..x
+    blur: float = 0.0
+    #: cells per field: each week's density factor spread over 1-x..1+x
+    density: float = 0.0
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "BatchEffects":
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown batch effect(s): {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
+        return cls(**values)
+
+    def week(self, seed: int, week: int, weeks: int) -> dict:
+        """The effects of one week (1-based): ``gain``/``offset``/``stain`` per channel, ``blur``
+        (sigma in pixels), ``density`` (factor)."""
+        def spread(name: str, centred: bool) -> float:
+            order = np.random.default_rng(stable_seed(seed, "batch-order", name)).permutation(weeks)
+            t = float(order[week - 1]) / (weeks - 1) if weeks > 1 else 0.0
+            return 2.0 * t - 1.0 if centred else t
+
+        out = {"gain": {}, "offset": {}, "stain": {}}
+        for i, channel in enumerate(CHANNELS):
+            out["gain"][channel] = float(np.exp(self.channel_gain * spread(f"gain-{channel}", True)))
+            out["offset"][channel] = self.channel_offset * spread(f"offset-{channel}", True)
+            rate = self.stain_fade * (0.5 + 0.5 * i)
+            out["stain"][channel] = float((1.0 - min(rate, 0.95)) ** (week - 1))
+        out["blur"] = self.blur * spread("blur", False)
+        out["density"] = 1.0 + self.density * spread("density", True)
+        return out
+
+    def plate(self, rng: np.random.Generator, effects: dict) -> dict:
+        """A plate's own share: a third of the week's gain and offset spread, drawn from ``rng``."""
+        out = {k: dict(v) if isinstance(v, dict) else v for k, v in effects.items()}
+        for channel in CHANNELS:
+            out["gain"][channel] *= float(np.exp(self.channel_gain / 3.0 * rng.uniform(-1, 1)))
+            out["offset"][channel] += self.channel_offset / 3.0 * float(rng.uniform(-1, 1))
+        return out
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f) for f in self.__dataclass_fields__)
+
+
 @dataclass
 class SyntheticSpec:
     """What to synthesize. Every field can be set from the ``synthetic:`` config section."""
@@ -116,6 +187,12 @@ class SyntheticSpec:
     compound_variation: float = 0.04
     #: brightness ratio centre / corner of the illumination fall-off
     illumination_falloff: float = 2.5
+    #: batch effects between weeks and plates (:class:`BatchEffects`; a dict in the config)
+    batch_effects: BatchEffects = field(default_factory=BatchEffects)
+
+    def __post_init__(self):
+        if not isinstance(self.batch_effects, BatchEffects):
+            self.batch_effects = BatchEffects.from_dict(self.batch_effects)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "SyntheticSpec":
@@ -176,13 +253,14 @@ def apply_dose(pheno: dict, strength: float) -> dict:
     return {k: float(np.exp(strength * np.log(v))) for k, v in pheno.items()}
 
 
-def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict) -> dict[str, np.ndarray]:
-    """Signal (before illumination, background and noise) of one field, per channel, in [0, ~1]."""
+def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict, density: float = 1.0) -> dict[str, np.ndarray]:
+    """Signal (before illumination, background and noise) of one field, per channel, in [0, ~1];
+    ``density`` multiplies the phenotype's cells per field (a batch effect)."""
     h, w = spec.image_height, spec.image_width
     layers = {c: np.zeros((h, w), np.float64) for c in CHANNELS}
     cyto_mask = np.zeros((h, w), np.float64)
     ring = np.zeros((h, w), np.float64)
-    n_cells = rng.poisson(spec.cells_per_field * pheno["density"])
+    n_cells = rng.poisson(spec.cells_per_field * pheno["density"] * density)
     r_nuc0 = spec.nucleus_radius * pheno["nucleus_size"]
     for _ in range(n_cells):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
@@ -214,11 +292,20 @@ def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict) -> 
     return layers
 
 
-def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray, gain: float) -> np.ndarray:
-    """Illumination, background, noise, 12-bit quantisation in a 16-bit container."""
-    photons = (BACKGROUND[channel] + AMPLITUDE[channel] * signal) * gain * illum
+def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray, gain: float, offset: float = 0.0,
+              stain: float = 1.0) -> np.ndarray:
+    """Illumination, background (``offset``: its relative change), stain strength, noise, 12-bit
+    quantisation in a 16-bit container."""
+    photons = (BACKGROUND[channel] * (1.0 + offset) + AMPLITUDE[channel] * stain * signal) * gain * illum
     counts12 = np.clip(np.rint(camera(rng, photons, 16.0, 40.0) / 16.0), 0, 4095)
     return (counts12 * 16).astype(np.uint16)
+
+
+def batch_effects(spec: SyntheticSpec, week: int, plate: str) -> dict:
+    """The batch effects of one plate (see :class:`BatchEffects`); neutral values when off."""
+    effects = spec.batch_effects.week(spec.seed, week, spec.weeks)
+    rng = np.random.default_rng(stable_seed(spec.seed, "plate-effects", plate))
+    return spec.batch_effects.plate(rng, effects)
 
 
 def _uuid(rng: np.random.Generator) -> str:
@@ -300,18 +387,25 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
             fields[channel] = illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
             truth[f"{plate}/{channel}"] = fields[channel]
         prefix = _file_prefix(plate, week, rng)
+        effects = batch_effects(spec, week, plate)
         writer = PlateWriter(out_dir, dataset.archive_name(plate) if archives else None)
-        for row in plate_rows:
+        for index, row in enumerate(plate_rows):
             compound, conc = row["compound"], row["concentration"]
             if compound == "DMSO":
                 pheno = dict(DMSO_PHENOTYPE)
             else:
                 moa = moa_of.get(compound, unlabelled_moa.get(compound))
                 pheno = apply_dose(compound_phenotype(spec, moa, compound), dose_strength(conc, spec.concentrations))
-            layers = render_field(rng, spec, pheno)
+            layers = render_field(rng, spec, pheno, effects["density"])
+            if effects["blur"] > 0:
+                from scipy.ndimage import gaussian_filter
+
+                layers = {c: gaussian_filter(v, effects["blur"], mode="reflect") for c, v in layers.items()}
+            drift = 1.0 - spec.batch_effects.plate_drift * index / max(len(plate_rows) - 1, 1)
             names = {}
             for channel in CHANNELS:
-                img = to_camera(rng, layers[channel], channel, fields[channel], plate_gain)
+                img = to_camera(rng, layers[channel], channel, fields[channel], plate_gain * effects["gain"][channel],
+                                effects["offset"][channel], effects["stain"][channel] * drift)
                 name = f"{prefix}{row['well']}_s{row['site']}_w{CHANNEL_TOKENS[channel]}{_uuid(rng)}.tif"
                 buf = io.BytesIO()
                 tifffile.imwrite(buf, img, photometric="minisblack")

@@ -1,0 +1,28 @@
+"""Rule profile_map: the treatment profiles of one fold model (the first fold's: its held-out
+compound never trained it, the others did) on their first two principal components, raw and
+post-processed (profiles.postprocess), coloured by MoA, one marker per batch."""
+
+from rule_setup import start
+
+start(snakemake)
+
+import logging
+from pathlib import Path
+
+import h5py
+
+from cellmoa.datasets import get_dataset
+from cellmoa.matching import fold_profiles
+from cellmoa.plots import plot_profile_map
+from cellmoa.postprocessing import parse_chain
+from cellmoa.tensors import read_crop_metadata
+
+p = snakemake.params
+metadata = read_crop_metadata(Path(snakemake.input.tensors))
+with h5py.File(snakemake.input.embeddings, "r") as f:
+    embeddings = f["embeddings"][()]
+control = get_dataset(snakemake.config["dataset"]).control
+variants, notes = fold_profiles(metadata, embeddings, parse_chain(p.postprocess), control, f"fold {p.compound}")
+title = f"{snakemake.wildcards.network}: treatment profiles of the fold model that held out {p.compound}"
+plot_profile_map(variants, title, Path(snakemake.output.plot))
+logging.getLogger("profile_map").info("%s: %s", title, ", ".join(f"{n} ({len(t)} treatments)" for n, t in variants))
