@@ -36,6 +36,10 @@ CANDIDATES = {
         {"step": "pca", "n_components": 16, "fit_on": "all"},
         {"step": "spherize", "epsilon": 0.1},
     ],
+    "pca + harmony": [
+        {"step": "pca", "n_components": 8, "fit_on": "all"},
+        {"step": "harmony"},
+    ],
     "pca + align_batches": [
         {"step": "pca", "n_components": 6, "fit_on": "all"},
         {"step": "align_batches", "epsilon": 0.1},

@@ -182,3 +182,12 @@ def test_batch_effects_show_in_the_images(tmp_path):
     observed = ratio(weeks, "DAPI") / ratio(plain_weeks, "DAPI")
     # the DAPI signal (above the background) follows the cell count
     assert (observed > 1.3) if expected > 1 else (observed < 1 / 1.3)
+
+    weeks, truth = weeks_with("debris", debris=20.0)
+    dirty = max((1, 2), key=lambda w: truth[w]["debris"])
+    # debris draws from its own random stream: the clean week is the very same images
+    assert all(np.array_equal(x, y) for x, y in zip(weeks[3 - dirty]["DAPI"], plain_weeks[3 - dirty]["DAPI"]))
+    # the other week's fields gain bright specks, in DAPI most
+    gain = {c: np.mean([i.mean() for i in weeks[dirty][c]]) / np.mean([i.mean() for i in plain_weeks[dirty][c]])
+            for c in ("DAPI", "Actin")}
+    assert gain["DAPI"] > 1.05 and gain["DAPI"] > gain["Actin"]

@@ -20,10 +20,10 @@ and plates get intensity offsets; camera noise is added. Everything is determini
 Batch effects (``batch_effects``, :class:`BatchEffects`; all off by default, on in the demo) make
 the weeks differ the way real batches do: per-week and per-plate gains and background offsets per
 channel, a stain that fades from week to week and along each plate's acquisition order, a
-defocus blur and a cell density that differ between weeks. Gains, offsets and the week-to-week
+defocus blur, a cell density and autofluorescent debris that differ between weeks. Gains, offsets and the week-to-week
 fading are affine per plate and channel, so the per-plate z-score of the DMSO fields
-(:mod:`cellmoa.normalization`) removes most of them; the within-plate drift, the blur and the
-density survive it, as on real screens.
+(:mod:`cellmoa.normalization`) removes most of them; the within-plate drift, the blur, the
+density and the debris survive it, as on real screens.
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ class BatchEffects:
     blur: float = 0.0
     #: cells per field: each week's density factor spread over 1-x..1+x
     density: float = 0.0
+    #: autofluorescent debris (precipitate, dust of a plate lot): out-of-focus specks per field,
+    #: each week's count spread over 0..x, brightest in DAPI
+    debris: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "BatchEffects":
@@ -140,6 +143,7 @@ class BatchEffects:
             out["stain"][channel] = float((1.0 - min(rate, 0.95)) ** (week - 1))
         out["blur"] = self.blur * spread("blur", False)
         out["density"] = 1.0 + self.density * spread("density", True)
+        out["debris"] = self.debris * spread("debris", False)
         return out
 
     def plate(self, rng: np.random.Generator, effects: dict) -> dict:
@@ -301,6 +305,25 @@ def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray, gain: fl
     return (counts12 * 16).astype(np.uint16)
 
 
+#: how bright debris is in each stain's channel, relative to DAPI
+DEBRIS_WEIGHTS = {"DAPI": 1.0, "Tubulin": 0.6, "Actin": 0.4}
+
+
+def add_debris(rng: np.random.Generator, layers: dict[str, np.ndarray], mean_count: float) -> None:
+    """Out-of-focus autofluorescent specks added to a field's signal layers, in place: a Poisson
+    number of Gaussian blobs (sigma 1.5-4 px, amplitude 0.3-0.9), in every channel (DAPI brightest)."""
+    h, w = next(iter(layers.values())).shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(rng.poisson(mean_count)):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        sigma, amplitude = rng.uniform(1.5, 4.0), rng.uniform(0.3, 0.9)
+        r = int(np.ceil(4 * sigma))
+        rows, cols = slice(max(int(cy) - r, 0), min(int(cy) + r + 1, h)), slice(max(int(cx) - r, 0), min(int(cx) + r + 1, w))
+        blob = amplitude * np.exp(-((yy[rows, cols] - cy) ** 2 + (xx[rows, cols] - cx) ** 2) / (2 * sigma**2))
+        for channel, weight in DEBRIS_WEIGHTS.items():
+            layers[channel][rows, cols] += weight * blob
+
+
 def batch_effects(spec: SyntheticSpec, week: int, plate: str) -> dict:
     """The batch effects of one plate (see :class:`BatchEffects`); neutral values when off."""
     effects = spec.batch_effects.week(spec.seed, week, spec.weeks)
@@ -401,6 +424,8 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
                 from scipy.ndimage import gaussian_filter
 
                 layers = {c: gaussian_filter(v, effects["blur"], mode="reflect") for c, v in layers.items()}
+            if effects["debris"] > 0:
+                add_debris(np.random.default_rng(stable_seed(spec.seed, "debris", plate, index)), layers, effects["debris"])
             drift = 1.0 - spec.batch_effects.plate_drift * index / max(len(plate_rows) - 1, 1)
             names = {}
             for channel in CHANNELS:
