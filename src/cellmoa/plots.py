@@ -120,24 +120,45 @@ def plot_matching(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+MOA = "Metadata_MoA"
+BATCH = "Metadata_Batch"
+
+
+def principal_components(x: np.ndarray, n: int = 2) -> np.ndarray:
+    """The rows of ``x`` on their first ``n`` principal components (SVD of the centred rows; the
+    sign of each component fixed so that its largest loading is positive); zeros where there are
+    too few rows.
+
+    >>> principal_components(np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]), 1).ravel().round(6).tolist()
+    [-2.0, 0.0, 2.0]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return np.zeros((len(x), n))
+    centred = x - x.mean(axis=0)
+    u, s, vt = np.linalg.svd(centred, full_matrices=False)
+    k = min(n, len(s))
+    signs = np.sign(vt[:k][np.arange(k), np.abs(vt[:k]).argmax(axis=1)])
+    out = np.zeros((len(x), n))
+    out[:, :k] = u[:, :k] * s[:k] * signs
+    return out
+
+
 def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path: Path) -> None:
     """One panel per profile variant (raw, post-processed): the treatment profiles, scaled to unit
     length (the cosine geometry of the matching), on their first two principal components,
     coloured by MoA, one marker per batch (``Metadata_Batch``)."""
-    from sklearn.decomposition import PCA
-
-    from cellmoa.matching import BATCH, MOA, feature_columns
-
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants) + 1.5, 4.6), squeeze=False)
     moas = sorted({m for _, t in variants for m in t[MOA].astype(str)})
     cmap = plt.get_cmap("tab20" if len(moas) > 10 else "tab10")
     markers = "osD^vP*Xhp<>"
     for ax, (name, profiles) in zip(axes[0], variants):
-        x = profiles[feature_columns(profiles)].to_numpy(np.float64)
+        features = profiles.attrs.get("features") or [c for c in profiles.columns if not str(c).startswith("Metadata_")]
+        x = profiles[features].to_numpy(np.float64)
         # the geometry the matching sees: cosine similarity, i.e. unit-length profiles
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        xy = PCA(n_components=2, random_state=0).fit_transform(x) if len(x) > 2 else np.zeros((len(x), 2))
+        xy = principal_components(x, 2)
         batches = [";".join(sorted(b)) if isinstance(b, frozenset) else str(b)
                    for b in profiles.get(BATCH, pd.Series(["all"] * len(profiles)))]
         order = sorted(set(batches))
