@@ -31,6 +31,7 @@ from cellmoa.synthetic.rendering import (
     PlateWriter,
     camera,
     cell_window,
+    from_settings,
     illumination_field,
     nucleus_mask,
     soft_inside,
@@ -69,11 +70,7 @@ class BBBC014Spec:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "BBBC014Spec":
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown synthetic BBBC014 parameter(s): {', '.join(unknown)}")
-        spec = cls(**values)
+        spec = from_settings(cls, values, "synthetic BBBC014 parameter")
         if len(spec.concentrations) != 12:
             raise ValueError("synthetic BBBC014 needs 12 concentrations, one per plate column")
         return spec

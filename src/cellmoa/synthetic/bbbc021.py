@@ -44,6 +44,7 @@ from cellmoa.synthetic.rendering import (
     PlateWriter,
     camera,
     cell_window,
+    from_settings,
     illumination_field,
     nucleus_mask,
     smooth_noise,
@@ -121,11 +122,7 @@ class BatchEffects:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "BatchEffects":
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown batch effect(s): {', '.join(unknown)}; known: {', '.join(cls.__dataclass_fields__)}")
-        return cls(**values)
+        return from_settings(cls, values, "batch effect")
 
     def week(self, seed: int, week: int, weeks: int) -> dict:
         """The effects of one week (1-based): ``gain``/``offset``/``stain`` per channel, ``blur``
@@ -200,12 +197,7 @@ class SyntheticSpec:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "SyntheticSpec":
-        values = dict(values or {})
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown synthetic dataset parameter(s): {', '.join(unknown)}")
-        return cls(**values)
+        return from_settings(cls, values, "synthetic dataset parameter")
 
     def write(self, out_dir: Path, archives: bool = True) -> Path:
         return synthesize(self, out_dir, archives)

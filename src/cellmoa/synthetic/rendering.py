@@ -14,6 +14,17 @@ import numpy as np
 from cellmoa.files import atomic_path
 
 
+def from_settings(cls, values: dict | None, what: str):
+    """``cls(**values)`` for a dataclass of settings, refusing unknown keys by name (``what``
+    says what they are: "synthetic dataset parameter", "batch effect")."""
+    values = dict(values or {})
+    known = list(cls.__dataclass_fields__)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what}(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return cls(**values)
+
+
 def stable_seed(*parts) -> list[int]:
     """A seed for ``np.random.default_rng`` from any values, the same in every Python process."""
     digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
