@@ -120,6 +120,8 @@ def plot_matching(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+# the column names of cellmoa.matching, spelled here so that this module (imported by the
+# preprocessing rules too) does not pull in the matching stack (copairs, scikit-learn)
 MOA = "Metadata_MoA"
 BATCH = "Metadata_Batch"
 

@@ -151,10 +151,6 @@ class BatchEffects:
             out["offset"][channel] += self.channel_offset / 3.0 * float(rng.uniform(-1, 1))
         return out
 
-    @property
-    def active(self) -> bool:
-        return any(getattr(self, f) for f in self.__dataclass_fields__)
-
 
 @dataclass
 class SyntheticSpec:
@@ -305,13 +301,13 @@ def add_debris(rng: np.random.Generator, layers: dict[str, np.ndarray], mean_cou
     """Out-of-focus autofluorescent specks added to a field's signal layers, in place: a Poisson
     number of Gaussian blobs (sigma 1.5-4 px, amplitude 0.3-0.9), in every channel (DAPI brightest)."""
     h, w = next(iter(layers.values())).shape
-    yy, xx = np.mgrid[0:h, 0:w]
     for _ in range(rng.poisson(mean_count)):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         sigma, amplitude = rng.uniform(1.5, 4.0), rng.uniform(0.3, 0.9)
         r = int(np.ceil(4 * sigma))
         rows, cols = slice(max(int(cy) - r, 0), min(int(cy) + r + 1, h)), slice(max(int(cx) - r, 0), min(int(cx) + r + 1, w))
-        blob = amplitude * np.exp(-((yy[rows, cols] - cy) ** 2 + (xx[rows, cols] - cx) ** 2) / (2 * sigma**2))
+        yy, xx = np.ogrid[rows, cols]  # the blob's window only
+        blob = amplitude * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
         for channel, weight in DEBRIS_WEIGHTS.items():
             layers[channel][rows, cols] += weight * blob
 
