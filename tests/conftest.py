@@ -76,3 +76,13 @@ def e2e_run(tmp_path_factory):
     config = write_config(work / "config.yaml", E2E_CONFIG)
     proc = snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}")
     return work, config, proc
+
+
+@pytest.fixture(scope="session")
+def tiny_tensors_unannotated(tiny_raw, tmp_path_factory) -> Path:
+    """The tiny tensors with the unannotated compound's crops kept (prediction.unannotated)."""
+    from cellmoa.datasets import BBBC021
+    from cellmoa.preprocessing import build_tensors
+
+    spec, raw = tiny_raw
+    return build_tensors(BBBC021(), raw, tmp_path_factory.mktemp("tensors_unannotated"), spec.plates(), unannotated=True)

@@ -64,5 +64,7 @@ E2E_CONFIG = {
         "folds": {"scheme": "nsc", "compounds": ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]},
         "weights": "none", "input_size": 32, "epochs": 1, "batch_size": 8, "optimizer": "adam", "learning_rate": 0.001,
     },
+    # four calibration compounds: sets smaller than every MoA up to 4/5 coverage
+    "prediction": {"coverage": 0.75},
 }
 E2E_FOLDS = {"nocodazole": "nocodazole", "vincristine": "vincristine", "cytochalasin-b": "cytochalasin B", "latrunculin-b": "latrunculin B"}

@@ -102,7 +102,7 @@ def test_demo_pipeline_through_slurm(slurm, e2e_run, tmp_path):
     for jobid in jobs:
         record = _scontrol(jobid)
         assert re.search(r"(TresPerJob|TRES)=\S*gres/gpu[:=]1|gpu:1", record), record
-    for fold in E2E_FOLDS:
+    for fold in [*E2E_FOLDS, "all"]:  # the all-compound fold (rule train_all) too
         log = (work / f"logs/train/ResNet50/{fold}.log").read_text()
         assert "CUDA_VISIBLE_DEVICES=0" in log, "the job did not run inside a SLURM GPU allocation"
 
@@ -111,11 +111,12 @@ def test_demo_pipeline_through_slurm(slurm, e2e_run, tmp_path):
         a = pd.read_csv(local / f"results/models/ResNet50/{fold}/predictions.tsv", sep="\t")
         b = pd.read_csv(work / f"results/models/ResNet50/{fold}/predictions.tsv", sep="\t")
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
-    pd.testing.assert_frame_equal(
-        pd.read_csv(local / "results/tables/treatments_ResNet50.tsv", sep="\t"),
-        pd.read_csv(work / "results/tables/treatments_ResNet50.tsv", sep="\t"),
-        check_exact=False, rtol=1e-6,
-    )
+    for table in ("treatments_ResNet50.tsv", "unannotated_ResNet50.tsv", "calibration.tsv"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(local / "results/tables" / table, sep="\t"),
+            pd.read_csv(work / "results/tables" / table, sep="\t"),
+            check_exact=False, rtol=1e-6,
+        )
 
     # a single-fold rerun submits only that fold's training job
     target = "results/models/ResNet50/latrunculin-b/predictions.tsv"

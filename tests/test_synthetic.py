@@ -191,3 +191,25 @@ def test_batch_effects_show_in_the_images(tmp_path):
     gain = {c: np.mean([i.mean() for i in weeks[dirty][c]]) / np.mean([i.mean() for i in plain_weeks[dirty][c]])
             for c in ("DAPI", "Actin")}
     assert gain["DAPI"] > 1.05 and gain["DAPI"] > gain["Actin"]
+
+
+def test_unlabelled_compounds_carry_a_hidden_moa(tmp_path):
+    """An unlabelled compound given with a hidden MoA is imaged with that MoA's phenotype (a
+    trained one to recognise, or an MoA no annotated compound has) but published without a label;
+    the truth is kept in synthetic_spec.json. A list gives each compound an MoA of its own."""
+    import json
+
+    from cellmoa.synthetic.bbbc021 import archetype
+
+    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=32, image_width=48,
+                     unlabelled_compounds={"AZ-K": "Microtubule destabilizers", "AZ-N": "Eg5 inhibitors"})
+    assert spec.hidden_moas() == {"AZ-K": "Microtubule destabilizers", "AZ-N": "Eg5 inhibitors"}
+    raw = synthesize(spec, tmp_path / "raw", archives=False)
+    meta = BBBC021().read_metadata(raw)
+    assert set(meta.loc[meta["compound"].isin(["AZ-K", "AZ-N"]), "moa"]) == {""}
+    saved = json.loads((raw / "synthetic_spec.json").read_text())
+    assert SyntheticSpec.from_dict(saved).hidden_moas() == spec.hidden_moas()
+    # the phenotype drawn is the hidden MoA's archetype (with the compound's own small deviation)
+    known = compound_phenotype(spec, "Microtubule destabilizers", "AZ-K")
+    assert known["tubulin_texture"] == pytest.approx(archetype("Microtubule destabilizers")["tubulin_texture"], rel=0.2)
+    assert tiny_spec(unlabelled_compounds=["X", "Y"]).hidden_moas() == {"X": "_unlabelled_0", "Y": "_unlabelled_1"}

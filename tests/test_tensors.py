@@ -301,3 +301,29 @@ def test_both_plate_jobs_log_their_progress(marked, caplog):
     assert f"{plate} tensors: {n_labelled} of {n_labelled} fields (100%)" in caplog.text
     every = -(-len(rows) // 10)  # a line every tenth (rounded up) of the fields, and the last
     assert caplog.text.count(f"{plate} illumination:") == len(rows) // every + (len(rows) % every > 0)
+
+
+def test_unannotated_fields_are_kept_flagged_only_when_asked(tmp_path):
+    """prediction.unannotated: the fields of compounds without an MoA are stored with annotated = 0
+    (never trainable), the labelled ones with 1, the controls with 0; without it they are left out."""
+    from cellmoa.folds import trainable, unannotated
+    from cellmoa.preprocessing import build_tensors
+
+    spec = tiny_spec(weeks=1, plates_per_week=1, image_height=32, image_width=48, unlabelled_compounds=["AZ-U1", "AZ-U2"])
+    raw = synthesize(spec, tmp_path / "raw", archives=False)
+    settings = TensorSettings.from_config({"control_fields_per_plate": 1}, DS)
+    with_them = read_crop_metadata(build_tensors(DS, raw, tmp_path / "with", settings=settings, unannotated=True))
+    without = read_crop_metadata(build_tensors(DS, raw, tmp_path / "without", settings=settings))
+    new = with_them[with_them["compound"].isin(["AZ-U1", "AZ-U2"])]
+    assert len(new) > 0 and (new["annotated"] == 0).all() and (new["moa"] == "").all() and (new["is_control"] == 0).all()
+    assert set(with_them.loc[with_them["annotated"] == 1, "compound"]) == set(spec.compounds)
+    assert (with_them.loc[with_them["is_control"] == 1, "annotated"] == 0).all()
+    assert not trainable(with_them)[new.index].any() and unannotated(with_them)[new.index].all()
+    assert not set(without["compound"]) & {"AZ-U1", "AZ-U2"}
+    assert len(without) == len(with_them) - len(new)
+    # tensors written before the flag: labelled treatments read as annotated
+    path = tmp_path / "without" / "all.h5"
+    with h5py.File(path, "a") as f:
+        del f["metadata/annotated"]
+    old = read_crop_metadata(path)
+    assert (old["annotated"] == ((old["moa"] != "") & (old["is_control"] == 0)).astype(int)).all()

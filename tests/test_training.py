@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.checkpoints import Checkpoint
 from cellmoa.folds import run_workload, select_fold
 from cellmoa.inputs import augment_batch, make_dataset, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
@@ -213,15 +212,64 @@ def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tm
     assert not (tmp_path / "together" / "nocodazole" / "checkpoint").exists()
     with h5py.File(folds["cytochalasin B"].embeddings) as f, h5py.File(folds["nocodazole"].embeddings) as g:
         assert f["embeddings"].shape == g["embeddings"].shape and not np.array_equal(f["embeddings"][()], g["embeddings"][()])
-    # a fold whose checkpoint says it is finished (a per_network job killed after it) is predicted, not retrained
+    # a fold that finished in a per_network job killed later keeps its results in its checkpoint
+    # folder; the rerun (Snakemake has deleted the incomplete job's outputs) restores them, untrained
     done = folds["cytochalasin B"]
-    history = done.history.read_text()
-    Checkpoint(done.checkpoint_dir).adopt(done.model, small_settings().epochs, pd.read_csv(done.history, sep="\t"))
+    trainer = FoldTrainer(tiny_tensors, small_settings())
+    first = trainer.train("cytochalasin B", done, keep_checkpoint=True)
+    history, embeddings = done.history.read_text(), done.embeddings.read_bytes()
+    for path in done.files():
+        path.unlink()
+    caplog.clear()
     with caplog.at_level("INFO"):
-        again = FoldTrainer(tiny_tensors, small_settings()).train("cytochalasin B", done)
-    assert "resuming from the checkpoint" in caplog.text and "epoch 1/1:" not in caplog.text
-    np.testing.assert_array_equal(together["cytochalasin B"][prob_cols].to_numpy(), again[prob_cols].to_numpy())
-    assert done.history.read_text() == history and not done.checkpoint_dir.exists()
+        again = trainer.train("cytochalasin B", done, keep_checkpoint=True)
+    assert "results restored" in caplog.text and "epoch 1/1:" not in caplog.text
+    np.testing.assert_array_equal(first[prob_cols].to_numpy(), again[prob_cols].to_numpy())
+    assert done.history.read_text() == history and done.embeddings.read_bytes() == embeddings
+    assert done.model.is_file()
+    # an incomplete set of kept results is not restored: the fold is made again (from its model checkpoint)
+    (done.checkpoint_dir / "results" / "predictions.tsv").unlink()
+    done.predictions.unlink()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        trainer.train("cytochalasin B", done, keep_checkpoint=True)
+    assert "results restored" not in caplog.text and done.predictions.is_file()
+    # results kept by other settings are never restored
+    for path in done.files():
+        path.unlink()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        FoldTrainer(tiny_tensors, small_settings(seed=9)).train("cytochalasin B", done, keep_checkpoint=True)
+    assert "results restored" not in caplog.text and "kept results of other settings" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_all_compound_fold_trains_on_every_annotated_compound_and_predicts_the_others(tiny_tensors_unannotated, tmp_path):
+    """Fold "all": trained on every annotated crop (never an unannotated or control one), it
+    predicts exactly the unannotated crops and embeds every crop; a leave-one-out fold's model
+    embeds all but the unannotated ones (NaN rows). training.fold_models: false writes no model
+    for a leave-one-out fold."""
+    from cellmoa.folds import ALL_FOLD
+    from cellmoa.tensors import read_crop_metadata
+
+    meta = read_crop_metadata(tiny_tensors_unannotated)
+    new = (meta["annotated"] == 0) & (meta["is_control"] == 0)
+    assert new.any()
+    loco = _outputs(tmp_path / "nocodazole")
+    loco = FoldOutputs(None, loco.history, loco.predictions, loco.fold, loco.checkpoint_dir, loco.embeddings)
+    folds = {"nocodazole": loco, ALL_FOLD: _outputs(tmp_path / "all")}
+    results = train_folds(tiny_tensors_unannotated, folds, small_settings())
+    assert not (tmp_path / "nocodazole" / "model.keras").exists() and (tmp_path / "all" / "model.keras").is_file()
+    predicted = results[ALL_FOLD]
+    assert set(predicted["Metadata_Compound"]) == set(meta.loc[new, "compound"]) and len(predicted) == new.sum()
+    assert (predicted["Metadata_Fold"] == ALL_FOLD).all()
+    info = json.loads((tmp_path / "all" / "fold.json").read_text())
+    assert info["n_train_crops"] == int(((meta["annotated"] == 1)).sum())
+    assert set(info["train_compounds"]) == set(meta.loc[meta["annotated"] == 1, "compound"])
+    with h5py.File(folds[ALL_FOLD].embeddings) as f, h5py.File(loco.embeddings) as g:
+        everything, held = f["embeddings"][()].astype(np.float32), g["embeddings"][()].astype(np.float32)
+    assert len(everything) == len(held) == len(meta) and np.isfinite(everything).all()
+    assert np.isnan(held[new.to_numpy()]).all() and np.isfinite(held[~new.to_numpy()]).all()
 
 
 @pytest.mark.slow

@@ -21,6 +21,11 @@ def test_real_config_plans_114_gpu_training_jobs(tmp_path):
     train = [j for j in jobs if j["rule"] == "train"]
     assert len(train) == 114
     assert all(j["resources"].get("gpu") == "1" for j in train)
+    # and one all-compound fold per network, predicting the ~75 unannotated compounds
+    train_all = [j for j in jobs if j["rule"] == "train_all"]
+    assert sorted(j["wildcards"]["network"] for j in train_all) == ["InceptionResNetV2", "InceptionV3", "ResNet50"]
+    assert all(j["resources"].get("gpu") == "1" for j in train_all)
+    assert "results/tables/unannotated_Ensemble.tsv" in proc.stdout
     assert {j["wildcards"]["network"] for j in train} == {"ResNet50", "InceptionV3", "InceptionResNetV2"}
     assert "mevinolin-lovastatin" in {j["wildcards"]["fold"] for j in train}
     assert len([j for j in jobs if j["rule"] == "download_plate"]) == 55
@@ -43,6 +48,8 @@ def test_the_demo_plans_one_training_job_per_network(tmp_path):
     assert all(j["resources"].get("gpu") == "1" for j in per_network)
     demo = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
     assert "results/models/InceptionV3/az841/predictions.tsv" in proc.stdout
+    assert "results/models/InceptionV3/all/model.keras" in proc.stdout  # the all-compound fold's model is kept
+    assert "results/models/InceptionV3/az841/model.keras" not in proc.stdout  # training.fold_models: false
     assert len(demo["training"]["folds"]["compounds"]) == 6
 
 
@@ -163,7 +170,32 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert (work / "results/plots/matching.png").stat().st_size > 1000
     assert (work / "results/plots/profiles_ResNet50.png").stat().st_size > 1000
     assert not (tables / "nearest_neighbours_Ensemble.tsv").exists()
+    # the unannotated compound: kept in the tensors (annotated = 0), never trained on or scored,
+    # predicted by the all-compound fold, calibrated on the four leave-one-out folds
+    unannotated = meta[(meta["annotated"] == 0) & (meta["is_control"] == 0)]
+    assert set(unannotated["compound"]) == {"AZ-U1"}
+    assert "AZ-U1" not in set(predictions["Metadata_Compound"]) | set(treatments["Metadata_Compound"])
+    assert "AZ-U1" not in set(all_matches["Metadata_Compound"]) | set(all_matches["neighbour_compound"].dropna())
+    all_fold = pd.read_csv(work / "results/models/ResNet50/all/predictions.tsv", sep="\t")
+    assert set(all_fold["Metadata_Compound"]) == {"AZ-U1"} and len(all_fold) == len(unannotated)
+    info = yaml.safe_load((work / "results/models/ResNet50/all/fold.json").read_text())
+    assert sorted(info["train_compounds"]) == sorted(["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"])
+    table = pd.read_csv(tables / "unannotated_ResNet50.tsv", sep="\t")
+    assert list(table.columns[:14]) == ["Metadata_Compound", "Metadata_Concentration", "n_crops", "n_wells", "n_replicates",
+                                        "top_moa", "top_probability", "margin", "prediction_set", "set_size", "novel",
+                                        "novel_reason", "novelty_p_value", "dose_consistent"]
+    assert {"neighbour_1_compound", "neighbour_3_similarity", "prob_Actin disruptors"} <= set(table.columns)
+    assert len(table) == 2 and set(table["Metadata_Concentration"]) == {0.3, 3.0}
+    assert (table["n_replicates"] == 2).all() and table["top_probability"].between(0, 1).all()
+    assert set(table["neighbour_1_compound"]) <= {"nocodazole", "vincristine", "cytochalasin B", "latrunculin B"}
+    calibration = pd.read_csv(tables / "calibration.tsv", sep="\t")
+    assert set(calibration["Metadata_Network"]) == {"ResNet50"} and calibration["configured"].sum() == 1
+    assert (calibration["n_treatments"] == 8).all() and (calibration["n_compounds"] == 4).all()
+    assert (work / "results/plots/unannotated.png").stat().st_size > 1000
+    assert (work / "results/plots/calibration.png").stat().st_size > 1000
+    assert not (tables / "unannotated_Ensemble.tsv").exists()
     # logs per job
+    assert (work / "logs/train/ResNet50/all.log").stat().st_size > 0
     assert (work / "logs/train/ResNet50/nocodazole.log").stat().st_size > 0
     assert "epoch 1/1" in (work / "logs/train/ResNet50/nocodazole.log").read_text()
 
@@ -183,7 +215,7 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     # nothing else is out of date but the tables that read this fold
     dry = snakemake("-n", "--cores", "2", "--directory", str(work), f"--configfile={config}")
     rules = {j["rule"] for j in planned_jobs(dry.stdout)}
-    assert "train" not in rules and rules <= {"aggregate", "summary", "matching_plot", "all"}
+    assert "train" not in rules and rules <= {"aggregate", "summary", "matching_plot", "unannotated", "all"}
 
 
 def meta_plate(work):
@@ -221,7 +253,8 @@ def test_the_html_report_builds(e2e_run):
     snakemake("--directory", str(work), f"--configfile={config}", "--report", "results/report.html", timeout=600)
     html = (work / "results/report.html").read_text(errors="replace")
     assert len(html) > 10000
-    for expected in ("summary.tsv", "confusion_ResNet50.png", "accuracy.png", "Kensert", "matching.png", "profiles_ResNet50.png"):
+    for expected in ("summary.tsv", "confusion_ResNet50.png", "accuracy.png", "Kensert", "matching.png", "profiles_ResNet50.png",
+                     "unannotated.png", "calibration.png", "unannotated_ResNet50.tsv"):
         assert expected in html, expected
 
 

@@ -6,6 +6,10 @@ it survives a failed job) holds the model with its optimizer state as ``model-ep
 to a person watching the job. Every write goes to a temporary name first and ``state.json`` is
 replaced last, so a restart always finds a consistent checkpoint.
 
+A fold that finished in a multi-fold job keeps its results (predictions, embeddings, history,
+and its model where it is kept) hard-linked in its folder until the job ends
+(:meth:`Checkpoint.keep_results`), so a rerun after a kill restores them instead of training it again.
+
 How often: ``checkpoint_minutes`` (training settings) is the least time between two saves of the
 model; 0 saves after every epoch, so a kill loses at most the epoch that was running. A saved
 InceptionResNetV2 with Adam state is ~620 MiB and takes ~8 s to write on a CPU machine: on the
@@ -75,21 +79,47 @@ class Checkpoint:
             model.save(tmp)
         self._write_state(name, epochs_done)
 
-    def adopt(self, model_file: Path, epochs_done: int, history: pd.DataFrame | None = None) -> None:
-        """Record a finished fold without writing the model again: ``model_file`` (the fold's
-        saved model) is hard-linked into the folder (copied where links are not possible), with
-        ``history`` (default: the epochs recorded by this object)."""
-        if history is not None:
-            self.rows = [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
-                         for row in history.to_dict("records")]
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"model-epoch{epochs_done}.keras"
-        with atomic_path(self.folder / name) as tmp:
-            try:
-                os.link(model_file, tmp)
-            except OSError:
-                shutil.copyfile(model_file, tmp)
-        self._write_state(name, epochs_done)
+    def keep_results(self, files: list[Path], made_with: str = "") -> None:
+        """Keep a finished fold's output ``files`` (hard links, copies where links are not
+        possible) for :meth:`restore_results`, with ``made_with`` (what made them: the fold and
+        its settings); the list is written last."""
+        folder = self.folder / "results"
+        folder.mkdir(parents=True, exist_ok=True)
+        names = []
+        for path in map(Path, files):
+            with atomic_path(folder / path.name) as tmp:
+                try:
+                    os.link(path, tmp)
+                except OSError:
+                    shutil.copyfile(path, tmp)
+            names.append(path.name)
+        write_text(folder / "done.json", json.dumps({"files": names, "made_with": made_with}))
+
+    def restore_results(self, files: list[Path], made_with: str = "") -> bool:
+        """Put back the outputs kept by :meth:`keep_results`; False (nothing done) unless every
+        one of ``files`` was kept, by the same ``made_with`` (results of other settings are
+        never restored)."""
+        folder = self.folder / "results"
+        done = folder / "done.json"
+        if not done.exists():
+            return False
+        kept = json.loads(done.read_text())
+        if not isinstance(kept, dict) or set(kept.get("files", [])) != {Path(f).name for f in files}:
+            return False
+        if not all((folder / Path(f).name).is_file() for f in files):
+            log.info("%s: a kept result is missing; the fold is made again", folder)
+            return False
+        if kept.get("made_with") != made_with:
+            log.info("%s: kept results of other settings are not restored; the fold is made again", folder)
+            return False
+        for path in map(Path, files):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                try:
+                    os.link(folder / path.name, tmp)
+                except OSError:
+                    shutil.copyfile(folder / path.name, tmp)
+        return True
 
     def end_epoch(self, model, epoch: int, logs: dict, last: bool) -> None:
         """After epoch ``epoch`` (0-based): record its logs, and save the model when due (after

@@ -8,6 +8,27 @@ import sys
 from pathlib import Path
 
 
+def _print_unannotated(folder: Path, read_tsv, format_table) -> None:
+    """The unannotated compounds' predictions (the ensemble's, else each network's) and the
+    calibration at the configured coverage, where the run made them."""
+    tables = sorted(folder.glob("unannotated_*.tsv"))
+    ensemble = [t for t in tables if t.stem == "unannotated_Ensemble"]
+    for path in ensemble or tables:
+        table = read_tsv(path)
+        columns = [c for c in ("Metadata_Compound", "Metadata_Concentration", "top_moa", "top_probability", "margin",
+                               "prediction_set", "novel", "novel_reason", "dose_consistent", "neighbour_1_compound",
+                               "neighbour_1_similarity") if c in table.columns]
+        print(f"\n== {path.stem[len('unannotated_'):]}: unannotated compounds, most confident first ({path})")
+        print(format_table(table[columns]))
+    calibration = folder / "calibration.tsv"
+    if calibration.exists():
+        table = read_tsv(calibration)
+        table = table[table["configured"].astype(str).str.lower() == "true"]
+        print(f"\n== Prediction sets at the configured coverage: leave-one-compound-out coverage and set size ({calibration})")
+        print(format_table(table[["Metadata_Network", "nominal_coverage", "empirical_coverage", "coverage_ci_low",
+                                  "coverage_ci_high", "mean_set_size", "empty_sets", "n_treatments", "n_compounds"]]))
+
+
 def _tables(args) -> int:
     from cellmoa.files import read_tsv
     from cellmoa.reporting import INTERVALS, compact_summary, format_table
@@ -34,6 +55,7 @@ def _tables(args) -> int:
     print(f"\n== Summary across networks ({summary}; every column there)")
     print(compact_summary(read_tsv(summary)).to_string(index=False))
     print(f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; mAP: copairs)")
+    _print_unannotated(folder, read_tsv, format_table)
     report = folder.parent / "report.html"
     if report.exists():
         print(f"\nHTML report: {report}")

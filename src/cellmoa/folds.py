@@ -8,7 +8,9 @@ A fold scheme names the metadata column a fold holds out, one fold per value of 
 
 To add a scheme: an entry in :data:`FOLD_COLUMNS`, its rule in :func:`select_fold`, the scheme in
 the datasets' ``fold_schemes`` that support it, and in the config schema's ``folds.scheme`` enum.
-Fold names in paths are slugs of the held-out value (:func:`fold_slug`).
+Fold names in paths are slugs of the held-out value (:func:`fold_slug`). One more fold,
+:data:`ALL_FOLD`, holds out nothing: it trains on every annotated compound and predicts the
+unannotated treatments (:func:`select_all_fold`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ FOLD_COLUMNS = {
 }
 
 
+#: the fold that trains on every annotated compound and predicts the unannotated treatments
+ALL_FOLD = "all"
+
+
 def fold_slug(compound: str) -> str:
     """A file-name-safe, wildcard-safe name for a fold that holds out ``compound``.
 
@@ -46,6 +52,11 @@ def fold_slugs(compounds: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for compound in compounds:
         slug = fold_slug(compound)
+        if slug == ALL_FOLD:
+            raise ValueError(
+                f"the fold name {slug!r} of {compound!r} is taken by the all-compound fold; rename the compound "
+                "in the metadata or leave it out of the fold list"
+            )
         if slug in out and out[slug] != compound:
             raise ValueError(
                 f"compounds {out[slug]!r} and {compound!r} both give the fold name {slug!r}; "
@@ -85,14 +96,14 @@ class Fold:
 
     @property
     def column(self) -> str:
-        return FOLD_COLUMNS[self.scheme]
+        return FOLD_COLUMNS.get(self.scheme, "compound")
 
     def summary(self, metadata: pd.DataFrame) -> dict:
         train = metadata.iloc[self.train_index]
         return {
             "held_out": self.held_out,
             "held_out_column": self.column,
-            **({"held_out_compound": self.held_out} if self.column == "compound" else {}),
+            **({"held_out_compound": self.held_out} if self.column == "compound" and self.scheme != ALL_FOLD else {}),
             "scheme": self.scheme,
             "classes": self.classes,
             "excluded_batches": self.excluded_batches,
@@ -105,8 +116,21 @@ class Fold:
 
 
 def trainable(metadata: pd.DataFrame) -> np.ndarray:
-    """Rows that may be trained on and scored: labelled treatments, never control crops."""
+    """Rows that may be trained on and scored: labelled treatments, never control crops, never
+    the crops of unannotated compounds."""
     mask = (metadata["moa"] != "").to_numpy().copy()
+    if "is_control" in metadata.columns:
+        mask &= ~metadata["is_control"].to_numpy(dtype=bool)
+    if "annotated" in metadata.columns:
+        mask &= metadata["annotated"].to_numpy(dtype=bool)
+    return mask
+
+
+def unannotated(metadata: pd.DataFrame) -> np.ndarray:
+    """Rows of the treatments of unannotated compounds (to be predicted, never trained on or scored)."""
+    if "annotated" not in metadata.columns:
+        return np.zeros(len(metadata), bool)
+    mask = ~metadata["annotated"].to_numpy(dtype=bool)
     if "is_control" in metadata.columns:
         mask &= ~metadata["is_control"].to_numpy(dtype=bool)
     return mask
@@ -124,6 +148,8 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
 
     Classes are all MoAs present in the tensors (so every fold has the same output layer).
     """
+    if held_out == ALL_FOLD:
+        return select_all_fold(metadata)
     if scheme not in FOLD_COLUMNS:
         raise ValueError(f"unknown fold scheme {scheme!r}; use one of {', '.join(FOLD_COLUMNS)}")
     column = FOLD_COLUMNS[scheme]
@@ -144,6 +170,20 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
     for held_moa in sorted(set(metadata.loc[is_test, "moa"]) - trained):
         log.warning("fold %s: no training crops of its MoA %r are left; it cannot be predicted right", held_out, held_moa)
     return Fold(held_out, scheme, classes, np.flatnonzero(train), np.flatnonzero(is_test), excluded)
+
+
+def select_all_fold(metadata: pd.DataFrame) -> Fold:
+    """The all-compound fold: trains on every annotated treatment, predicts the unannotated ones
+    (its ``test_index``; refused when there are none)."""
+    train, test = trainable(metadata), unannotated(metadata)
+    if not train.any():
+        raise ValueError("the all-compound fold has no annotated crops to train on")
+    if not test.any():
+        raise ValueError(
+            "the all-compound fold has no unannotated crops to predict: the tensors were made without "
+            "prediction.unannotated, or the dataset has no compound without an MoA (set prediction.unannotated: false)"
+        )
+    return Fold(ALL_FOLD, ALL_FOLD, fold_classes(metadata), np.flatnonzero(train), np.flatnonzero(test), [])
 
 
 def run_workload(metadata: pd.DataFrame, held_out: list[str], scheme: str, epochs: int) -> dict[str, int]:

@@ -125,21 +125,31 @@ def nearest_neighbour_accuracy(table: pd.DataFrame, scheme: str = "nsc", control
     return float(scored.astype(float).mean()) if len(scored) else float("nan")
 
 
+#: the MoA label the profiles of unannotated treatments carry (never a real MoA's name)
+UNANNOTATED = "(unannotated)"
+
 #: which profiles a match was made with: "raw" (mean embeddings) or "postprocessed"
 #: (``profiles.postprocess`` applied to well profiles, controls included, before averaging)
 PROFILES = "Metadata_Profiles"
 
 
-def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray, controls: bool = False) -> pd.DataFrame:
+def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray, controls: bool = False,
+                    unannotated: bool = False) -> pd.DataFrame:
     """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings: the
-    treatment crops, and with ``controls`` the control crops too (``Metadata_IsControl`` = 1)."""
+    annotated treatment crops, with ``controls`` the control crops too (``Metadata_IsControl`` =
+    1), with ``unannotated`` the crops of unannotated compounds too (their ``Metadata_MoA`` is
+    :data:`UNANNOTATED`)."""
+    from cellmoa.folds import unannotated as unannotated_rows
     from cellmoa.postprocessing import IS_CONTROL
 
     if len(metadata) != len(embeddings):
         raise ValueError(f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row")
     is_control = metadata["is_control"].to_numpy(dtype=bool) if "is_control" in metadata.columns else np.zeros(len(metadata), bool)
-    keep = np.ones(len(metadata), bool) if controls else ~is_control
-    metadata = metadata[keep]
+    is_unannotated = unannotated_rows(metadata)
+    keep = (np.ones(len(metadata), bool) if controls else ~is_control) & (unannotated | ~is_unannotated)
+    metadata = metadata[keep].copy()
+    if unannotated:
+        metadata.loc[is_unannotated[keep], "moa"] = UNANNOTATED
     table = pd.DataFrame({
         "Metadata_Plate": metadata["plate"].to_numpy(),
         "Metadata_Well": metadata["well"].to_numpy(),
@@ -178,16 +188,19 @@ def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFram
 
 
 def fold_profiles(metadata: pd.DataFrame, embeddings: np.ndarray, chain: list | None = None,
-                  control: str | None = None, source: str = "embeddings"):
+                  control: str | None = None, source: str = "embeddings", unannotated: bool = False):
     """Treatment profiles of one fold model's embeddings: ``[("raw", profiles)]`` and, with a
     post-processing ``chain``, ``("postprocessed", profiles)`` from the well profiles (controls
-    included) put through the chain before averaging; returns (variants, what each step did)."""
+    included) put through the chain before averaging; returns (variants, what each step did).
+    With ``unannotated`` the unannotated treatments are profiled too (MoA :data:`UNANNOTATED`;
+    they take no part in fitting the chain, which is fit on the controls)."""
     from cellmoa.postprocessing import postprocess
 
-    variants = [("raw", treatment_profiles(embedding_table(metadata, embeddings), source=source))]
+    raw = embedding_table(metadata, embeddings, unannotated=unannotated)
+    variants = [("raw", treatment_profiles(raw, source=source))]
     notes = pd.DataFrame(columns=["step", "what"])
     if chain:
-        wells = embedding_table(metadata, embeddings, controls=True)
+        wells = embedding_table(metadata, embeddings, controls=True, unannotated=unannotated)
         features = [c for c in wells.columns if not str(c).startswith("Metadata_")]
         wells, features, notes = postprocess(well_profiles(wells, features), features, chain, source)
         variants.append(("postprocessed", treatment_profiles(wells, features=features, control=control, source=source)))

@@ -180,3 +180,53 @@ def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path:
     fig.tight_layout(rect=(0, 0, 0.8, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_unannotated(table: pd.DataFrame, title: str, path: Path) -> None:
+    """Heat map of unannotated treatments (rows, in the table's order: most confident first) x
+    MoAs (columns): the treatment probabilities, the MoAs of each prediction set outlined, novel
+    treatments marked in their label."""
+    plt = _pyplot()
+    prob_cols = [c for c in table.columns if str(c).startswith("prob_")]
+    classes = [c[len("prob_"):] for c in prob_cols]
+    values = table[prob_cols].to_numpy(np.float64) if len(table) else np.zeros((0, len(classes)))
+    labels = [f"{c} {float(x):g} uM" + ("  [novel]" if bool(n) else "")
+              for c, x, n in zip(table["Metadata_Compound"], table["Metadata_Concentration"], table["novel"])]
+    fig, ax = plt.subplots(figsize=(0.7 * len(classes) + 5.5, 0.32 * max(len(table), 1) + 2.6))
+    im = ax.imshow(values if len(table) else np.zeros((1, len(classes))), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i, members in enumerate(table["prediction_set"].fillna("")):
+        for j, moa in enumerate(classes):
+            if moa in str(members).split("; "):
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
+    ax.set_xticks(range(len(classes)), classes, rotation=50, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="treatment probability (outlined: in the prediction set)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_calibration(calibration: pd.DataFrame, path: Path) -> None:
+    """Empirical (leave-one-compound-out) coverage of the prediction sets against the nominal
+    level, one line per network and the ensemble (Clopper-Pearson band), and the mean set size."""
+    plt = _pyplot()
+    fig, (ax, ax_size) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, rows in calibration.groupby("Metadata_Network", sort=False):
+        rows = rows.sort_values("nominal_coverage")
+        x = rows["nominal_coverage"].to_numpy(float)
+        line, = ax.plot(x, rows["empirical_coverage"].to_numpy(float), marker="o", label=name)
+        ax.fill_between(x, rows["coverage_ci_low"].to_numpy(float), rows["coverage_ci_high"].to_numpy(float),
+                        color=line.get_color(), alpha=0.12)
+        ax_size.plot(x, rows["mean_set_size"].to_numpy(float), marker="o", color=line.get_color(), label=name)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="nominal")
+    ax.set_xlim(0.45, 1.0)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel("nominal coverage")
+    ax.set_ylabel("coverage, leave one compound out (95% CI)")
+    ax_size.set_xlabel("nominal coverage")
+    ax_size.set_ylabel("mean prediction-set size (MoAs)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -109,19 +109,28 @@ class PlateFields:
 
 
 def plate_fields(dataset, metadata: pd.DataFrame, plate: str, raw_dir: Path,
-                 restrictions: list[dict] | None = None, control_fields: int = 0) -> PlateFields:
-    """The fields of ``plate`` the tensors store: labelled, ``restrictions`` applied, and
-    ``control_fields`` of its control fields (:func:`control_sample`), flagged ``is_control``."""
+                 restrictions: list[dict] | None = None, control_fields: int = 0,
+                 unannotated: bool = False) -> PlateFields:
+    """The fields of ``plate`` the tensors store: labelled (``annotated`` = 1), with
+    ``unannotated`` the fields of compounds without an MoA too (``annotated`` = 0, to be
+    predicted), ``restrictions`` applied to both, and ``control_fields`` of its control fields
+    (:func:`control_sample`), flagged ``is_control``."""
     on_plate = metadata[metadata["plate"] == plate]
     labelled = dataset.labelled(on_plate)
-    kept = restrict(labelled, restrictions).assign(is_control=0)
+    kept = restrict(labelled, restrictions).assign(is_control=0, annotated=1)
     if len(kept) < len(labelled):
         log.info("%s: %d labelled field(s) left out by preprocessing.restrictions", plate, len(labelled) - len(kept))
+    if unannotated:
+        others = dataset.unannotated(on_plate)
+        kept_others = restrict(others, restrictions).assign(is_control=0, annotated=0)
+        log.info("%s: %d field(s) of %d unannotated compound(s) stored, to be predicted", plate, len(kept_others),
+                 kept_others["compound"].nunique())
+        kept = pd.concat([kept, kept_others], ignore_index=True)
     controls = control_sample(dataset.controls(on_plate), control_fields)
     if control_fields:
         log.info("%s: %d of %d control field(s) stored for profile normalisation", plate, len(controls),
                  len(dataset.controls(on_plate)))
-    rows = pd.concat([kept, controls.assign(is_control=1)], ignore_index=True) if len(controls) else kept
+    rows = pd.concat([kept, controls.assign(is_control=1, annotated=0)], ignore_index=True) if len(controls) else kept
     return PlateFields(plate, rows, dataset.reference(on_plate), Path(raw_dir), tuple(dataset.channels),
                        dataset.reference_description)
 
@@ -294,7 +303,11 @@ def write_plate_tensors(
     n_empty = 0
     capacity = len(plate.rows) * geometry.rows * geometry.cols
     dtype = settings.normalization.stored_dtype
-    todo = _well_order(plate.rows, bad.image_numbers)
+    rows = plate.rows
+    if "annotated" not in rows.columns:  # rows not made by plate_fields: labelled ones are annotated
+        is_control = rows["is_control"].astype(bool) if "is_control" in rows.columns else pd.Series(False, index=rows.index)
+        rows = rows.assign(annotated=((rows["moa"] != "") & ~is_control).astype(int))
+    todo = _well_order(rows, bad.image_numbers)
     progress = Progress(plate.name, "tensors", len(todo))
     with PlateTensorWriter(out_path, capacity, crop_shape, plate.channels, dtype) as writer:
         for row, prepared in prefetched(todo, prepare, prefetch):
@@ -305,7 +318,7 @@ def write_plate_tensors(
             kept, dropped = prepared
             n_empty += dropped
             for k, crop in kept:
-                writer.add(crop, {key: k if key == "crop" else row.get(key, 0) if key == "is_control" else row[key]
+                writer.add(crop, {key: k if key == "crop" else row.get(key, 0) if key in ("is_control", "annotated") else row[key]
                                   for key in METADATA_FIELDS})
         writer.attrs.update(_plate_attributes(plate, normalizer, settings, n_empty, len(bad.records)))
     if n_empty:
@@ -341,17 +354,19 @@ def _plate_attributes(plate: PlateFields, normalizer: FieldNormalizer, settings:
 
 def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | None = None,
                   illumination: IlluminationParams | None = None,
-                  settings: TensorSettings | None = None, restrictions: list[dict] | None = None) -> Path:
+                  settings: TensorSettings | None = None, restrictions: list[dict] | None = None,
+                  unannotated: bool = False) -> Path:
     """All stages from raw plate folders to ``out_dir/all.h5`` in one call, through the same
     plate functions as the illumination, tensors and assemble_tensors rules (for tests,
-    benchmarks, notebooks). ``settings`` defaults to the dataset's crop geometry."""
+    benchmarks, notebooks). ``settings`` defaults to the dataset's crop geometry; ``unannotated``
+    keeps the unannotated compounds' fields (:func:`plate_fields`)."""
     settings = settings or TensorSettings.from_config({}, dataset)
     illumination = illumination or IlluminationParams()
     metadata = dataset.read_metadata(raw_dir)
     out_dir = Path(out_dir)
     paths = []
     for name in plates or sorted(metadata["plate"].unique()):
-        plate = plate_fields(dataset, metadata, name, raw_dir, restrictions, settings.control_fields)
+        plate = plate_fields(dataset, metadata, name, raw_dir, restrictions, settings.control_fields, unannotated)
         rows = metadata[metadata["plate"] == name]
         functions, stats = illumination_pass(rows, raw_dir, dataset.channels, illumination, reference=plate.reference)
         path = out_dir / f"{name}.h5"

@@ -8,7 +8,10 @@ Layout of ``results/tensors/<plate>.h5`` (readable with plain h5py):
   decided in :mod:`cellmoa.normalization`.
 - ``/metadata/<column>``: one 1-D dataset per column of :data:`METADATA_FIELDS`, row i
   describing ``/images[i]``; ``is_control`` is 1 for the crops of the sampled control fields
-  (``preprocessing.control_fields_per_plate``), 0 for treatments.
+  (``preprocessing.control_fields_per_plate``), 0 for treatments; ``annotated`` is 1 for the
+  treatments with a known MoA (trained on and scored) and 0 for controls and for the treatments
+  of unannotated compounds (``moa`` empty; kept with ``prediction.unannotated`` to be predicted by
+  the all-compound fold, never trained on or scored).
 - attributes: plate, channels, crop_grid (rows, cols), crop_shape, field_size, reference,
   reference_groups, reference_mean, reference_std, anscombe, stored_dtype, empty_crops_dropped,
   fields_skipped, normalization, cellmoa_version.
@@ -42,6 +45,7 @@ METADATA_FIELDS = [
     "moa",
     "image_number",
     "is_control",  # 1: a control field's crop (for normalisation; never trained on or scored)
+    "annotated",  # 1: a treatment with a known MoA (trained on, scored); 0: a control or an unannotated treatment
 ]
 STRING_FIELDS = {"plate", "batch", "cell_line", "well", "compound", "moa"}
 FLOAT_FIELDS = {"concentration"}
@@ -55,7 +59,7 @@ class PlateTensorWriter:
     >>> with PlateTensorWriter(path, capacity=1, crop_shape=(2, 2), channels=["DAPI"]) as w:
     ...     w.add(np.zeros((2, 2, 1)), {k: 0 for k in METADATA_FIELDS})
     >>> read_crop_metadata(path).shape
-    (1, 12)
+    (1, 13)
     """
 
     def __init__(self, path: Path, capacity: int, crop_shape: tuple[int, int], channels, dtype="float16"):
@@ -118,6 +122,10 @@ def read_crop_metadata(path: Path) -> pd.DataFrame:
         for key in METADATA_FIELDS:
             if key == "is_control" and key not in group:  # tensors written before controls were kept
                 data[key] = np.zeros(n, np.int64)
+                continue
+            if key == "annotated" and key not in group:  # tensors written before unannotated crops were kept
+                moa = [v.decode() for v in group["moa"][()]]
+                data[key] = ((np.array(moa) != "") & (np.asarray(data["is_control"]) == 0)).astype(np.int64)
                 continue
             values = group[key][()]
             data[key] = [v.decode() for v in values] if key in STRING_FIELDS else values

@@ -21,7 +21,7 @@ import pandas as pd
 from cellmoa import models
 from cellmoa.checkpoints import Checkpoint
 from cellmoa.files import atomic_path, write_text, write_tsv
-from cellmoa.folds import fold_classes, select_fold
+from cellmoa.folds import ALL_FOLD, fold_classes, select_fold, unannotated
 from cellmoa.gpus import use_one_gpu
 from cellmoa.inputs import make_dataset, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
@@ -29,7 +29,7 @@ from cellmoa.tensors import read_crop_metadata
 log = logging.getLogger(__name__)
 
 #: keys of the ``training:`` section that are not per-network settings
-SECTION_KEYS = ("networks", "per_network", "folds", "imagenet_weights_url", "jobs")
+SECTION_KEYS = ("networks", "per_network", "folds", "imagenet_weights_url", "jobs", "fold_models")
 
 
 @dataclass
@@ -155,14 +155,19 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 @dataclass(frozen=True)
 class FoldOutputs:
-    """Where one fold's results go (the train rule's outputs) and its checkpoint folder."""
+    """Where one fold's results go (the train rule's outputs) and its checkpoint folder; ``model``
+    None = the trained model is not kept (``training.fold_models: false``)."""
 
-    model: Path
+    model: Path | None
     history: Path
     predictions: Path
     fold: Path
     checkpoint_dir: Path
     embeddings: Path | None = None
+
+    def files(self) -> list[Path]:
+        """The output files (those that are written)."""
+        return [Path(f) for f in (self.model, self.history, self.predictions, self.fold, self.embeddings) if f is not None]
 
 
 class FoldTrainer:
@@ -230,6 +235,13 @@ class FoldTrainer:
 
         settings, metadata = self.settings, self.metadata
         fold = select_fold(metadata, held_out, settings.fold_scheme)
+        checkpoint = Checkpoint(outputs.checkpoint_dir, settings.checkpoint_minutes)
+        results = outputs.files()
+        made_with = json.dumps({"held_out": held_out, **self.settings.output_settings()}, sort_keys=True, default=str)
+        if keep_checkpoint and checkpoint.restore_results(results, made_with):
+            log.info("fold %s: finished before this job was stopped; its results restored from %s", held_out,
+                     checkpoint.folder)
+            return pd.read_csv(outputs.predictions, sep="\t", keep_default_na=False)
         class_index = {c: i for i, c in enumerate(fold.classes)}
         train_labels = np.array([class_index[m] for m in metadata["moa"].iloc[fold.train_index]], np.int64)
         summary = fold.summary(metadata)
@@ -237,7 +249,6 @@ class FoldTrainer:
         write_text(outputs.fold, json.dumps(summary, indent=2) + "\n")
         log.info("fold %s (%s): %d training crops, %d held-out crops, classes %s", held_out, fold.scheme,
                  len(fold.train_index), len(fold.test_index), fold.classes)
-        checkpoint = Checkpoint(outputs.checkpoint_dir, settings.checkpoint_minutes)
         done = self._start(checkpoint, held_out)
         callbacks = [checkpoint.callback()]
         if settings.lr_decay_epochs:
@@ -261,10 +272,9 @@ class FoldTrainer:
                 shuffle=False,  # the tf.data pipeline shuffles (seeded)
                 verbose=0,
             )
-        with atomic_path(outputs.model) as tmp:
-            self.model.save(tmp)
-        if keep_checkpoint:
-            checkpoint.adopt(outputs.model, settings.epochs)  # a rerun predicts this fold without training it
+        if outputs.model is not None:
+            with atomic_path(outputs.model) as tmp:
+                self.model.save(tmp)
         predictions = predict_crops(self.model, self.tensors, metadata, fold.test_index, fold.classes, settings)
         predictions.insert(0, "Metadata_Fold", held_out)
         predictions.insert(0, "Metadata_Network", settings.network)
@@ -272,9 +282,14 @@ class FoldTrainer:
         if outputs.embeddings is not None:
             if self._embedder is None:
                 self._embedder = models.embedding_model(self.model)
-            write_embeddings(self._embedder, self.tensors, settings, Path(outputs.embeddings), held_out)
+            # a leave-one-out fold's model embeds what the matching uses (annotated treatments and
+            # controls); the unannotated crops (NaN rows) only the all-compound fold's model
+            rows = None if held_out == ALL_FOLD else ~unannotated(metadata)
+            write_embeddings(self._embedder, self.tensors, settings, Path(outputs.embeddings), held_out, rows)
         write_tsv(checkpoint.history(), outputs.history)
-        if not keep_checkpoint:
+        if keep_checkpoint:
+            checkpoint.keep_results(results, made_with)  # a rerun after a kill restores this fold untrained
+        else:
             shutil.rmtree(checkpoint.folder, ignore_errors=True)
         return predictions
 
@@ -313,14 +328,19 @@ def train_fold(
     return FoldTrainer(tensors, settings, imagenet_file).train(held_out, outputs)
 
 
-def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Path, fold: str) -> None:
-    """Penultimate-layer (global-average-pooled) features of every crop of the tensors file, as
-    ``/embeddings`` (N, D) float16 aligned row by row with the tensors' ``/images``;
-    ``embedder`` is :func:`cellmoa.models.embedding_model` of the trained model."""
+def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Path, fold: str,
+                     rows: np.ndarray | None = None) -> None:
+    """Penultimate-layer (global-average-pooled) features of every crop of the tensors file (or
+    of the crops where the boolean ``rows`` is true; the others are NaN), as ``/embeddings``
+    (N, D) float16 aligned row by row with the tensors' ``/images``; ``embedder`` is
+    :func:`cellmoa.models.embedding_model` of the trained model."""
     with h5py.File(tensors, "r") as f:
         n = f["images"].shape[0]
-    ds = make_dataset(tensors, np.arange(n), None, settings, training=False)
-    values = embedder.predict(ds, verbose=0) if n else np.zeros((0, 1))
+    index = np.arange(n) if rows is None else np.flatnonzero(rows)
+    ds = make_dataset(tensors, index, None, settings, training=False)
+    embedded = embedder.predict(ds, verbose=0) if len(index) else np.zeros((0, embedder.output_shape[-1]))
+    values = np.full((n, embedded.shape[1]), np.nan, np.float32)
+    values[index] = embedded
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
         out.create_dataset("embeddings", data=values.astype(np.float16))
         out.attrs["network"] = settings.network

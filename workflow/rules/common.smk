@@ -12,11 +12,10 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cellmoa.datasets import get_dataset
-from cellmoa.folds import folds_from_config
+from cellmoa.folds import ALL_FOLD, folds_from_config
 from cellmoa import models
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
 from cellmoa.preprocessing import TensorSettings
-from cellmoa.training import TrainSettings
 from cellmoa.synthetic import spec_for
 from cellmoa.training import TrainSettings
 
@@ -51,6 +50,24 @@ FOLDS = folds_from_config(
     config["training"]["folds"], DATASET
 )  # slug -> held-out value
 FOLD_SCHEME = config["training"]["folds"]["scheme"]
+PREDICT_UNANNOTATED = config["prediction"]["unannotated"]
+if PREDICT_UNANNOTATED is None:
+    PREDICT_UNANNOTATED = DATASET.predicts_unannotated and FOLD_SCHEME in (
+        "nsc",
+        "nscb",
+    )
+elif PREDICT_UNANNOTATED and FOLD_SCHEME not in ("nsc", "nscb"):
+    raise ValueError(
+        f"config: prediction.unannotated needs a leave-one-compound-out fold scheme (nsc, nscb), "
+        f"not {FOLD_SCHEME}; set prediction.unannotated: false"
+    )
+# the folds a training job trains: the leave-one-out ones, then the all-compound fold that
+# predicts the unannotated compounds
+TRAINED_FOLDS = {**FOLDS, **({ALL_FOLD: ALL_FOLD} if PREDICT_UNANNOTATED else {})}
+# the folds whose trained model is kept (training.fold_models; the all-compound one always)
+MODEL_FOLDS = [
+    f for f in TRAINED_FOLDS if f == ALL_FOLD or config["training"]["fold_models"]
+]
 # what the dataset decides unless the config says otherwise
 config["training"].setdefault("head", DATASET.head)
 config["training"].setdefault("input_channels", list(DATASET.network_channels))
@@ -75,7 +92,7 @@ def _alternatives(values):
 wildcard_constraints:
     plate=_alternatives(PLATES),
     network=_alternatives(NETWORKS),
-    fold=_alternatives(FOLDS),
+    fold=_alternatives(TRAINED_FOLDS),
 
 
 RAW_DIR = config["data"].get("raw_dir")
@@ -149,9 +166,37 @@ def fold_outputs(name):
     )
 
 
-def network_fold_outputs(name):
-    """One file of every fold of the {network} wildcard (outputs of a per-network job)."""
-    return expand(f"results/models/{{{{network}}}}/{{fold}}/{name}", fold=FOLDS)
+def network_fold_outputs(name, folds=None):
+    """One file of every trained fold (or of ``folds``) of the {network} wildcard (outputs of a
+    per-network job)."""
+    return expand(
+        f"results/models/{{{{network}}}}/{{fold}}/{name}",
+        fold=TRAINED_FOLDS if folds is None else folds,
+    )
+
+
+def fold_model_output():
+    """The per-fold train rule's model output, where training.fold_models keeps it."""
+    if not config["training"]["fold_models"]:
+        return {}
+    return {"model": "results/models/{network}/{fold}/model.keras"}
+
+
+def prediction_names():
+    """The unannotated tables' names: every network, and the ensemble of several."""
+    return [*NETWORKS, *([ENSEMBLE] if len(NETWORKS) > 1 else [])]
+
+
+def unannotated_outputs():
+    """The unannotated compounds' tables and figures (prediction.unannotated), else nothing."""
+    if not PREDICT_UNANNOTATED:
+        return []
+    return [
+        *expand("results/tables/unannotated_{name}.tsv", name=prediction_names()),
+        "results/tables/calibration.tsv",
+        "results/plots/unannotated.png",
+        "results/plots/calibration.png",
+    ]
 
 
 def nearest_neighbour_tables():
@@ -206,4 +251,5 @@ def all_outputs():
         "results/tables/summary.tsv",
         "results/plots/accuracy.png",
         *profile_maps(),
+        *unannotated_outputs(),
     ]

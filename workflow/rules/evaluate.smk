@@ -196,3 +196,66 @@ rule matching_plot:
         "../../envs/evaluate.yaml"
     script:
         "../scripts/matching_plot.py"
+
+
+# MoA predictions for the unannotated compounds (prediction.unannotated): each network's
+# all-compound fold predicts them, the leave-one-compound-out treatment tables calibrate the
+# conformal prediction sets
+rule unannotated:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        treatments=expand("results/tables/treatments_{network}.tsv", network=NETWORKS),
+        predictions=expand(
+            "results/models/{network}/{fold}/predictions.tsv",
+            network=NETWORKS,
+            fold=ALL_FOLD,
+        ),
+        embeddings=expand(
+            "results/models/{network}/{fold}/embeddings.h5",
+            network=NETWORKS,
+            fold=ALL_FOLD,
+        ),
+        matches=[*nearest_neighbour_tables(), *ensemble_tables("nearest_neighbours")],
+    output:
+        tables=[
+            report(
+                f"results/tables/unannotated_{name}.tsv",
+                caption="../report/unannotated.rst",
+                category="Unannotated compounds",
+                labels={"network": name, "table": "unannotated treatments"},
+            )
+            for name in prediction_names()
+        ],
+        calibration=report(
+            "results/tables/calibration.tsv",
+            caption="../report/calibration.rst",
+            category="Unannotated compounds",
+            labels={"network": "all", "table": "calibration"},
+        ),
+        heatmap=report(
+            "results/plots/unannotated.png",
+            caption="../report/unannotated_plot.rst",
+            category="Unannotated compounds",
+            labels={"network": "ensemble", "table": "heat map"},
+        ),
+        calibration_plot=report(
+            "results/plots/calibration.png",
+            caption="../report/calibration_plot.rst",
+            category="Unannotated compounds",
+            labels={"network": "all", "table": "calibration plot"},
+        ),
+    log:
+        "logs/unannotated.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        networks=NETWORKS,
+        ensemble=ENSEMBLE if len(NETWORKS) > 1 else None,
+        coverage=config["prediction"]["coverage"],
+        score=config["prediction"]["score"],
+        neighbours=config["prediction"]["neighbours"],
+        postprocess=config["profiles"]["postprocess"],
+    script:
+        "../scripts/unannotated.py"

@@ -66,6 +66,7 @@ rule tensors:
         restrictions=config["preprocessing"]["restrictions"],
         normalization=config["preprocessing"]["normalization"],
         control_fields=config["preprocessing"]["control_fields_per_plate"],
+        unannotated=PREDICT_UNANNOTATED,
     script:
         "../scripts/tensors.py"
 

@@ -1,6 +1,7 @@
 # One job per (network, fold) (training.jobs: per_fold, the default), or one per network that
 # trains its folds one after the other (per_network): fine-tune the network on every compound but
-# the held-out one, then predict the held-out compound's crops. Tagged gpu=1 so local runs
+# the held-out one, then predict the held-out compound's crops; with prediction.unannotated one
+# more fold per network, "all", trains on every annotated compound and predicts the unannotated ones. Tagged gpu=1 so local runs
 # (profiles/default) and clusters (profiles/slurm) give each job one GPU.
 
 
@@ -30,7 +31,8 @@ if config["training"]["jobs"] == "per_fold":
             tensors="results/tensors/all.h5",
             plates=plate_tensors(),
         output:
-            model="results/models/{network}/{fold}/model.keras",
+            # kept with training.fold_models (the all-compound fold's always: rule train_all)
+            **fold_model_output(),
             history="results/models/{network}/{fold}/history.tsv",
             predictions="results/models/{network}/{fold}/predictions.tsv",
             fold="results/models/{network}/{fold}/fold.json",
@@ -39,6 +41,8 @@ if config["training"]["jobs"] == "per_fold":
             "logs/train/{network}/{fold}.log",
         benchmark:
             "results/benchmarks/train/{network}/{fold}.tsv"
+        wildcard_constraints:
+            fold=_alternatives(FOLDS),
         priority: training_priority
         conda:
             "../../envs/train.yaml"
@@ -56,17 +60,37 @@ if config["training"]["jobs"] == "per_fold":
         script:
             "../scripts/train.py"
 
+    # the all-compound fold (prediction.unannotated): trains on every annotated compound and
+    # predicts (and embeds) the unannotated ones; its model is always kept
+    use rule train as train_all with:
+        output:
+            model=f"results/models/{{network}}/{ALL_FOLD}/model.keras",
+            history=f"results/models/{{network}}/{ALL_FOLD}/history.tsv",
+            predictions=f"results/models/{{network}}/{ALL_FOLD}/predictions.tsv",
+            fold=f"results/models/{{network}}/{ALL_FOLD}/fold.json",
+            embeddings=f"results/models/{{network}}/{ALL_FOLD}/embeddings.h5",
+        log:
+            f"logs/train/{{network}}/{ALL_FOLD}.log",
+        benchmark:
+            f"results/benchmarks/train/{{network}}/{ALL_FOLD}.tsv"
+        params:
+            held_out=[ALL_FOLD],
+            training=network_training,
+            checkpoint_dir=lambda wildcards: [
+                f"results/checkpoints/{wildcards.network}/{ALL_FOLD}"
+            ],
+
 else:
 
     # training.jobs: per_network - the folds of a network in one process (the model is built
-    # and its steps traced once); the same outputs as the per-fold jobs
+    # and its steps traced once), the all-compound fold last; the same outputs as the per-fold jobs
     rule train_network:
         input:
             unpack(network_weights),
             tensors="results/tensors/all.h5",
             plates=plate_tensors(),
         output:
-            model=network_fold_outputs("model.keras"),
+            model=network_fold_outputs("model.keras", MODEL_FOLDS),
             history=network_fold_outputs("history.tsv"),
             predictions=network_fold_outputs("predictions.tsv"),
             fold=network_fold_outputs("fold.json"),
@@ -82,12 +106,13 @@ else:
         resources:
             gpu=1,
             mem_mb=16000,
-            runtime=240 * len(FOLDS),
+            runtime=240 * len(TRAINED_FOLDS),
         params:
-            held_out=list(FOLDS.values()),
+            held_out=list(TRAINED_FOLDS.values()),
             training=network_training,
             checkpoint_dir=lambda wildcards: [
-                f"results/checkpoints/{wildcards.network}/{fold}" for fold in FOLDS
+                f"results/checkpoints/{wildcards.network}/{fold}"
+                for fold in TRAINED_FOLDS
             ],
         script:
             "../scripts/train.py"

@@ -1,4 +1,5 @@
-"""Rule tensors: one plate's labelled fields (and a sample of its control fields, flagged
+"""Rule tensors: one plate's labelled fields (with prediction.unannotated those of the compounds
+without an MoA too, flagged annotated = 0; and a sample of its control fields, flagged
 is_control), illumination-corrected, standardised by the
 reference fields of their cell line (BBBC021: DMSO), resized and cut into crops, written to HDF5
 well by well; with on_bad_image: skip, the fields left out (here or by the illumination job) are
@@ -24,6 +25,7 @@ settings = TensorSettings.from_config(
 plate = plate_fields(
     dataset, metadata, snakemake.wildcards.plate, Path(snakemake.input.images).parent, p.restrictions,
     settings.control_fields,
+    unannotated=p.unannotated,
 )
 bad = settings.bad_images()
 bad.records.extend(read_tsv(snakemake.input.skipped_before).to_dict("records"))

@@ -1,5 +1,6 @@
-"""Rule train (one fold) or train_network (every fold of a network, one after the other): train
-the network, predict the held-out compound's (or cell line's) crops, embed every crop."""
+"""Rule train (one fold), train_all (the all-compound fold) or train_network (every fold of a
+network, one after the other): train the network, predict the held-out compound's (or cell
+line's; the all-compound fold: the unannotated compounds') crops, embed the crops."""
 
 from rule_setup import start
 
@@ -10,24 +11,25 @@ from pathlib import Path
 from cellmoa.training import FoldOutputs, TrainSettings, train_folds
 
 
-def files(value) -> list[Path]:
-    return [Path(value)] if isinstance(value, str) else [Path(v) for v in value]
+def files(name) -> dict[str, Path]:
+    """fold folder name -> that fold's file of output ``name`` (results/models/<network>/<fold>/...)."""
+    value = snakemake.output.get(name, [])
+    paths = [Path(value)] if isinstance(value, str) else [Path(v) for v in value]
+    return {path.parent.name: path for path in paths}
 
 
-out = snakemake.output
 # params.training holds only what changes outputs (for Snakemake's rerun check); the job's
 # settings come from the whole training section
 settings = TrainSettings.from_config(snakemake.config["training"], snakemake.wildcards.network, threads=snakemake.threads)
+models, histories, predictions = files("model"), files("history"), files("predictions")
+fold_files, embeddings = files("fold"), files("embeddings")
 folds = {
-    held_out: FoldOutputs(model, history, predictions, fold, checkpoint, embeddings)
-    for held_out, model, history, predictions, fold, checkpoint, embeddings in zip(
+    held_out: FoldOutputs(models.get(slug), histories[slug], predictions[slug], fold_files[slug], Path(checkpoint),
+                          embeddings[slug])
+    for held_out, slug, checkpoint in zip(
         snakemake.params.held_out,
-        files(out.model),
-        files(out.history),
-        files(out.predictions),
-        files(out.fold),
-        files(snakemake.params.checkpoint_dir),
-        files(out.embeddings),
+        [Path(c).name for c in snakemake.params.checkpoint_dir],
+        snakemake.params.checkpoint_dir,
     )
 }
 train_folds(

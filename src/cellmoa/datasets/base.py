@@ -53,6 +53,9 @@ class Dataset(ABC):
     network_channels: tuple[str | None, ...]
     #: whether nearest-neighbour matching of treatment profiles across compounds makes sense
     nearest_neighbours: bool = True
+    #: whether its rows without a label are compounds of unknown MoA worth predicting (the
+    #: config's ``prediction.unannotated`` default)
+    predicts_unannotated: bool = True
     #: the paper's output layer for the dataset: "softmax" or "sigmoid" (two classes)
     head: str = "softmax"
     #: "module:Class" of the synthesizer spec writing a dataset in this layout (``synthetic:``)
@@ -151,6 +154,13 @@ class Dataset(ABC):
         mask = metadata["moa"] != ""
         if self.control is not None:
             mask &= (metadata["moa"] != self.control) & (metadata["compound"] != self.control)
+        return metadata[mask]
+
+    def unannotated(self, metadata: pd.DataFrame) -> pd.DataFrame:
+        """Treatment rows without a class label (not controls): the compounds a screen is run for."""
+        mask = metadata["moa"] == ""
+        if self.control is not None:
+            mask &= metadata["compound"] != self.control
         return metadata[mask]
 
     def controls(self, metadata: pd.DataFrame) -> pd.DataFrame:

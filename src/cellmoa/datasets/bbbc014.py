@@ -117,6 +117,7 @@ class BBBC014(Dataset):
     #: the paper stacked (zeros, NF-kB, DAPI) into the 3 channels the networks take
     network_channels = (None, "NFkB", "DAPI")
     nearest_neighbours = False  # one compound: there is no other compound to match
+    predicts_unannotated = False  # its unlabelled rows are the middle doses of the one compound
     head = "sigmoid"  # the paper's binary head
     synthesizer = "cellmoa.synthetic.bbbc014:BBBC014Spec"
     demo_config = "config/demo_bbbc014.yaml"

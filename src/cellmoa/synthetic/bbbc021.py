@@ -167,8 +167,10 @@ class SyntheticSpec:
     )
     #: concentrations (uM) given to every compound; the effect grows with the dose
     concentrations: list = field(default_factory=lambda: [0.3, 3.0])
-    #: compounds imaged but without an MoA label (as in the real data)
-    unlabelled_compounds: list = field(default_factory=lambda: ["AZ-U1"])
+    #: compounds imaged but without an MoA label (as in the real data): a list (each compound an
+    #: MoA of its own, unlike any annotated one), or compound -> its hidden MoA (one of ``moas``:
+    #: a known MoA the pipeline should recognise; any other of :data:`ARCHETYPES` or name: a novel one)
+    unlabelled_compounds: list | dict = field(default_factory=lambda: ["AZ-U1"])
     weeks: int = 2
     #: plates per week; plate k of a week holds replicate k
     plates_per_week: int = 3
@@ -194,6 +196,13 @@ class SyntheticSpec:
     @classmethod
     def from_dict(cls, values: dict | None) -> "SyntheticSpec":
         return from_settings(cls, values, "synthetic dataset parameter")
+
+    def hidden_moas(self) -> dict[str, str]:
+        """Each unlabelled compound's true (unpublished) MoA: the given one, or ``_unlabelled_<i>``
+        (an MoA of its own) for a compound given in a list."""
+        if isinstance(self.unlabelled_compounds, dict):
+            return {str(c): str(m) for c, m in self.unlabelled_compounds.items()}
+        return {c: f"_unlabelled_{i}" for i, c in enumerate(self.unlabelled_compounds)}
 
     def write(self, out_dir: Path, archives: bool = True) -> Path:
         return synthesize(self, out_dir, archives)
@@ -379,7 +388,7 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     moa_of = {c: m for m, cs in spec.moas.items() for c in cs}
     moa_of["DMSO"] = "DMSO"
-    unlabelled_moa = {c: f"_unlabelled_{i}" for i, c in enumerate(spec.unlabelled_compounds)}
+    unlabelled_moa = spec.hidden_moas()
     rows = plan(spec)
     dataset = BBBC021()
     truth: dict[str, np.ndarray] = {}
