@@ -201,4 +201,11 @@ def make_dataset(
             out = out + (index,)
         return out if len(out) > 1 else out[0]
 
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    if getattr(settings, "threads", 0):
+        # a job given n threads feeds itself with n threads too: tf.data's pool defaults to every
+        # core, and two one-thread demo jobs on 2 cores then slowed each other by up to a quarter
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = int(settings.threads)
+        ds = ds.with_options(options)
+    return ds
