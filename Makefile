@@ -21,7 +21,7 @@ install: $(STAMP)
 # report (rewritten only when the summary is newer), then the tables. One-thread training jobs,
 # as many side by side as there are cores.
 define run_demo
-	$(SNAKEMAKE) --configfile $(1) --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1 train_network=1
+	$(SNAKEMAKE) --configfile $(1) --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1 train_all=1 train_network=1
 	@if [ results/report.html -nt results/tables/summary.tsv ] && [ "$$(cat results/.report-config 2>/dev/null)" = "$(1)" ]; then \
 		echo "results/report.html is up to date"; \
 	else \

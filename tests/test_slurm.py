@@ -55,6 +55,10 @@ def test_profile_names_both_gpu_styles():
     assert profile["executor"] == "slurm"
     train = profile["set-resources"]["train"]
     assert train["gpu"] == 1 and "cpus_per_gpu" in train and "attempt" in str(train["mem_mb"])
+    # every training rule gets the GPU request and its threads (a rule left out asked for 4 CPUs
+    # on a 2-CPU test cluster and pended forever)
+    assert profile["set-resources"]["train_all"] == train
+    assert profile["set-threads"]["train_all"] == profile["set-threads"]["train"]
     text = (ROOT / "profiles/slurm/config.yaml").read_text()
     assert 'gres: "gpu:1"' in text and "slurm_account" in text and "slurm_partition" in text
 
@@ -63,9 +67,10 @@ def _test_profile(tmp_path) -> Path:
     """profiles/slurm adapted to the test cluster: its partition, no account, 2 CPUs, fast polling."""
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"] = {"slurm_partition": "main", "mem_mb": 1500, "runtime": 30}
-    profile["set-threads"]["train"] = 2
+    profile["set-threads"]["train"] = profile["set-threads"]["train_all"] = 2
+    training = {**profile["set-resources"]["train"], "slurm_partition": "main", "cpus_per_gpu": 2, "mem_mb": 3000, "runtime": 30}
     profile["set-resources"] = {
-        "train": {**profile["set-resources"]["train"], "slurm_partition": "main", "cpus_per_gpu": 2, "mem_mb": 3000, "runtime": 30},
+        "train": training, "train_all": dict(training),
         "illumination": {"mem_mb": 1500}, "tensors": {"mem_mb": 1500},
     }
     profile.update({
