@@ -35,7 +35,6 @@ def by_network(files, name):
 metadata = read_crop_metadata(Path(inputs.tensors))
 networks = {}
 for network in p.networks:
-    embeddings = None
     with h5py.File(by_network(inputs.embeddings, network), "r") as f:
         embeddings = f["embeddings"][()]
     matches = by_network(inputs.matches, network)
