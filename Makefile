@@ -7,12 +7,12 @@ STAMP := $(VENV)/.cellmoa-installed
 # The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install demo demo-bbbc014 test test-quick lint benchmark bench-gpu install-gpu clean-demo
+.PHONY: install demo demo-bbbc014 test test-quick lint benchmark bench-gpu install-gpu gpu-wheels clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,jax]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -61,6 +61,15 @@ benchmark: $(STAMP)
 BBBC021_METADATA := resources/bbbc021/metadata
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/bench_training_throughput.py $(if $(wildcard $(BBBC021_METADATA)/BBBC021_v1_image.csv),--metadata-dir $(BBBC021_METADATA),)
+
+# The wheels benchmarks/gpu_check.sh installs offline on a GPU machine without a registry (Keras
+# and what it needs beyond that machine's packages; 2.8 MiB). GPU_PYTHON: that machine's Python.
+GPU_PYTHON ?= 3.12
+GPU_WHEELS ?= benchmarks/wheels
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --only-binary=:all: --no-deps --python-version $(GPU_PYTHON) \
+		--platform manylinux_2_28_x86_64 -d $(GPU_WHEELS) keras==3.15.1 namex==0.1.0 optree==0.20.0 typing_extensions==4.16.0
+	@ls -l $(GPU_WHEELS)
 
 # On a CUDA machine: swap the CPU build of TensorFlow for the GPU build (same version).
 install-gpu: $(STAMP)

@@ -6,9 +6,18 @@ import pandas as pd
 import pytest
 
 from cellmoa.folds import run_workload, select_fold
-from cellmoa.inputs import augment_batch, make_dataset, steps_per_epoch
+from cellmoa.inputs import augment_batch, augment_batch_numpy, make_dataset, resize_bilinear, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
 from cellmoa.training import FoldOutputs, FoldTrainer, TrainSettings, class_weights, train_fold, train_folds
+
+
+#: the two implementations of the input pipeline: tf.data (TensorFlow backend) and numpy batches
+#: from reader threads (JAX, PyTorch); the pipeline tests run on both
+PIPELINES = ["tensorflow", "jax"]
+
+
+def _np(x):
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
 
 
 def small_settings(**kw):
@@ -53,15 +62,16 @@ def _fed_by_epoch(ds, n_crops, batch_size, n_epochs):
     batches = list(ds)
     steps = steps_per_epoch(n_crops, batch_size)
     assert len(batches) == steps * n_epochs
-    epochs = [np.concatenate([b[-1].numpy() for b in batches[e * steps : (e + 1) * steps]]) for e in range(n_epochs)]
+    epochs = [np.concatenate([_np(b[-1]) for b in batches[e * steps : (e + 1) * steps]]) for e in range(n_epochs)]
     return epochs, batches
 
 
-def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors):
+@pytest.mark.parametrize("backend", PIPELINES)
+def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend):
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "vincristine", "nsc")
     labels = np.zeros(len(fold.train_index), np.int64)
-    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True,
+    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(backend=backend), training=True, with_index=True,
                       epochs=range(2))
     fed, batches = _fed_by_epoch(ds, len(fold.train_index), 8, 2)
     for epoch in fed:  # two epochs: reshuffled, still the same crops
@@ -72,14 +82,15 @@ def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors):
     assert images.shape == (8, 32, 32, 3)
 
 
-def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors):
+@pytest.mark.parametrize("backend", PIPELINES)
+def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors, backend):
     """What a resumed run feeds in epoch 2 (order and augmented pixels) is what an uninterrupted
     run feeds in its epoch 2."""
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nsc")
     n = len(fold.train_index)
     labels = np.arange(n) % 2
-    settings = small_settings(batch_size=5)
+    settings = small_settings(batch_size=5, backend=backend)
     _, from_start = _fed_by_epoch(make_dataset(tiny_tensors, fold.train_index, labels, settings, training=True,
                                                with_index=True, epochs=range(3)), n, 5, 3)
     _, resumed = _fed_by_epoch(make_dataset(tiny_tensors, fold.train_index, labels, settings, training=True,
@@ -88,34 +99,50 @@ def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors)
     assert len(resumed) == steps
     for a, b in zip(from_start[2 * steps :], resumed):
         for x, y in zip(a, b):
-            np.testing.assert_array_equal(x.numpy(), y.numpy())
-    first = np.concatenate([b[-1].numpy() for b in from_start[:steps]])
-    assert not np.array_equal(first, np.concatenate([b[-1].numpy() for b in resumed]))
+            np.testing.assert_array_equal(_np(x), _np(y))
+    first = np.concatenate([_np(b[-1]) for b in from_start[:steps]])
+    assert not np.array_equal(first, np.concatenate([_np(b[-1]) for b in resumed]))
+    # augmented: a batch is not the plain crops
+    plain = list(make_dataset(tiny_tensors, _np(resumed[0][-1]), None,
+                              small_settings(batch_size=5, backend=backend), training=False))
+    first_plain = plain[0][0] if isinstance(plain[0], tuple) else plain[0]
+    assert not np.allclose(_np(first_plain), _np(resumed[0][0]))
 
 
-def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors):
+@pytest.mark.parametrize("backend", PIPELINES)
+def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors, backend):
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "latrunculin B", "nscb")
     labels = np.zeros(len(fold.train_index), np.int64)
-    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(), training=True, with_index=True)
-    fed = meta.iloc[np.concatenate([idx.numpy() for _, _, idx in ds])]
+    ds = make_dataset(tiny_tensors, fold.train_index, labels, small_settings(backend=backend), training=True, with_index=True)
+    fed = meta.iloc[np.concatenate([_np(idx) for _, _, idx in ds])]
     held_batches = set(meta.loc[meta.compound == "latrunculin B", "batch"])
     assert len(fed) == len(fold.train_index) > 0
     assert "latrunculin B" not in set(fed["compound"]) and not set(fed["batch"]) & held_batches
 
 
-def test_augmentation_is_seeded_and_per_image():
+def _augment_tf(images, seed, which=("dihedral", "intensity", "blur", "noise")):
     import tensorflow as tf
 
-    images = tf.random.stateless_normal([6, 16, 16, 3], [1, 2])
-    a = augment_batch(images, tf.constant([7, 9], tf.int64))
-    b = augment_batch(images, tf.constant([7, 9], tf.int64))
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-    outs = {augment_batch(images, tf.constant([s, 0], tf.int64)).numpy().tobytes() for s in range(8)}
+    return augment_batch(tf.constant(images), tf.constant(seed, tf.int64), which).numpy()
+
+
+#: augment(numpy batch, seed of 2 integers, which) -> numpy batch: tf.data's and the numpy pipeline's
+AUGMENTERS = pytest.mark.parametrize("augment", [_augment_tf, augment_batch_numpy], ids=["tensorflow", "numpy"])
+
+
+@AUGMENTERS
+def test_augmentation_is_seeded_and_per_image(augment):
+    images = np.random.default_rng(2).normal(size=(6, 16, 16, 3)).astype(np.float32)
+    a = augment(images, [7, 9])
+    b = augment(images, [7, 9])
+    np.testing.assert_array_equal(a, b)
+    outs = {augment(images, [s, 0]).tobytes() for s in range(8)}
     assert len(outs) > 1
     # each image of a batch draws its own transform: the same image 16 times comes out several ways
-    same = tf.repeat(images[:1], 16, axis=0)
-    assert len({img.tobytes() for img in augment_batch(same, tf.constant([3, 4], tf.int64)).numpy()}) > 1
+    same = np.repeat(images[:1], 16, axis=0)
+    assert len({img.tobytes() for img in augment(same, [3, 4])}) > 1
+    np.testing.assert_array_equal(images, np.random.default_rng(2).normal(size=(6, 16, 16, 3)).astype(np.float32))
 
 
 def _dihedral(image):
@@ -127,42 +154,61 @@ def _dihedral(image):
     return out
 
 
-def test_dihedral_augmentation_gives_each_of_the_8_rotations_and_flips():
-    import tensorflow as tf
-
+@AUGMENTERS
+def test_dihedral_augmentation_gives_each_of_the_8_rotations_and_flips(augment):
     image = np.random.default_rng(0).normal(size=(12, 12, 3)).astype(np.float32)
-    batch = tf.constant(np.repeat(image[None], 64, axis=0))
+    batch = np.repeat(image[None], 64, axis=0)
     seen = np.zeros(8, int)
     for seed in range(4):
-        for out in augment_batch(batch, tf.constant([seed, 1], tf.int64), which=("dihedral",)).numpy():
+        for out in augment(batch, [seed, 1], which=("dihedral",)):
             matches = [np.allclose(out, d, atol=1e-6) for d in _dihedral(image)]
             assert sum(matches) == 1, "not one of the 8 rotations/flips"
             seen[matches.index(True)] += 1
     assert (seen > 0).all(), seen  # 256 draws: every one of the 8 appears
 
 
-def test_intensity_blur_and_noise_change_what_they_should():
-    import tensorflow as tf
-
+@AUGMENTERS
+def test_intensity_blur_and_noise_change_what_they_should(augment):
     image = np.random.default_rng(1).uniform(1, 2, size=(10, 10, 3)).astype(np.float32)
-    batch = tf.constant(np.repeat(image[None], 32, axis=0))
-    seed = tf.constant([5, 6], tf.int64)
-    jittered = augment_batch(batch, seed, which=("intensity",)).numpy()
+    batch = np.repeat(image[None], 32, axis=0)
+    seed = [5, 6]
+    jittered = augment(batch, seed, which=("intensity",))
     ratio = jittered / image
     per_channel = ratio.reshape(32, -1, 3)
     np.testing.assert_allclose(per_channel, np.broadcast_to(per_channel[:, :1], per_channel.shape), rtol=1e-5)  # one factor per image and channel
     assert ratio.min() >= 0.75 - 1e-5 and ratio.max() <= 1.25 + 1e-5
     unchanged = np.isclose(ratio, 1.0).all(axis=(1, 2, 3))
     assert 0 < unchanged.sum() < 32, "applied to about half of the images"
-    blurred = augment_batch(batch, seed, which=("blur",)).numpy()
+    blurred = augment(batch, seed, which=("blur",))
     changed = ~np.isclose(blurred, image).all(axis=(1, 2, 3))
     assert 0 < changed.sum() < 32
     box = blurred[changed][0]
     np.testing.assert_allclose(box[4, 4], image[3:6, 3:6].mean(axis=(0, 1)), rtol=1e-5)
-    noisy = augment_batch(batch, seed, which=("noise",)).numpy() - image
+    noisy = augment(batch, seed, which=("noise",)) - image
     hit = ~np.isclose(noisy, 0).all(axis=(1, 2, 3))
     assert 0 < hit.sum() < 32
     assert 0.07 < noisy[hit].std() < 0.13
+    # the edges are mirrored as in the TensorFlow pipeline
+    np.testing.assert_allclose(box[0, 0], image[[0, 0, 1]][:, [0, 0, 1]].mean(axis=(0, 1)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape, size", [((3, 96, 128, 3), 32), ((2, 20, 30, 3), 48), ((1, 32, 32, 2), 32), ((2, 7, 5, 1), 3)])
+def test_the_numpy_resize_is_tensorflows_bilinear_resize(shape, size):
+    """The numpy pipeline resizes as tf.image.resize(bilinear) does (down and up, non-square)."""
+    import tensorflow as tf
+
+    images = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    expected = tf.image.resize(images, (size, size), method="bilinear").numpy()
+    np.testing.assert_allclose(resize_bilinear(images, size), expected, atol=2e-5)
+
+
+def test_the_two_pipelines_feed_the_same_plain_crops(tiny_tensors):
+    """Without augmentation (prediction) both pipelines give the same network inputs."""
+    index = np.arange(11)
+    tf_batches = list(make_dataset(tiny_tensors, index, None, small_settings(), training=False))
+    np_batches = list(make_dataset(tiny_tensors, index, None, small_settings(backend="jax"), training=False))
+    assert [len(b[0]) for b in np_batches] == [8, 3]
+    np.testing.assert_allclose(np.concatenate([b[0] for b in np_batches]), np.concatenate([b.numpy() for b in tf_batches]), atol=1e-3)
 
 
 def test_balanced_class_weights():
@@ -293,18 +339,36 @@ RUN_FOLD = """
 import logging, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
-from cellmoa.training import TrainSettings, train_fold
+from cellmoa.training import TrainSettings, train_fold, use_backend
 out = Path(sys.argv[2])
 settings = TrainSettings(network="ResNet50", input_size=48, weights=None, epochs=4, batch_size=4,
                          optimizer="sgd", learning_rate=1e-2, momentum=0.9, lr_decay_epochs=2,
-                         lr_decay_factor=0.5, seed=1)
+                         lr_decay_factor=0.5, seed=1, backend=sys.argv[3], threads=1)
+use_backend(settings.backend, settings.deterministic)
 train_fold(Path(sys.argv[1]), "nocodazole", settings, out / "model.keras", out / "history.tsv",
            out / "predictions.tsv", out / "fold.json", out / "checkpoint")
 """
 
 
+def _backend_available(backend):
+    import importlib.util
+
+    return importlib.util.find_spec({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]) is not None
+
+
+#: TensorFlow (the default) and JAX (``pip install -e '.[jax]'``, which make install does); PyTorch
+#: where it is installed
+BACKENDS = [
+    pytest.param(b, marks=pytest.mark.skipif(not _backend_available(b), reason=f"{b} is not installed"))
+    for b in ("tensorflow", "jax", "torch")
+]
+
+
 @pytest.mark.slow
-def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, backend):
+    """On each backend: a fold trains and predicts, resumes after kill -9 from its last epoch,
+    and ends bit for bit where an uninterrupted run of the same seed ends."""
     import signal
     import subprocess
     import sys
@@ -314,7 +378,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
     script.write_text(RUN_FOLD)
     out = tmp_path / "fold"
     history = out / "checkpoint" / "history.tsv"  # the history lives beside the checkpoint while training
-    cmd = [sys.executable, str(script), str(tiny_tensors), str(out)]
+    cmd = [sys.executable, str(script), str(tiny_tensors), str(out), backend]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     # wait for the first finished epoch (a row in the history), then kill -9 the job
@@ -341,7 +405,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path):
 
     # the resumed run ends exactly where an uninterrupted run of the same seed ends
     whole = tmp_path / "uninterrupted"
-    uninterrupted = subprocess.run([sys.executable, str(script), str(tiny_tensors), str(whole)],
+    uninterrupted = subprocess.run([sys.executable, str(script), str(tiny_tensors), str(whole), backend],
                                    capture_output=True, text=True, timeout=600)
     assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
     assert "resuming" not in uninterrupted.stdout

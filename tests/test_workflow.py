@@ -218,6 +218,30 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     assert "train" not in rules and rules <= {"aggregate", "summary", "matching_plot", "unannotated", "all"}
 
 
+@pytest.mark.slow
+def test_a_fold_trains_and_predicts_on_the_jax_backend(e2e_run, tmp_path):
+    """training.backend: jax reaches the job (KERAS_BACKEND, numpy input, no TensorFlow in the
+    training step): in a copy of the end-to-end workdir the changed setting reruns the fold's
+    training, on JAX, and its predictions are a valid table."""
+    import shutil
+
+    from smk import E2E_CONFIG
+
+    work, _, _ = e2e_run
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, symlinks=True)
+    config = _write_config(tmp_path / "jax.yaml", {**E2E_CONFIG, "training": {**E2E_CONFIG["training"], "backend": "jax"}})
+    target = "results/models/ResNet50/vincristine/predictions.tsv"
+    proc = snakemake("--cores", "2", "--directory", str(copy), f"--configfile={config}", target, timeout=900)
+    assert re.search(r"^train\s+1$", proc.stdout + proc.stderr, re.M), (proc.stdout + proc.stderr)[-3000:]
+    log = (copy / "logs/train/ResNet50/vincristine.log").read_text()
+    assert "JAX " in log and "TensorFlow " not in log, log[-3000:]
+    table = pd.read_csv(copy / target, sep="\t")
+    probs = table[[c for c in table.columns if c.startswith("prob_")]].to_numpy()
+    assert len(table) > 0 and set(table["Metadata_Compound"]) == {"vincristine"}
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
 def meta_plate(work):
     return sorted(p.stem for p in (work / "results/illumination").glob("*.h5"))[0]
 

@@ -62,3 +62,27 @@ def use_one_gpu(tf) -> list:
     log.info("%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed %s (lock %s)",
              len(gpus), gpus[index].name, handle.name)
     return [gpus[index]]
+
+
+def count_nvidia_gpus() -> int:
+    """NVIDIA GPUs the driver shows (``/proc/driver/nvidia/gpus``), without initialising CUDA."""
+    folder = Path("/proc/driver/nvidia/gpus")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
+def claim_cuda_device() -> int | None:
+    """For the backends that read ``CUDA_VISIBLE_DEVICES`` when they start (JAX, PyTorch): on a
+    machine with several GPUs and no ``CUDA_VISIBLE_DEVICES``, claim one (as :func:`use_one_gpu`)
+    and narrow ``CUDA_VISIBLE_DEVICES`` to it. Returns the claimed index, or None. Call before
+    the backend is imported."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return None
+    n = count_nvidia_gpus()
+    if n <= 1:
+        return None
+    index, handle = claim_device(n)
+    _held.append(handle)
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
+    log.info("%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed GPU %d (lock %s)",
+             n, index, handle.name)
+    return index

@@ -1,6 +1,12 @@
 """The input pipeline of training and prediction: crops read one by one from the HDF5 tensors,
 resized to the network's input, augmented, mapped to pixels and passed through the network's own
-``preprocess_input`` (tf.data).
+``preprocess_input``.
+
+Two implementations of the same steps: on the TensorFlow backend a tf.data pipeline (the
+default, unchanged); on the other Keras backends (JAX, PyTorch), which must not need TensorFlow,
+a generator of numpy batches made by reader threads (:func:`numpy_batches`). They apply the same
+augmentations with the same probabilities but draw from different random streams, so one seed
+gives other (equally valid) batches on the two.
 
 Crops are read one at a time (h5py reads by index list are ~60x slower). Augmentation is
 stateless and seeded: epoch ``e`` of a fold feeds the same batches, augmented the same way,
@@ -134,15 +140,23 @@ def make_dataset(
     training: bool,
     with_index: bool = False,
     epochs: range = range(1),
+    class_weights: dict[int, float] | None = None,
 ):
-    """A batched tf.data pipeline over ``indices`` of the tensors file.
+    """A batched pipeline over ``indices`` of the tensors file: tf.data on the TensorFlow backend
+    (``settings.backend``), else a generator of numpy batches (:func:`numpy_batches`).
 
     Yields ``(images, labels)`` (or ``images`` when ``labels`` is None); with ``with_index`` the
     crop indices are appended, so tests can see exactly what is fed. A training pipeline runs
     through ``epochs`` one after the other (``steps_per_epoch`` batches each), every epoch in its
     own order (:func:`epoch_order`) with augmentation seeded by (seed, absolute batch number): what
     epoch ``e`` feeds does not depend on where the run started. Evaluation keeps the order of ``indices``.
+    ``class_weights`` (class -> weight; numpy pipeline only) appends each crop's weight to a
+    training batch, as Keras does with ``fit(class_weight=...)``, which generators do not take.
     """
+    if backend_of(settings) != "tensorflow":
+        return numpy_batches(tensors, indices, labels, settings, training, with_index, epochs, class_weights)
+    if class_weights is not None:
+        raise ValueError("class weights are given to fit() on the TensorFlow pipeline")
     import tensorflow as tf
 
     reader = CropReader(tensors)
@@ -209,3 +223,158 @@ def make_dataset(
         options.threading.private_threadpool_size = int(settings.threads)
         ds = ds.with_options(options)
     return ds
+
+
+def backend_of(settings) -> str:
+    """The Keras backend a job's settings name (``tensorflow`` unless given)."""
+    return getattr(settings, "backend", None) or "tensorflow"
+
+
+def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows (low, high) and the weight of the high one, of a bilinear resize along one
+    axis with half-pixel centres and no antialiasing (``tf.image.resize(..., "bilinear")``)."""
+    centre = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    centre = np.clip(centre, 0.0, n_in - 1)
+    low = np.floor(centre).astype(np.int64)
+    high = np.minimum(low + 1, n_in - 1)
+    return low, high, (centre - low).astype(np.float32)
+
+
+def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
+    """A batch (N, H, W, C) resized to (N, size, size, C), float32, as ``tf.image.resize`` with
+    ``method="bilinear"`` (half-pixel centres, no antialiasing) computes it, in numpy: rows then
+    columns, each output value a blend of its two nearest source values."""
+    images = np.asarray(images, np.float32)
+    n, h, w, c = images.shape
+    if (h, w) == (size, size):
+        return images
+    low, high, frac = _axis_weights(h, size)
+    rows = images[:, low] + frac[None, :, None, None] * (images[:, high] - images[:, low])
+    low, high, frac = _axis_weights(w, size)
+    return rows[:, :, low] + frac[None, None, :, None] * (rows[:, :, high] - rows[:, :, low])
+
+
+def box_blur_numpy(images: np.ndarray) -> np.ndarray:
+    """:func:`box_blur` in numpy: 3 x 3 mean, edges mirrored (the edge value repeated)."""
+    padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="symmetric")
+    rows = padded[:, :-2] + padded[:, 1:-1] + padded[:, 2:]
+    return (rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]) / np.float32(9.0)
+
+
+def augment_batch_numpy(images: np.ndarray, seed, which=AUGMENTATIONS) -> np.ndarray:
+    """:func:`augment_batch` in numpy, for the backends without TensorFlow: the same
+    augmentations, each applied to an image with probability 0.5 (the 8 rotations/flips equally
+    likely), drawn from ``numpy.random.default_rng(seed)``: the same ``seed`` (a sequence of
+    integers) gives the same batch."""
+    images = np.array(images, np.float32)
+    n = images.shape[0]
+    rng = np.random.default_rng([int(s) for s in np.ravel(seed)])
+    coins = rng.random((n, 6)) < 0.5
+    jitter = rng.uniform(0.75, 1.25, (n, 1, 1, images.shape[-1])).astype(np.float32)
+    if "dihedral" in which:
+        # square crops: a transpose keeps the shape, so each image can take its own
+        images[coins[:, 0]] = np.swapaxes(images[coins[:, 0]], 1, 2)
+        images[coins[:, 1]] = images[coins[:, 1], :, ::-1]
+        images[coins[:, 2]] = images[coins[:, 2], ::-1]
+    if "intensity" in which:
+        images[coins[:, 3]] *= jitter[coins[:, 3]]
+    if "blur" in which and coins[:, 4].any():
+        images[coins[:, 4]] = box_blur_numpy(images[coins[:, 4]])
+    if "noise" in which and coins[:, 5].any():
+        hit = coins[:, 5]
+        images[hit] += rng.normal(0.0, 0.1, images[hit].shape).astype(np.float32)
+    return images
+
+
+def numpy_batches(
+    tensors: Path,
+    indices: np.ndarray,
+    labels: np.ndarray | None,
+    settings,
+    training: bool,
+    with_index: bool = False,
+    epochs: range = range(1),
+    class_weights: dict[int, float] | None = None,
+):
+    """The pipeline of :func:`make_dataset` without TensorFlow: a generator of numpy batches
+    (what Keras' ``fit`` and ``predict`` take on every backend), made ahead in order by
+    ``settings.threads`` reader threads (every core when 0), each with its own HDF5 handle.
+
+    A batch is ``(images, labels[, weights][, indices])``, or ``(images,)`` without labels; batch ``b`` (counted from the
+    first epoch) is augmented with the seed ``(seed + 1, b)``, so an epoch feeds the same whatever
+    epoch the run started at, as on tf.data.
+    """
+    import os
+    import threading
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = Path(tensors)
+    shape, dtype, channels = CropReader(path).layout()
+    select = channel_selection(settings.input_channels, channels)
+    if select is None and shape[-1] != 3:
+        raise ValueError(
+            f"networks take 3 channels; the tensors have {shape[-1]} "
+            "(map them with the dataset's network_channels / training input_channels)"
+        )
+    size = int(settings.input_size)
+    preprocess = models.preprocess_fn(settings.network)
+    which = augmentations(settings.augment) if training else ()
+    indices = np.asarray(indices, np.int64)
+    label_arr = np.zeros(len(indices), np.int64) if labels is None else np.asarray(labels, np.int64)
+    batch = int(settings.batch_size)
+    if training:
+        steps = steps_per_epoch(len(indices), batch)
+        first = epochs.start * steps
+        plan = []
+        for e in epochs:
+            order = epoch_order(len(indices), settings.seed, e)
+            plan += [order[k : k + batch] for k in range(0, len(indices), batch)]
+        plan = [(first + b, rows) for b, rows in enumerate(plan)]
+    else:
+        plan = [(None, np.arange(k, min(k + batch, len(indices)))) for k in range(0, len(indices), batch)]
+    weights = None
+    if class_weights is not None:
+        weights = np.array([class_weights.get(int(label), 0.0) for label in label_arr], np.float32)
+    local = threading.local()
+
+    def load(item):
+        number, rows = item
+        reader = getattr(local, "reader", None)
+        if reader is None:
+            reader = local.reader = CropReader(path)
+        images = reader(indices[rows]).astype(np.float32)
+        if dtype == np.uint8:
+            images = pixels_to_z(images, settings.pixel_scale)
+        images = resize_bilinear(images, size)
+        if which:
+            images = augment_batch_numpy(images, (settings.seed + 1, number), which)
+        pixels = np.clip(z_to_pixels(images, settings.pixel_scale), *PIXEL_RANGE).astype(np.float32)
+        if select is not None:
+            pixels = np.stack([np.zeros(pixels.shape[:-1], np.float32) if i < 0 else pixels[..., i] for i in select], -1)
+        pixels = np.asarray(preprocess(pixels), np.float32)
+        out = (pixels,) if labels is None else (pixels, label_arr[rows])
+        if weights is not None:
+            out = out + (weights[rows],)
+        if with_index:
+            out = out + (indices[rows],)
+        return out  # Keras takes only tuples from a generator, (images,) included
+
+    workers = int(getattr(settings, "threads", 0) or os.cpu_count() or 1)
+
+    def generate():
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cellmoa-reader") as pool:
+            pending = deque()
+            items = iter(plan)
+            for item in items:
+                pending.append(pool.submit(load, item))
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                done = pending.popleft().result()
+                nxt = next(items, None)
+                if nxt is not None:
+                    pending.append(pool.submit(load, nxt))
+                yield done
+
+    return generate()

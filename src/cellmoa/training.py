@@ -22,11 +22,14 @@ from cellmoa import models
 from cellmoa.checkpoints import Checkpoint
 from cellmoa.files import atomic_path, write_text, write_tsv
 from cellmoa.folds import ALL_FOLD, fold_classes, select_fold, unannotated
-from cellmoa.gpus import use_one_gpu
+from cellmoa.gpus import claim_cuda_device, use_one_gpu
 from cellmoa.inputs import make_dataset, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
 
 log = logging.getLogger(__name__)
+
+#: the Keras backends a job can train on (``training.backend``)
+BACKENDS = ("tensorflow", "jax", "torch")
 
 #: keys of the ``training:`` section that are not per-network settings
 SECTION_KEYS = ("networks", "per_network", "folds", "imagenet_weights_url", "jobs", "fold_models")
@@ -61,10 +64,16 @@ class TrainSettings:
     input_channels: list | None = None
     fold_scheme: str = "nsc"
     seed: int = 0
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    #: TensorFlow's deterministic ops: a seeded fold gives the same predictions every run (and
-    #: after a resume); off trades that for speed (cuDNN's fastest kernels) and is needed by XLA
+    #: the Keras backend the job trains on: "tensorflow" (tf.data input), "jax" or "torch"
+    #: (numpy input, no TensorFlow needed)
+    backend: str = "tensorflow"
+    #: False (float32), True or "float16" (mixed float16, loss-scaled), "bfloat16" (mixed bfloat16)
+    mixed_precision: bool | str = False
+    #: XLA-compile the training step; None = the backend's way (TensorFlow and PyTorch off, JAX on:
+    #: Keras on JAX without jit runs op by op, many times slower)
+    jit_compile: bool | None = None
+    #: deterministic ops: a seeded fold gives the same predictions every run (and after a
+    #: resume); off trades that for speed (cuDNN's fastest kernels); TensorFlow needs it off for XLA
     deterministic: bool = True
     #: TensorFlow's graph optimizer (Grappler): off cut InceptionResNetV2's first-step tracing by
     #: a third and its CPU steps by 14% on the demo; on GPUs it fuses kernels and picks layouts
@@ -74,7 +83,13 @@ class TrainSettings:
     threads: int = 0
 
     def __post_init__(self):
-        if self.jit_compile and self.deterministic:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.mixed_precision not in (False, True, "float16", "bfloat16"):
+            raise ValueError(f"mixed_precision must be false, true, float16 or bfloat16, not {self.mixed_precision!r}")
+        if self.jit_compile is None:
+            self.jit_compile = self.backend == "jax"
+        if self.backend == "tensorflow" and self.jit_compile and self.deterministic:
             raise ValueError(
                 "jit_compile (XLA) cannot run with deterministic ops (TensorFlow has no deterministic XLA; "
                 "Keras would silently train without XLA): set training.deterministic: false to use XLA, "
@@ -109,6 +124,71 @@ class TrainSettings:
         return settings
 
 
+def mixed_policy(settings: TrainSettings) -> str:
+    """The Keras dtype policy of the settings' ``mixed_precision``."""
+    return {False: "float32", True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[
+        settings.mixed_precision
+    ]
+
+
+def use_backend(backend: str, deterministic: bool = True) -> None:
+    """Make Keras run on ``backend`` (``KERAS_BACKEND``), before Keras is first imported; refuses
+    when Keras is already loaded with another backend (a process has one backend for good).
+    On JAX, ``deterministic`` asks XLA for deterministic GPU kernels (``XLA_FLAGS``)."""
+    import sys
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        loaded = sys.modules["keras"].backend.backend()
+        if loaded != backend:
+            raise RuntimeError(
+                f"Keras is already loaded with the {loaded} backend in this process; training.backend {backend} "
+                f"needs a new process started with KERAS_BACKEND={backend}"
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    if backend != "tensorflow":
+        claim_cuda_device()  # TensorFlow claims its GPU in configure_tensorflow
+    if backend == "jax":
+        # like TensorFlow's memory growth: several jobs can share a GPU (JAX takes 75% by default)
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if deterministic and "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
+    if backend == "torch" and deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+
+
+def configure_backend(settings: TrainSettings) -> None:
+    """Seeds, determinism, threads, one GPU (claimed among several), mixed precision, on the
+    settings' backend. Call before building models."""
+    import keras
+
+    if keras.backend.backend() != settings.backend:
+        raise RuntimeError(
+            f"training.backend is {settings.backend} but Keras runs on {keras.backend.backend()}: "
+            f"start the job with KERAS_BACKEND={settings.backend} (cellmoa.training.use_backend)"
+        )
+    if settings.backend == "tensorflow":
+        configure_tensorflow(settings)
+        return
+    keras.utils.set_random_seed(settings.seed)
+    keras.mixed_precision.set_global_policy(mixed_policy(settings))
+    if settings.backend == "torch":
+        import torch
+
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
+        log.info("PyTorch %s; CUDA devices: %d (CUDA_VISIBLE_DEVICES=%s)", torch.__version__,
+                 torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+    else:
+        import jax
+
+        log.info("JAX %s; devices: %s (CUDA_VISIBLE_DEVICES=%s)", jax.__version__, jax.devices(),
+                 os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
 def configure_tensorflow(settings: TrainSettings) -> None:
     """Seeds, determinism, threads, one GPU (claimed among several), GPU memory growth, mixed
     precision. Call before building models."""
@@ -129,7 +209,7 @@ def configure_tensorflow(settings: TrainSettings) -> None:
         from tensorflow.python.framework.config import disable_op_determinism
 
         disable_op_determinism()
-    keras.mixed_precision.set_global_policy("mixed_float16" if settings.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(mixed_policy(settings))
     log.info("TensorFlow %s; GPUs used: %s (CUDA_VISIBLE_DEVICES=%s)", tf.__version__,
              [d.name for d in tf.config.get_visible_devices("GPU")], os.environ.get("CUDA_VISIBLE_DEVICES"))
 
@@ -183,7 +263,7 @@ class FoldTrainer:
     """
 
     def __init__(self, tensors: Path, settings: TrainSettings, imagenet_file: Path | None = None):
-        configure_tensorflow(settings)
+        configure_backend(settings)
         self.tensors = Path(tensors)
         self.settings = settings
         self.metadata = read_crop_metadata(tensors)
@@ -258,18 +338,21 @@ class FoldTrainer:
             # one pipeline through the epochs still to run; epoch e feeds the same batches whether
             # the run started at 0 or resumed at e, so a resumed fold ends with the weights of an
             # uninterrupted one
+            weights = class_weights(train_labels, len(fold.classes)) if settings.class_weights else None
+            # tf.data takes the class weights from fit(); a generator (the other backends) yields them
+            on_tf = settings.backend == "tensorflow"
             train_ds = make_dataset(
                 self.tensors, fold.train_index, train_labels, settings, training=True,
-                epochs=range(done, settings.epochs),
+                epochs=range(done, settings.epochs), class_weights=None if on_tf else weights,
             )
             self.model.fit(
                 train_ds,
                 epochs=settings.epochs,
                 initial_epoch=done,
                 steps_per_epoch=steps_per_epoch(len(fold.train_index), settings.batch_size),
-                class_weight=class_weights(train_labels, len(fold.classes)) if settings.class_weights else None,
+                class_weight=weights if on_tf else None,
                 callbacks=callbacks,
-                shuffle=False,  # the tf.data pipeline shuffles (seeded)
+                shuffle=False,  # the input pipeline shuffles (seeded)
                 verbose=0,
             )
         if outputs.model is not None:
@@ -338,7 +421,8 @@ def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Pat
         n = f["images"].shape[0]
     index = np.arange(n) if rows is None else np.flatnonzero(rows)
     ds = make_dataset(tensors, index, None, settings, training=False)
-    embedded = embedder.predict(ds, verbose=0) if len(index) else np.zeros((0, embedder.output_shape[-1]))
+    steps = steps_per_epoch(len(index), settings.batch_size)
+    embedded = embedder.predict(ds, steps=steps, verbose=0) if len(index) else np.zeros((0, embedder.output_shape[-1]))
     values = np.full((n, embedded.shape[1]), np.nan, np.float32)
     values[index] = embedded
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
@@ -352,7 +436,8 @@ def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Pat
 def predict_crops(model, tensors, metadata, indices, classes, settings) -> pd.DataFrame:
     """Per-crop class probabilities with the crops' metadata (columns prefixed ``Metadata_``)."""
     ds = make_dataset(tensors, indices, None, settings, training=False)
-    probs = model.predict(ds, verbose=0) if len(indices) else np.zeros((0, len(classes)))
+    steps = steps_per_epoch(len(indices), settings.batch_size)
+    probs = model.predict(ds, steps=steps, verbose=0) if len(indices) else np.zeros((0, len(classes)))
     if probs.shape[1] == 1 and len(classes) == 2:  # sigmoid head: the probability of classes[1]
         probs = np.concatenate([1.0 - probs, probs], axis=1)
     table = metadata.iloc[indices].reset_index(drop=True)

@@ -8,7 +8,7 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.training import FoldOutputs, TrainSettings, train_folds
+from cellmoa.training import FoldOutputs, TrainSettings, train_folds, use_backend
 
 
 def files(name) -> dict[str, Path]:
@@ -21,6 +21,7 @@ def files(name) -> dict[str, Path]:
 # params.training holds only what changes outputs (for Snakemake's rerun check); the job's
 # settings come from the whole training section
 settings = TrainSettings.from_config(snakemake.config["training"], snakemake.wildcards.network, threads=snakemake.threads)
+use_backend(settings.backend, settings.deterministic)  # before Keras is imported (KERAS_BACKEND)
 models, histories, predictions = files("model"), files("history"), files("predictions")
 fold_files, embeddings = files("fold"), files("embeddings")
 folds = {
