@@ -74,9 +74,8 @@ def _device_name(backend: str) -> str:
 def run_worker(spec: dict) -> dict:
     """Measure one (network, size, batch, precision, jit) on this process's backend: training
     images/s (a timed epoch after an untimed one that compiles) and inference images/s."""
-    import numpy as np
-
     import keras
+    import numpy as np
 
     from cellmoa import models
 
@@ -238,7 +237,8 @@ def markdown(report: dict) -> str:
         if r.get("kind") or "train_img_s" not in r:
             continue
         lines.append(f"| {r['backend']} | {r['network']} | {r['size']} | {r['batch']} | {r['precision']} | "
-                     f"{'yes' if r['jit'] else 'no'} | {'yes' if r.get('deterministic') else 'no'} | {r['train_img_s']} | {r['infer_img_s']} | {r['compile_s']} | "
+                     f"{'yes' if r['jit'] else 'no'} | {'yes' if r.get('deterministic') else 'no'} | "
+                     f"{r['train_img_s']} | {r['infer_img_s']} | {r['compile_s']} | "
                      f"{r.get('peak_memory_mib') or '-'} |")
     for r in report["results"]:
         if r.get("kind") == "concurrent" and "train_img_s" in r:

@@ -10,7 +10,6 @@ from cellmoa.inputs import augment_batch, augment_batch_numpy, make_dataset, res
 from cellmoa.tensors import read_crop_metadata
 from cellmoa.training import FoldOutputs, FoldTrainer, TrainSettings, class_weights, train_fold, train_folds
 
-
 #: the two implementations of the input pipeline: tf.data (TensorFlow backend) and numpy batches
 #: from reader threads (JAX, PyTorch); the pipeline tests run on both
 PIPELINES = ["tensorflow", "jax"]
