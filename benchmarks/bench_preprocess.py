@@ -48,8 +48,9 @@ def run_ours(folder: Path, plate: str, out: Path) -> int:
     # what the illumination and tensors jobs do: one read of the whole plate for the function and
     # the DMSO statistics, then one read of the labelled fields
     functions, stats = illumination_pass(rows, folder, ds.channels, IlluminationParams(), reference=ds.reference(rows))
+    # the rules' threads: 2 (the tensors job gives each of its threads a field to prepare)
     write_plate_tensors(out, PlateFields(plate, ds.labelled(rows), ds.reference(rows), folder, ds.channels), functions,
-                        reference_stats=stats)
+                        reference_stats=stats, prefetch=2)
     return len(rows)
 
 

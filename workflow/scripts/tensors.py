@@ -38,6 +38,8 @@ write_plate_tensors(
     bad=bad,
     # computed by the illumination job in its read of the plate (not used with Anscombe)
     reference_stats=read_reference_statistics(function),
-    prefetch=max(0, snakemake.threads - 1),
+    # each field is read, normalised and converted to float16 in a reader thread (numpy releases
+    # the GIL there): as many as the job's threads; the writing thread mostly waits
+    prefetch=snakemake.threads if snakemake.threads > 1 else 0,
 )
 write_tsv(bad.table(), Path(snakemake.output.skipped))
