@@ -60,6 +60,15 @@ class CropReader:
             return tuple(images.shape[1:]), np.dtype(images.dtype), [str(c) for c in f.attrs.get("channels", [])]
 
 
+def require_three_channels(n: int) -> None:
+    """The networks take 3 channels: anything else is refused with the way to map them."""
+    if n != 3:
+        raise ValueError(
+            f"networks take 3 channels; the tensors have {n} "
+            "(map them with the dataset's network_channels / training input_channels)"
+        )
+
+
 #: The paper's augmentations: one of the 8 rotations/flips ("dihedral"); each with probability
 #: 0.5: per-channel intensity jitter +-25% ("intensity"), 3 x 3 blur ("blur"), Gaussian noise of
 #: sd 0.1 in z units ("noise").
@@ -204,11 +213,7 @@ def make_dataset(
             # a zero channel is black (0), as the paper stacked BBBC014's two channels with zeros
             zeros = tf.zeros_like(pixels[..., :1])
             pixels = tf.concat([zeros if i < 0 else pixels[..., i : i + 1] for i in select], axis=-1)
-        if pixels.shape[-1] != 3:
-            raise ValueError(
-                f"networks take 3 channels; the tensors have {pixels.shape[-1]} "
-                "(map them with the dataset's network_channels / training input_channels)"
-            )
+        require_three_channels(pixels.shape[-1])
         pixels = preprocess(pixels)
         out = (pixels,) if labels is None else (pixels, label)
         if with_index:
@@ -312,11 +317,8 @@ def numpy_batches(
     path = Path(tensors)
     shape, dtype, channels = CropReader(path).layout()
     select = channel_selection(settings.input_channels, channels)
-    if select is None and shape[-1] != 3:
-        raise ValueError(
-            f"networks take 3 channels; the tensors have {shape[-1]} "
-            "(map them with the dataset's network_channels / training input_channels)"
-        )
+    if select is None:
+        require_three_channels(shape[-1])
     size = int(settings.input_size)
     preprocess = models.preprocess_fn(settings.network)
     which = augmentations(settings.augment) if training else ()
