@@ -7,7 +7,7 @@ STAMP := $(VENV)/.cellmoa-installed
 # The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install demo demo-bbbc014 test test-quick lint benchmark bench-gpu install-gpu gpu-wheels clean-demo
+.PHONY: install demo demo-bbbc014 demo-screen test test-quick lint benchmark bench-gpu install-gpu gpu-wheels clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ demo: $(STAMP)
 # BBBC014 (NF-kB translocation, two cell lines): the paper's second dataset, synthesized.
 demo-bbbc014: $(STAMP)
 	$(call run_demo,config/demo_bbbc014.yaml)
+
+# Your own screen: a synthesized 5-channel, 384-well Cell Painting-like screen read from its
+# LoadData CSV, plate map and MoA table (dataset: loaddata).
+demo-screen: $(STAMP)
+	$(call run_demo,config/demo_screen.yaml)
 
 # The full suite (what CI runs): end-to-end Snakemake runs, training, SLURM included.
 test: $(STAMP)

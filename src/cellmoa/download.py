@@ -445,3 +445,78 @@ def verify_manifest(manifest: Path, root: Path, check_hash: bool = True, origin:
                       "delete the folder: nothing would fetch it again.")
             when = "written when they were first checked"
         raise RawDataError(f"files under {root} differ from the manifest {manifest} {when}: {shown}. {advice}")
+
+
+def fetch_images(
+    items: list[tuple[str, str, str]],
+    dest: Path,
+    staging: Path,
+    *,
+    allow_missing: bool = False,
+    link_local: bool = True,
+    retries: int = 5,
+    timeout: float = 60.0,
+    max_bytes: int | None = None,
+) -> tuple[list[Path], dict[str, str], list[str]]:
+    """Fetch images one by one into ``dest`` (a plate folder): ``items`` are ``(name under dest,
+    source, where)`` with ``where`` naming the table line that lists it (for errors). Local
+    sources are hard-linked (symlinked across file systems) with ``link_local``, else copied;
+    http(s) sources go through :func:`fetch` (resumed, retried, bounded).
+
+    Files are gathered in ``staging`` first (kept between failed attempts, so a rerun fetches only
+    what is missing) and moved into ``dest`` once all are there. Returns the files, their
+    sources (``{name: source}``) and the names that were missing (only with ``allow_missing``;
+    otherwise a missing image is a :class:`RawDataError` naming every one).
+    """
+    dest, staging = Path(dest), Path(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    missing: list[str] = []
+    sources: dict[str, str] = {}
+    for done, (name, source, where) in enumerate(items, start=1):
+        target = staging / name
+        local = _local_path(source)
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if local is not None:
+                if not local.is_file():
+                    missing.append(f"{where}: {source}")
+                    continue
+                _place_local(local, target, link_local)
+            else:
+                try:
+                    fetch(source, target, retries=retries, timeout=timeout, max_bytes=max_bytes)
+                except DownloadError as exc:
+                    if allow_missing and "HTTP 404" in str(exc):
+                        missing.append(f"{where}: {source}")
+                        continue
+                    raise DownloadError(f"{where}: {exc}") from exc
+        sources[name] = source
+        if done % 200 == 0 or done == len(items):
+            log.info("%s: %d of %d images in place", dest, done, len(items))
+    if missing and not allow_missing:
+        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise RawDataError(
+            f"{len(missing)} image(s) listed in the LoadData CSV do not exist: {shown}. Fix the FileName_/PathName_ "
+            "columns (or data.image_root, against which relative folders are resolved), or set "
+            "preprocessing.normalization.on_bad_image: skip to leave those fields out"
+        )
+    with atomic_path(dest) as tmp:
+        tmp.mkdir(parents=True)
+        for name in sources:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, tmp / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return [dest / name for name in sources], sources, missing
+
+
+def _place_local(source: Path, target: Path, link: bool) -> None:
+    part = target.with_name(target.name + ".part")
+    part.unlink(missing_ok=True)
+    if link:
+        try:
+            os.link(source, part)
+        except OSError:  # another file system, or links not allowed: a symbolic link
+            part.symlink_to(source.resolve())
+    else:
+        shutil.copyfile(source, part)
+    os.replace(part, target)

@@ -60,12 +60,30 @@ class CropReader:
             return tuple(images.shape[1:]), np.dtype(images.dtype), [str(c) for c in f.attrs.get("channels", [])]
 
 
+def network_input(settings, stored: list[str], n_stored: int) -> tuple[list[int] | None, int]:
+    """How the stored channels feed the network: ``(selection, channels)``. ``channel_adapter:
+    select`` (default): ``input_channels`` picks three (:func:`channel_selection`), or the stored
+    channels feed it as they are, which must then be three. ``stem``: every stored channel feeds a
+    network whose first convolution takes them all (:func:`cellmoa.models.widen_stem`)."""
+    if getattr(settings, "channel_adapter", "select") == "stem":
+        if n_stored < 3:
+            raise ValueError(
+                f"channel_adapter: stem widens a network to more than 3 channels; the tensors have {n_stored} "
+                "(use channel_adapter: select with input_channels, which pads with zero channels)"
+            )
+        return None, n_stored
+    select = channel_selection(settings.input_channels, stored)
+    if select is None:
+        require_three_channels(n_stored)
+    return select, 3
+
+
 def require_three_channels(n: int) -> None:
     """The networks take 3 channels: anything else is refused with the way to map them."""
     if n != 3:
         raise ValueError(
             f"networks take 3 channels; the tensors have {n} "
-            "(map them with the dataset's network_channels / training input_channels)"
+            "(pick three with training.input_channels, or feed them all with training.channel_adapter: stem)"
         )
 
 
@@ -170,9 +188,9 @@ def make_dataset(
 
     reader = CropReader(tensors)
     shape, dtype, channels = reader.layout()
-    select = channel_selection(settings.input_channels, channels)
+    select, n_input = network_input(settings, channels, shape[-1])
     size = int(settings.input_size)
-    preprocess = models.preprocess_fn(settings.network)
+    preprocess = models.preprocess_fn(settings.network, n_input)
     which = augmentations(settings.augment) if training else ()
     indices = np.asarray(indices, np.int64)
     label_arr = np.zeros(len(indices), np.int64) if labels is None else np.asarray(labels, np.int64)
@@ -213,7 +231,6 @@ def make_dataset(
             # a zero channel is black (0), as the paper stacked BBBC014's two channels with zeros
             zeros = tf.zeros_like(pixels[..., :1])
             pixels = tf.concat([zeros if i < 0 else pixels[..., i : i + 1] for i in select], axis=-1)
-        require_three_channels(pixels.shape[-1])
         pixels = preprocess(pixels)
         out = (pixels,) if labels is None else (pixels, label)
         if with_index:
@@ -316,11 +333,9 @@ def numpy_batches(
 
     path = Path(tensors)
     shape, dtype, channels = CropReader(path).layout()
-    select = channel_selection(settings.input_channels, channels)
-    if select is None:
-        require_three_channels(shape[-1])
+    select, n_input = network_input(settings, channels, shape[-1])
     size = int(settings.input_size)
-    preprocess = models.preprocess_fn(settings.network)
+    preprocess = models.preprocess_fn(settings.network, n_input)
     which = augmentations(settings.augment) if training else ()
     indices = np.asarray(indices, np.int64)
     label_arr = np.zeros(len(indices), np.int64) if labels is None else np.asarray(labels, np.int64)

@@ -26,6 +26,7 @@ def summarize(
     dataset: str,
     matching_by_network: dict[str, pd.DataFrame] | None = None,
     seed: int = 0,
+    control: str | None = None,
 ) -> pd.DataFrame:
     """One row per network: treatments, correct, treatment accuracy with its compound-bootstrap
     and Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
@@ -38,7 +39,8 @@ def summarize(
     :func:`cellmoa.matching.concatenate_profiles`)."""
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
-    control = adapter.control
+    # the configured adapter's control (a loaddata screen names its own); else the dataset's
+    control = adapter.control if control is None else control
     rows = []
     for network, predictions in predictions_by_network.items():
         treatments = evaluation.treatment_predictions(predictions, control, source=f"{network} predictions")

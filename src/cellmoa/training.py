@@ -23,7 +23,7 @@ from cellmoa.checkpoints import Checkpoint
 from cellmoa.files import atomic_path, write_text, write_tsv
 from cellmoa.folds import ALL_FOLD, fold_classes, select_fold, unannotated
 from cellmoa.gpus import claim_cuda_device, use_one_gpu
-from cellmoa.inputs import make_dataset, steps_per_epoch
+from cellmoa.inputs import CropReader, make_dataset, network_input, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,11 @@ class TrainSettings:
     #: what feeds the network's 3 input channels: stored channel names or None for a zero
     #: channel (the dataset's ``network_channels``); None = the stored channels as they are
     input_channels: list | None = None
+    #: how stored channels feed the 3-channel networks: "select" (``input_channels`` picks three)
+    #: or "stem" (every stored channel: the first convolution widened to take them all; with
+    #: ImageNet weights each further channel's kernel is the mean of the RGB kernels, all scaled
+    #: by 3 / channels); with "stem", ``input_channels`` is not used
+    channel_adapter: str = "select"
     fold_scheme: str = "nsc"
     seed: int = 0
     #: the Keras backend the job trains on: "tensorflow" (tf.data input), "jax" or "torch"
@@ -85,6 +90,10 @@ class TrainSettings:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.channel_adapter not in ("select", "stem"):
+            raise ValueError(f"channel_adapter must be select or stem, not {self.channel_adapter!r}")
+        if self.channel_adapter == "stem":
+            self.input_channels = None
         if self.mixed_precision not in (False, True, "float16", "bfloat16"):
             raise ValueError(f"mixed_precision must be false, true, float16 or bfloat16, not {self.mixed_precision!r}")
         if self.jit_compile is None:
@@ -270,7 +279,7 @@ class FoldTrainer:
         self.classes = fold_classes(self.metadata)
         self.model = models.build_classifier(
             settings.network, len(self.classes), settings.input_size, settings.weights, settings.l2,
-            settings.batchnorm_momentum, imagenet_file, head=settings.head,
+            settings.batchnorm_momentum, imagenet_file, head=settings.head, channels=self._input_channels(),
         )
         self.model.compile(
             optimizer=_optimizer(settings),
@@ -281,6 +290,11 @@ class FoldTrainer:
         self.model.optimizer.build(self.model.trainable_variables)
         self._initial = self._state()
         self._embedder = None
+
+    def _input_channels(self) -> int:
+        """The channels the network takes: 3, or every stored one with ``channel_adapter: stem``."""
+        shape, _, stored = CropReader(self.tensors).layout()
+        return network_input(self.settings, stored, shape[-1])[1]
 
     def _state(self) -> tuple[list, list]:
         return self.model.get_weights(), [np.array(v) for v in self.model.optimizer.variables]

@@ -11,7 +11,7 @@ from snakemake.utils import validate
 # workflow/scripts/rule_setup.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import DATASETS, dataset_from_config
 from cellmoa.folds import ALL_FOLD, folds_from_config
 from cellmoa import models
 from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
@@ -21,16 +21,56 @@ from cellmoa.training import TrainSettings
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
-DATASET = get_dataset(config["dataset"])
-config["data"].setdefault("base_url", DATASET.base_url)
 SYNTHETIC = "synthetic" in config
+# data: settings only a configured adapter (dataset: loaddata) reads
+_SCREEN_KEYS = sorted(
+    set(config["data"])
+    & {
+        "loaddata",
+        "treatments",
+        "moas",
+        "control",
+        "batch_column",
+        "columns",
+        "channels",
+        "image_root",
+        "plate_format",
+        "unimaged_wells",
+        "link_local",
+    }
+)
+if _SCREEN_KEYS and config["dataset"] != "loaddata":
+    raise ValueError(
+        f"config: data.{', data.'.join(_SCREEN_KEYS)} describe your own screen and apply to "
+        f"dataset: loaddata only, not {config['dataset']}; remove them or set dataset: loaddata"
+    )
+if SYNTHETIC and not DATASETS[config["dataset"]].archives:
+    # a synthesized screen: the data: settings that read what the synthesizer writes
+    if "base_url" not in config["data"]:
+        raise ValueError(
+            "config: a synthetic screen (dataset: loaddata) needs data.base_url, the folder to write it to"
+        )
+    _defaults = spec_for(config["dataset"], config["synthetic"]).data_defaults(
+        config["data"]["base_url"]
+    )
+    for _key, _value in _defaults.items():
+        config["data"].setdefault(_key, _value)
+DATASET = dataset_from_config(config)
+config["data"].setdefault("base_url", DATASET.base_url)
 if "plates" in config["data"]:
     PLATES = list(config["data"]["plates"])
 elif SYNTHETIC:
     PLATES = spec_for(DATASET.name, config["synthetic"]).plates()
+elif not DATASET.archives:
+    PLATES = DATASET.local_plates()
 else:
     raise ValueError(
         "config: data.plates is required (the plates to process) unless a synthetic: section is given"
+    )
+if not DATASET.archives and "raw_dir" in config["data"]:
+    raise ValueError(
+        "config: data.raw_dir does not apply to dataset loaddata: its images are where the LoadData "
+        "CSV's PathName_/FileName_ columns say (relative folders from data.image_root)"
     )
 if SYNTHETIC and "://" in config["data"]["base_url"]:
     raise ValueError(
@@ -46,6 +86,18 @@ for _network in NETWORKS:
         raise ValueError(f"config: training ({_network}): {error}") from error
 
 
+_folds = config["training"]["folds"]
+if not (_folds.get("held_out") or _folds.get("compounds")) and _folds.get(
+    "scheme", DATASET.fold_schemes[0]
+) in ("nsc", "nscb"):
+    # leave-one-compound-out over every annotated compound, where they are known before the run
+    _annotated = (
+        spec_for(DATASET.name, config["synthetic"]).compounds
+        if SYNTHETIC
+        else DATASET.annotated_compounds()
+    )
+    if _annotated:
+        _folds["compounds"] = list(_annotated)
 FOLDS = folds_from_config(
     config["training"]["folds"], DATASET
 )  # slug -> held-out value

@@ -38,48 +38,72 @@ rule download_metadata:
     # only what changes the files (data.retries, timeout and max_bytes are read from the config
     # by the script: changing them must not fetch 41 GB again)
     params:
-        base_url=config["data"]["base_url"],
+        sources=DATASET.metadata_sources(config["data"]["base_url"]),
     script:
         "../scripts/download_metadata.py"
 
 
-rule download_plate:
-    input:
-        synthetic_source,
-    output:
-        archive=plate_archive_output(),
-    log:
-        "logs/download/{plate}.log",
-    localrule: True
-    conda:
-        "../../envs/download.yaml"
-    resources:
-        download=1,
-    params:
-        dataset=config["dataset"],
-        base_url=config["data"]["base_url"],
-    script:
-        "../scripts/download_plate.py"
+if DATASET.archives:
 
+    rule download_plate:
+        input:
+            synthetic_source,
+        output:
+            archive=plate_archive_output(),
+        log:
+            "logs/download/{plate}.log",
+        localrule: True
+        conda:
+            "../../envs/download.yaml"
+        resources:
+            download=1,
+        params:
+            dataset=config["dataset"],
+            base_url=config["data"]["base_url"],
+        script:
+            "../scripts/download_plate.py"
 
-rule extract_plate:
-    input:
-        archive=PLATE_ARCHIVE,
-        metadata=METADATA_FILES.values(),
-    output:
-        images=directory(f"{RESOURCES}/images/{{plate}}"),
-        manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
-    log:
-        "logs/download/{plate}.extract.log",
-    localrule: True
-    conda:
-        "../../envs/download.yaml"
-    params:
-        dataset=config["dataset"],
-        base_url=config["data"]["base_url"],
-        on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
-    script:
-        "../scripts/extract_plate.py"
+    rule extract_plate:
+        input:
+            archive=PLATE_ARCHIVE,
+            metadata=METADATA_FILES.values(),
+        output:
+            images=directory(f"{RESOURCES}/images/{{plate}}"),
+            manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
+        log:
+            "logs/download/{plate}.extract.log",
+        localrule: True
+        conda:
+            "../../envs/download.yaml"
+        params:
+            dataset=config["dataset"],
+            base_url=config["data"]["base_url"],
+            on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
+        script:
+            "../scripts/extract_plate.py"
+
+else:
+
+    rule fetch_plate_images:
+        input:
+            synthetic_source,
+            metadata=METADATA_FILES.values(),
+        output:
+            images=directory(f"{RESOURCES}/images/{{plate}}"),
+            manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
+        log:
+            "logs/download/{plate}.log",
+        localrule: True
+        conda:
+            "../../envs/download.yaml"
+        resources:
+            download=1,
+        params:
+            staging=f"{RESOURCES}/staging/{{plate}}",
+            link_local=config["data"].get("link_local", True),
+            on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
+        script:
+            "../scripts/fetch_plate_images.py"
 
 
 rule check_raw_plate:

@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from cellmoa import evaluation
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.plots import plot_confusion
 
 network = snakemake.wildcards.network
 predictions = pd.concat([read_tsv(f) for f in snakemake.input.predictions], ignore_index=True)
-control = get_dataset(snakemake.config["dataset"]).control
+control = dataset_from_config(snakemake.config).control
 treatments = evaluation.treatment_predictions(predictions, control)
 write_tsv(treatments, Path(snakemake.output.treatments))
 accuracy = evaluation.accuracy_by_moa(treatments)

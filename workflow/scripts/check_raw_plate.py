@@ -10,10 +10,10 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.download import RawDataError, missing_files_message, write_manifest
 
-dataset = get_dataset(snakemake.params.dataset)
+dataset = dataset_from_config(snakemake.config)
 plate = snakemake.wildcards.plate
 folder = Path(snakemake.input.images)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)

@@ -1,4 +1,5 @@
-"""Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url, each checked
+"""Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url (a loaddata
+screen: its LoadData CSV, plate map and MoA table from data.loaddata, treatments, moas), each checked
 (readable text, the dataset's columns) before it takes its final name, and record them in a
 manifest (size, sha256, source URL)."""
 
@@ -8,18 +9,18 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.datasets import get_dataset
-from cellmoa.download import fetch, join_url, write_manifest
+from cellmoa.datasets import dataset_from_config
+from cellmoa.download import fetch, write_manifest
 
 p = snakemake.params
 data = snakemake.config["data"]
-dataset = get_dataset(snakemake.config["dataset"])
+dataset = dataset_from_config(snakemake.config)
 sources = {}
 files = []
 for name, dest in snakemake.output.items():
     if name == "manifest":
         continue
-    url = join_url(p.base_url, name)
+    url = p.sources[name]
     fetch(url, Path(dest), retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"],
           validate=lambda path, name=Path(dest).name: dataset.check_metadata_file(name, path))
     sources[Path(dest).name] = url

@@ -10,12 +10,12 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.download import check_zip, fetch, join_url, sha256sum
 
 p = snakemake.params
 archive = Path(snakemake.output.archive)
-name = get_dataset(p.dataset).archive_name(snakemake.wildcards.plate)
+name = dataset_from_config(snakemake.config).archive_name(snakemake.wildcards.plate)
 url = join_url(p.base_url, name)
 data = snakemake.config["data"]
 fetch(url, archive, retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"], validate=check_zip)

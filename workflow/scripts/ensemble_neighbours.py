@@ -11,7 +11,7 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.files import write_tsv
 from cellmoa.matching import ensemble_fold_matches
 from cellmoa.postprocessing import parse_chain
@@ -25,7 +25,7 @@ for path in snakemake.input.embeddings:  # results/models/<network>/<fold>/embed
     with h5py.File(path, "r") as f:
         embeddings[network][p.folds[fold]] = f["embeddings"][()]
 chain = parse_chain(p.postprocess)
-control = get_dataset(snakemake.config["dataset"]).control
+control = dataset_from_config(snakemake.config).control
 matches, average_precision, notes = ensemble_fold_matches(metadata, embeddings, chain=chain, control=control)
 write_tsv(matches, Path(snakemake.output.matches))
 write_tsv(average_precision, Path(snakemake.output.average_precision))

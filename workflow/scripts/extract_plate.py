@@ -9,12 +9,12 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.download import ArchiveError, extract_zip, join_url, sha256sum, write_manifest
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
-dataset = get_dataset(p.dataset)
+dataset = dataset_from_config(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 archive = Path(snakemake.input.archive)
 images = Path(snakemake.output.images)

@@ -9,7 +9,7 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.download import verify_manifest
 from cellmoa.files import write_tsv
 from cellmoa.illumination import IlluminationParams, IlluminationQC, write_illumination
@@ -19,7 +19,7 @@ from cellmoa.preprocessing import illumination_pass
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
-dataset = get_dataset(p.dataset)
+dataset = dataset_from_config(snakemake.config)
 metadata_dir = Path(snakemake.input.metadata[0]).parent
 raw_dir = Path(snakemake.input.images).parent
 # the downloaded (or checked) files must not have changed since their manifests were written

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.files import write_tsv
 from cellmoa.matching import fold_matches
 from cellmoa.postprocessing import parse_chain
@@ -24,7 +24,7 @@ for compound, path in zip(snakemake.params.compounds, snakemake.input.embeddings
     with h5py.File(path, "r") as f:
         embeddings[compound] = f["embeddings"][()]
 chain = parse_chain(snakemake.params.postprocess)
-control = get_dataset(snakemake.config["dataset"]).control
+control = dataset_from_config(snakemake.config).control
 matches, average_precision, notes = fold_matches(metadata, embeddings, chain=chain, control=control)
 write_tsv(matches, Path(snakemake.output.matches))
 write_tsv(average_precision, Path(snakemake.output.average_precision))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.matching import fold_profiles
 from cellmoa.plots import plot_profile_map
 from cellmoa.postprocessing import parse_chain
@@ -21,7 +21,7 @@ p = snakemake.params
 metadata = read_crop_metadata(Path(snakemake.input.tensors))
 with h5py.File(snakemake.input.embeddings, "r") as f:
     embeddings = f["embeddings"][()]
-control = get_dataset(snakemake.config["dataset"]).control
+control = dataset_from_config(snakemake.config).control
 variants, notes = fold_profiles(metadata, embeddings, parse_chain(p.postprocess), control, f"fold {p.compound}")
 title = f"{snakemake.wildcards.network}: treatment profiles of the fold model that held out {p.compound}"
 plot_profile_map(variants, title, Path(snakemake.output.plot))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellmoa import evaluation
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.matching import summary_by_scheme
 from cellmoa.plots import plot_accuracy
@@ -36,9 +36,9 @@ if snakemake.input.ensemble_matches:
     nn["Ensemble"] = summary_by_scheme(
         read_tsv(snakemake.input.ensemble_matches[0]), read_tsv(snakemake.input.ensemble_average_precision[0]), seed=p.seed
     )
-table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed)
+control = dataset_from_config(snakemake.config).control
+table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed, control=control)
 write_tsv(table, Path(snakemake.output.summary))
-control = get_dataset(p.dataset).control
 treatments = {n: evaluation.treatment_predictions(df, control) for n, df in by_network.items()}
 if len(treatments) > 1:
     treatments["Ensemble"] = evaluation.ensemble_treatments(treatments)

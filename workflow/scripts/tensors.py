@@ -11,13 +11,13 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.illumination import read_illumination, read_reference_statistics
 from cellmoa.preprocessing import TensorSettings, plate_fields, write_plate_tensors
 
 p = snakemake.params
-dataset = get_dataset(p.dataset)
+dataset = dataset_from_config(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 settings = TensorSettings.from_config(
     {"crops": p.crops, "normalization": p.normalization, "control_fields_per_plate": p.control_fields}, dataset

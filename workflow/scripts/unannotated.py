@@ -12,7 +12,7 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import get_dataset
+from cellmoa.datasets import dataset_from_config
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.plots import plot_calibration, plot_unannotated
 from cellmoa.postprocessing import parse_chain
@@ -47,7 +47,7 @@ for network in p.networks:
 ensemble_matches = by_network(inputs.matches, p.ensemble)
 tables, calibration = predict_screen(
     metadata, networks, p.coverage, p.score, p.neighbours, parse_chain(p.postprocess),
-    get_dataset(snakemake.config["dataset"]).control, p.ensemble,
+    dataset_from_config(snakemake.config).control, p.ensemble,
     read_tsv(ensemble_matches) if ensemble_matches else None,
 )
 for path in snakemake.output.tables:

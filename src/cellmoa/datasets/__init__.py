@@ -13,17 +13,27 @@ and a demo config (``synthesizer`` and ``demo_config`` attributes).
 from cellmoa.datasets.base import METADATA_COLUMNS, Dataset
 from cellmoa.datasets.bbbc014 import BBBC014
 from cellmoa.datasets.bbbc021 import BBBC021
+from cellmoa.datasets.loaddata import LoadData
 
 #: name (as in the config's ``dataset:``) -> adapter class
-DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (BBBC021, BBBC014)}
+DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (BBBC021, BBBC014, LoadData)}
 
 
-def get_dataset(name: str) -> Dataset:
-    """Return the adapter for a dataset name from the config (``dataset:``)."""
+def get_dataset(name: str, data: dict | None = None) -> Dataset:
+    """Return the adapter for a dataset name from the config (``dataset:``), configured with the
+    config's ``data:`` section (which only a configured adapter such as ``loaddata`` reads)."""
     try:
-        return DATASETS[name.lower()]()
+        cls = DATASETS[name.lower()]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
+    adapter = cls()
+    return adapter if data is None else adapter.configure(data)
 
 
-__all__ = ["BBBC014", "BBBC021", "DATASETS", "METADATA_COLUMNS", "Dataset", "get_dataset"]
+def dataset_from_config(config: dict) -> Dataset:
+    """The adapter of a workflow config: ``dataset:`` configured with its ``data:`` section."""
+    return get_dataset(config["dataset"], config.get("data") or {})
+
+
+__all__ = ["BBBC014", "BBBC021", "DATASETS", "METADATA_COLUMNS", "Dataset", "LoadData", "dataset_from_config",
+           "get_dataset"]

@@ -66,6 +66,25 @@ class Dataset(ABC):
     #: fold scheme ``reference_scheme`` only; and what they are, for the column header
     reference_accuracy: dict[str, float] = {}
     reference_scheme: str | None = None
+    #: whether its plates come as one archive each (download_plate + extract_plate); else each
+    #: image is fetched on its own (fetch_plate_images, :meth:`plate_sources`)
+    archives: bool = True
+
+    def configure(self, data: dict | None) -> "Dataset":
+        """Take the config's ``data:`` section (an adapter configured there, like ``loaddata``,
+        reads its tables' locations from it); the published datasets need nothing."""
+        return self
+
+    def annotated_compounds(self) -> list[str]:
+        """The compounds of known MoA, where they are known before any download (the default of
+        ``training.folds.compounds``); empty when they are not."""
+        return []
+
+    def metadata_sources(self, base_url: str) -> dict[str, str]:
+        """Where each of :meth:`metadata_files` is fetched from: ``<base_url>/<name>``."""
+        from cellmoa.download import join_url
+
+        return {name: join_url(base_url, name) for name in self.metadata_files()}
 
     @abstractmethod
     def metadata_files(self) -> list[str]:
