@@ -19,9 +19,9 @@ install: $(STAMP)
 
 # A demo run: the pipeline (Snakemake says "Nothing to be done" when it is up to date), the HTML
 # report (rewritten only when the summary is newer), then the tables. One-thread training jobs,
-# as many side by side as there are cores.
+# as many side by side as there are cores (or $(2) threads a job: a demo of one network).
 define run_demo
-	$(SNAKEMAKE) --configfile $(1) --cores $(CORES) --resources gpu=$(CORES) --set-threads train=1 train_all=1 train_network=1
+	$(SNAKEMAKE) --configfile $(1) --cores $(CORES) --resources gpu=$(CORES) --set-threads train=$(or $(2),1) train_all=$(or $(2),1) train_network=$(or $(2),1)
 	@if [ results/report.html -nt results/tables/summary.tsv ] && [ "$$(cat results/.report-config 2>/dev/null)" = "$(1)" ]; then \
 		echo "results/report.html is up to date"; \
 	else \
@@ -40,7 +40,7 @@ demo-bbbc014: $(STAMP)
 # Your own screen: a synthesized 5-channel, 384-well Cell Painting-like screen read from its
 # LoadData CSV, plate map and MoA table (dataset: loaddata).
 demo-screen: $(STAMP)
-	$(call run_demo,config/demo_screen.yaml)
+	$(call run_demo,config/demo_screen.yaml,$(CORES))
 
 # The full suite (what CI runs): end-to-end Snakemake runs, training, SLURM included.
 test: $(STAMP)

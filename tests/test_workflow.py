@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT
-from smk import planned_jobs, snakemake
+from smk import E2E_CONFIG, planned_jobs, snakemake, write_config
 from smk import write_config as _write_config
 
 
@@ -53,10 +53,20 @@ def test_the_demo_plans_one_training_job_per_network(tmp_path):
     assert len(demo["training"]["folds"]["compounds"]) == 6
 
 
-def test_lint_is_clean():
+def test_lint_is_clean(tmp_path):
     proc = snakemake("--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
+    # a loaddata screen defines other download rules (fetch_plate_images): linted too
+    proc = snakemake("--lint", "--directory", str(tmp_path), f"--configfile={ROOT / 'config/demo_screen.yaml'}", check=False)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_screen_settings_are_refused_for_a_published_dataset(tmp_path):
+    config = write_config(tmp_path / "c.yaml", {**E2E_CONFIG, "data": {**E2E_CONFIG["data"], "batch_column": "Metadata_Batch"}})
+    proc = snakemake("-n", "--directory", str(tmp_path), f"--configfile={config}", check=False)
+    assert proc.returncode != 0
+    assert "data.batch_column describe your own screen and apply to dataset: loaddata only" in proc.stdout + proc.stderr
 
 
 def test_snakefmt_is_clean():

@@ -131,3 +131,44 @@ def read_channels(row, raw_dir: Path, channels) -> list[np.ndarray]:
 def check_shape(row, raw_dir: Path, channels, images: list[np.ndarray], shape) -> None:
     for channel, image in zip(channels, images):
         require_shape(Path(raw_dir) / row[f"file_{channel}"], image, shape)
+
+
+def image_header(path: Path) -> tuple[tuple[int, ...], str]:
+    """``(shape, dtype)`` of an image without decoding its pixels (TIFF with tifffile, other
+    formats with Pillow)."""
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return tuple(int(s) for s in page.shape), str(np.dtype(page.dtype))
+    from PIL import Image
+
+    with Image.open(path) as img:
+        dtype = {"1": "bool", "L": "uint8", "P": "uint8", "RGB": "uint8", "RGBA": "uint8", "I;16": "uint16",
+                 "I;16B": "uint16", "I": "int32", "F": "float32"}.get(img.mode, img.mode)
+        return (img.height, img.width), dtype
+
+
+def check_plate_images(files: list[tuple[Path, int]], plate: str, source: str) -> dict:
+    """Refuse a plate whose images differ in size or bit depth (the file and CSV line of the
+    first that differs from the plate's first image, and the fix). Returns the plate's
+    ``{"shape": .., "dtype": ..}``."""
+    if not files:
+        raise ImageError(f"plate {plate}: no images")
+    first_path, first_line = files[0]
+    shape, dtype = image_header(first_path)
+    for path, line in files[1:]:
+        this_shape, this_dtype = image_header(path)
+        if this_shape != shape:
+            raise ImageError(
+                f"{source} line {line}: {path} is {' x '.join(map(str, this_shape))} but {first_path} (line "
+                f"{first_line}) of the same plate {plate} is {' x '.join(map(str, shape))}; a plate's images must "
+                "share one size. Fix: re-export the odd images, or split the plate"
+            )
+        if this_dtype != dtype:
+            raise ImageError(
+                f"{source} line {line}: {path} is {this_dtype} but {first_path} (line {first_line}) of plate "
+                f"{plate} is {dtype}; 8-bit and 16-bit images mixed in one plate would be scaled differently. "
+                "Fix: convert them to one bit depth"
+            )
+    return {"shape": shape, "dtype": dtype}

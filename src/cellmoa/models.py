@@ -220,7 +220,12 @@ def build_backbone(name: str, input_size: int, weights: str | None, imagenet_fil
     resolved = resolve_weights(name, weights, imagenet_file=imagenet_file)
     if channels == 3:
         return constructor(include_top=False, weights=resolved, input_shape=(input_size, input_size, 3), pooling="avg")
-    wide = constructor(include_top=False, weights=None, input_shape=(input_size, input_size, channels), pooling="avg")
+    import warnings
+
+    with warnings.catch_warnings():  # keras.applications warns of anything but 1 or 3 channels
+        warnings.filterwarnings("ignore", message="This model usually expects 1 or 3 input channels")
+        wide = constructor(include_top=False, weights=None, input_shape=(input_size, input_size, channels),
+                           pooling="avg")
     if resolved is None:
         return wide
     pretrained = constructor(include_top=False, weights=resolved, input_shape=(input_size, input_size, 3), pooling="avg")

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 from cellmoa.datasets import dataset_from_config
-from cellmoa.datasets.loaddata import check_plate_images
 from cellmoa.download import fetch_images, write_manifest
+from cellmoa.images import check_plate_images
 
 p = snakemake.params
 data = snakemake.config["data"]
