@@ -321,3 +321,20 @@ def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp
         for key in fa["metadata"]:
             np.testing.assert_array_equal(fa["metadata"][key][:], fb["metadata"][key][:], err_msg=key)
         assert list(fa.attrs["channels"]) == list(fb.attrs["channels"])
+
+
+def test_the_crop_grid_follows_the_field_size_unless_set():
+    from cellmoa.crops import CropGeometry
+    from cellmoa.preprocessing import TensorSettings
+
+    auto = TensorSettings.from_config({}, get_dataset("loaddata")).crops
+    assert (auto.rows, auto.cols) == (None, None)
+    assert [(g.rows, g.cols) for g in map(auto.for_field, [(1080, 1080), (2160, 2160), (1024, 1280), (160, 200)])] == [
+        (2, 2), (4, 3), (2, 2), (1, 1)]
+    assert auto.crop_shape((2160, 2160)) == (540, 720)
+    assert len(auto.cut(np.zeros((1080, 1080, 5), np.float32))) == 4
+    fixed = TensorSettings.from_config({"crops": {"rows": 3}}, get_dataset("loaddata")).crops
+    assert (fixed.for_field((1080, 1080)).rows, fixed.for_field((1080, 1080)).cols) == (3, 2)
+    assert CropGeometry(2, 2).for_field((10, 10)) == CropGeometry(2, 2)
+    # the published datasets keep their paper geometry
+    assert (TensorSettings.from_config({}, BBBC021()).crops.rows, TensorSettings.from_config({}, BBBC021()).crops.cols) == (2, 2)

@@ -39,6 +39,10 @@ def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
         assert [str(c) for c in f.attrs["channels"]] == ["DNA", "ER", "RNA", "AGP", "Mito"]
         assert f["images"].shape[-1] == 5
         wells = {w.decode() if isinstance(w, bytes) else str(w) for w in f["metadata"]["well"][:]}
+    # no crop grid in the config: the small 80 x 96 fields are kept whole (one crop each)
+    plate = sorted((work / "results/tensors").glob("SP*.h5"))[0]
+    with h5py.File(plate) as f:
+        assert tuple(f.attrs["crop_grid"]) == (1, 1) and tuple(f.attrs["crop_shape"]) == (80, 96)
     # the controls down the edge column 1, the treatments from column 2, named as on a 384-well plate
     assert {"A01", "F01", "A02"} <= wells and all(parse_well(w, "384") for w in wells)
     tables = work / "results/tables"

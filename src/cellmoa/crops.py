@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+#: the crop (height, width) aimed at where the grid is left to the field size: the paper's
+#: BBBC021 crops (a quarter of a 1024 x 1280 field)
+TARGET_CROP = (512, 640)
 
 
 @dataclass(frozen=True)
 class CropGeometry:
     """How a field is cut: resized to ``field_size`` (height, width; None keeps it) and cut into
-    ``rows`` x ``cols`` equal crops, row-major (crop 0 is top-left; remainder pixels dropped)."""
+    ``rows`` x ``cols`` equal crops, row-major (crop 0 is top-left; remainder pixels dropped).
+    ``rows`` or ``cols`` None: from the field size, crops as near :data:`TARGET_CROP` as a whole
+    grid allows (:meth:`for_field`).
 
-    rows: int = 2
-    cols: int = 2
+    >>> CropGeometry(None, None).for_field((2160, 2160))
+    CropGeometry(rows=4, cols=3, field_size=None)
+    """
+
+    rows: int | None = 2
+    cols: int | None = 2
     field_size: tuple[int, int] | None = None
+
+    def for_field(self, shape: tuple[int, int]) -> "CropGeometry":
+        """The geometry with its grid decided for fields of ``shape`` (itself when set)."""
+        if self.rows is not None and self.cols is not None:
+            return self
+        out = self.output_field(shape)
+        rows = self.rows or max(1, round(out[0] / TARGET_CROP[0]))
+        cols = self.cols or max(1, round(out[1] / TARGET_CROP[1]))
+        return replace(self, rows=int(rows), cols=int(cols))
 
     def output_field(self, shape: tuple[int, int]) -> tuple[int, int]:
         """The field size after the resize, for fields of ``shape``."""
@@ -22,10 +41,11 @@ class CropGeometry:
 
     def crop_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
         """(height, width) of one crop of fields of ``shape``; refuses empty crops."""
+        grid = self.for_field(shape)
         out = self.output_field(shape)
-        ch, cw = out[0] // self.rows, out[1] // self.cols
+        ch, cw = out[0] // grid.rows, out[1] // grid.cols
         if ch < 1 or cw < 1:
-            raise ValueError(f"crops of {out[0]} x {out[1]} fields in a {self.rows} x {self.cols} grid would be empty")
+            raise ValueError(f"crops of {out[0]} x {out[1]} fields in a {grid.rows} x {grid.cols} grid would be empty")
         return ch, cw
 
     def resize(self, field: np.ndarray) -> np.ndarray:
@@ -33,7 +53,8 @@ class CropGeometry:
 
     def cut(self, field: np.ndarray) -> list[np.ndarray]:
         """The crops of an already resized field."""
-        return crop_grid(field, self.rows, self.cols)
+        grid = self.for_field(field.shape[:2])
+        return crop_grid(field, grid.rows, grid.cols)
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,7 @@ def write_plate_tensors(
     settings = settings or TensorSettings()
     bad = bad or settings.bad_images()
     normalizer = fit_normalizer(plate, functions, settings, bad, reference_stats)
-    geometry, empty = settings.crops, settings.empty_crops
+    geometry, empty = settings.crops.for_field(normalizer.shape), settings.empty_crops
     empty_channel = empty.channel_index(plate.channels)
     crop_shape = geometry.crop_shape(normalizer.shape)
 
@@ -320,15 +320,15 @@ def write_plate_tensors(
             for k, crop in kept:
                 writer.add(crop, {key: k if key == "crop" else row.get(key, 0) if key in ("is_control", "annotated") else row[key]
                                   for key in METADATA_FIELDS})
-        writer.attrs.update(_plate_attributes(plate, normalizer, settings, n_empty, len(bad.records)))
+        writer.attrs.update(_plate_attributes(plate, normalizer, settings, n_empty, len(bad.records), geometry))
     if n_empty:
         log.info("%s: dropped %d empty crops (%s)", plate.name, n_empty, empty.channel)
     return writer.count
 
 
 def _plate_attributes(plate: PlateFields, normalizer: FieldNormalizer, settings: TensorSettings,
-                      n_empty: int, n_skipped: int) -> dict:
-    geometry, norm = settings.crops, settings.normalization
+                      n_empty: int, n_skipped: int, geometry) -> dict:
+    norm = settings.normalization
     groups = sorted(normalizer.statistics)
     out_shape = geometry.output_field(normalizer.shape)
     n_channels = len(plate.channels)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellmoa.datasets.base import Dataset
+from cellmoa.wells import well_names
 
 PLATEMAP = "BBBC014_v1_platemap_all.txt"
 ARCHIVE = "BBBC014_v1_images.zip"
@@ -48,7 +49,7 @@ _PLAIN_RE = re.compile(rf"({_NUMBER})\s*$")
 
 def wells() -> list[str]:
     """The 96 wells in the platemap's (row-major) order."""
-    return [f"{r}{c:02d}" for r in ROWS for c in COLUMNS]
+    return well_names("96")
 
 
 def file_name(channel: str, well: str) -> str:

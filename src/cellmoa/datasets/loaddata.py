@@ -151,7 +151,8 @@ class LoadData(Dataset):
     channels: tuple[str, ...] = ()
     control: str | None = "DMSO"
     fold_schemes = ("nsc", "nscb")
-    crop_grid = (2, 2)
+    #: the grid from the field size: crops near the paper's 512 x 640 (crops.TARGET_CROP)
+    crop_grid = (None, None)
     field_size = None
     network_channels: tuple[str | None, ...] = ()
     archives = False

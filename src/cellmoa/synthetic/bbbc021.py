@@ -40,6 +40,7 @@ import tifffile
 
 from cellmoa.datasets.bbbc021 import BBBC021, CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV
 from cellmoa.files import atomic_path, write_text
+from cellmoa.wells import well_names
 from cellmoa.synthetic.rendering import (
     PlateWriter,
     camera,
@@ -90,7 +91,7 @@ AMPLITUDE = {"DAPI": 9000.0, "Tubulin": 3500.0, "Actin": 4500.0}
 WELL_ROWS = "BCDEFG"
 WELL_COLUMNS = range(2, 12)
 #: a 384-well layout for plates with more treatments than BBBC021's 60 inner wells of a 96-well plate
-WELLS_384 = [f"{r}{c:02d}" for r in "ABCDEFGHIJKLMNOP" for c in range(1, 25)]
+WELLS_384 = well_names("384")
 
 
 @dataclass(frozen=True)
