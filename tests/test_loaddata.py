@@ -292,7 +292,7 @@ def bbbc021_as_loaddata(raw: Path, out: Path) -> Path:
 
 
 def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp_path):
-    from cellmoa.preprocessing import build_tensors
+    from cellmoa.preprocessing import TensorSettings, build_tensors
 
     spec, raw = tiny_raw
     tables = bbbc021_as_loaddata(raw, tmp_path / "tables")
@@ -313,7 +313,9 @@ def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp
     pd.testing.assert_frame_equal(got[columns], expected[columns], check_dtype=False)
     assert all(Path(s).is_file() for s in got["source_DAPI"])
     a = build_tensors(BBBC021(), raw, tmp_path / "bbbc021", spec.plates(), unannotated=True)
-    b = build_tensors(screen, folder, tmp_path / "screen", spec.plates(), unannotated=True)
+    # the same settings as the BBBC021 run: its paper geometry (a screen's grid follows the field size)
+    settings = TensorSettings.from_config({"crops": {"rows": 2, "cols": 2}}, screen)
+    b = build_tensors(screen, folder, tmp_path / "screen", spec.plates(), settings=settings, unannotated=True)
     with h5py.File(a) as fa, h5py.File(b) as fb:
         assert fa["images"].shape == fb["images"].shape and fa["images"].shape[0] > 0
         np.testing.assert_array_equal(fa["images"][:], fb["images"][:])

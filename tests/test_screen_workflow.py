@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import h5py
 import pandas as pd
+import pytest
 from smk import snakemake, write_config
 
 from cellmoa.wells import parse_well
@@ -31,6 +32,7 @@ SCREEN_CONFIG = {
 }
 
 
+@pytest.mark.slow
 def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
     work = tmp_path
     config = write_config(work / "config.yaml", SCREEN_CONFIG)
@@ -43,8 +45,8 @@ def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
     plate = sorted((work / "results/tensors").glob("SP*.h5"))[0]
     with h5py.File(plate) as f:
         assert tuple(f.attrs["crop_grid"]) == (1, 1) and tuple(f.attrs["crop_shape"]) == (80, 96)
-    # the controls down the edge column 1, the treatments from column 2, named as on a 384-well plate
-    assert {"A01", "F01", "A02"} <= wells and all(parse_well(w, "384") for w in wells)
+    # the (sampled) controls down the edge column 1, the treatments from column 2, named as on a 384-well plate
+    assert {parse_well(w, "384")[1] for w in wells} >= {0, 1} and "A02" in wells
     tables = work / "results/tables"
     summary = pd.read_csv(tables / "summary.tsv", sep="\t")
     assert summary["Metadata_Dataset"].tolist() == ["loaddata"] and summary["n_treatments"].iloc[0] == 8

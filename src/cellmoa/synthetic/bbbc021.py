@@ -40,7 +40,6 @@ import tifffile
 
 from cellmoa.datasets.bbbc021 import BBBC021, CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV
 from cellmoa.files import atomic_path, write_text
-from cellmoa.wells import well_names
 from cellmoa.synthetic.rendering import (
     PlateWriter,
     camera,
@@ -52,6 +51,7 @@ from cellmoa.synthetic.rendering import (
     soft_inside,
     stable_seed,
 )
+from cellmoa.wells import well_names
 
 #: Phenotype parameters relative to DMSO (1.0 = unchanged).
 #: nucleus_size, nucleus_intensity, elongation, density, cytoplasm_size,
