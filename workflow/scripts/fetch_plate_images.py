@@ -21,7 +21,8 @@ plate = snakemake.wildcards.plate
 dataset = dataset_from_config(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 loaddata = dataset.sources[dataset.loaddata_name]
-items = [(name, source, f"{loaddata} line {line}") for name, source, line in dataset.plate_sources(metadata, plate)]
+listed = dataset.plate_sources(metadata, plate)
+items = [(name, source, f"{loaddata} line {line}") for name, source, line in listed]
 images = Path(snakemake.output.images)
 log = logging.getLogger("fetch_plate_images")
 log.info("plate %s: %d images (%d fields x %d channels)", plate, len(items),
@@ -33,7 +34,7 @@ files, sources, missing = fetch_images(
 if missing:
     log.warning("%d image(s) missing (on_bad_image: skip, their fields will be left out): %s",
                 len(missing), "; ".join(missing[:10]))
-line_of = {name: line for name, _, line in dataset.plate_sources(metadata, plate)}
+line_of = {name: line for name, _, line in listed}
 found = check_plate_images([(images / name, line_of[name]) for name in sources], plate, loaddata)
 log.info("plate %s: %d images of %s %s", plate, len(files), " x ".join(map(str, found["shape"])), found["dtype"])
 write_manifest(Path(snakemake.output.manifest), images.parent, files,
