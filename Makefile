@@ -44,7 +44,7 @@ demo-screen: $(STAMP)
 
 # The full suite (what CI runs): end-to-end Snakemake runs, training, SLURM included.
 test: $(STAMP)
-	$(PY) -m pytest -ra tests
+	$(PY) -m pytest -ra --durations=25 tests
 
 # The inner loop: unit tests only (no end-to-end training, no SLURM), a few minutes.
 test-quick: $(STAMP)

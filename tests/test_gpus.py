@@ -70,3 +70,12 @@ def test_use_one_gpu_hides_the_others_only_when_there_are_several(tmp_path, monk
     first, second = FakeTF(2), FakeTF(2)
     assert use_one_gpu(first) == ["/physical_device:GPU:0"] and first.config.visible == ["/physical_device:GPU:0"]
     assert use_one_gpu(second) == ["/physical_device:GPU:1"] and second.config.visible == ["/physical_device:GPU:1"]
+
+
+def test_slurm_allocation_line_names_the_job_and_its_gpus():
+    from cellmoa.gpus import slurm_allocation
+
+    assert slurm_allocation({"PATH": "/bin"}) is None
+    env = {"SLURM_JOB_ID": "42", "SLURM_JOB_GPUS": "0", "SLURM_GPUS": "1", "SLURM_JOB_PARTITION": "gpu", "HOME": "/root"}
+    line = slurm_allocation(env)
+    assert line == "SLURM_JOB_ID=42 SLURM_JOB_PARTITION=gpu SLURM_JOB_GPUS=0 SLURM_GPUS=1"

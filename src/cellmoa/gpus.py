@@ -86,3 +86,18 @@ def claim_cuda_device() -> int | None:
     log.info("%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed GPU %d (lock %s)",
              n, index, handle.name)
     return index
+
+
+#: what SLURM puts in a job's environment about its allocation (GPU variables only when it has GPUs)
+SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_CPUS_ON_NODE", "SLURM_JOB_GPUS",
+                   "SLURM_GPUS_ON_NODE", "SLURM_GPUS", "SLURM_TRES_PER_TASK")
+
+
+def slurm_allocation(environ=None) -> str | None:
+    """The SLURM allocation this process runs in, as one line for the job's log (``None`` outside
+    SLURM), e.g. ``SLURM_JOB_ID=12 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1``. It stays in the log
+    after the controller has forgotten the job (``MinJobAge``)."""
+    environ = os.environ if environ is None else environ
+    if "SLURM_JOB_ID" not in environ:
+        return None
+    return " ".join(f"{name}={environ[name]}" for name in SLURM_VARIABLES if name in environ)

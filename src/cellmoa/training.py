@@ -22,7 +22,7 @@ from cellmoa import models
 from cellmoa.checkpoints import Checkpoint
 from cellmoa.files import atomic_path, write_text, write_tsv
 from cellmoa.folds import ALL_FOLD, fold_classes, select_fold, unannotated
-from cellmoa.gpus import claim_cuda_device, use_one_gpu
+from cellmoa.gpus import claim_cuda_device, slurm_allocation, use_one_gpu
 from cellmoa.inputs import CropReader, make_dataset, network_input, steps_per_epoch
 from cellmoa.tensors import read_crop_metadata
 
@@ -178,6 +178,8 @@ def configure_backend(settings: TrainSettings) -> None:
             f"training.backend is {settings.backend} but Keras runs on {keras.backend.backend()}: "
             f"start the job with KERAS_BACKEND={settings.backend} (cellmoa.training.use_backend)"
         )
+    if allocation := slurm_allocation():
+        log.info("SLURM allocation: %s", allocation)
     if settings.backend == "tensorflow":
         configure_tensorflow(settings)
         return

@@ -45,7 +45,8 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1024
-MinJobAge=300
+# job records kept an hour (default 300 s): tests/test_slurm.py reads them after runs of several minutes
+MinJobAge=3600
 MailProg=/bin/true
 GresTypes=gpu
 ReturnToService=2
