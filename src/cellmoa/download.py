@@ -78,7 +78,8 @@ def join_url(base: str, name: str) -> str:
     return str(Path(base) / name)
 
 
-def _local_path(url: str) -> Path | None:
+def local_path(url: str) -> Path | None:
+    """The file a local source names (a path or a ``file://`` URL), or None for a remote URL."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
         return Path(urllib.request.url2pathname(parsed.path))
@@ -127,7 +128,7 @@ def fetch(
     part = dest.with_name(dest.name + ".part")
     validator = dest.with_name(dest.name + ".part.validator")
     parsed = urllib.parse.urlparse(url)
-    local = _local_path(url)
+    local = local_path(url)
     if local is not None:
         if not local.is_file():
             raise DownloadError(f"{url}: no such file ({local})")
@@ -474,7 +475,7 @@ def fetch_images(
     sources: dict[str, str] = {}
     for done, (name, source, where) in enumerate(items, start=1):
         target = staging / name
-        local = _local_path(source)
+        local = local_path(source)
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             if local is not None:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from cellmoa.datasets.base import Dataset
+from cellmoa.download import local_path
 from cellmoa.validation import round_significant
 from cellmoa.wells import normalize_well
 
@@ -132,16 +133,6 @@ def _location_root(source: str) -> str:
     return str(Path(source).resolve().parent)
 
 
-def _is_local(source: str) -> bool:
-    return "://" not in source or source.startswith("file://")
-
-
-def _local(source: str) -> Path:
-    if source.startswith("file://"):
-        return Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
-    return Path(source)
-
-
 class LoadData(Dataset):
     """A screen described by a LoadData CSV, a plate map and a MoA table (see the module doc);
     configured with the config's ``data:`` section through :meth:`configure`."""
@@ -204,12 +195,12 @@ class LoadData(Dataset):
         channels = data.get("channels")
         if channels is None:
             source = str(data["loaddata"])
-            if not _is_local(source):
+            if local_path(source) is None:
                 raise ScreenError(
                     f"config: data.loaddata is a URL ({source}): give data.channels (the channel names "
                     "of its FileName_<channel> columns, in the order to store them)"
                 )
-            channels = list(channel_columns(self._header(_local(source))))
+            channels = list(channel_columns(self._header(local_path(source))))
             if not channels:
                 raise ScreenError(f"{source}: no FileName_<channel> columns; a LoadData CSV names each channel's file in one")
         self.channels = tuple(str(c) for c in channels)
@@ -234,18 +225,18 @@ class LoadData(Dataset):
     def local_plates(self) -> list[str]:
         """The plates of a local LoadData CSV (the default of ``data.plates``)."""
         source = str(self.data["loaddata"])
-        if not _is_local(source):
+        if local_path(source) is None:
             raise ScreenError(f"config: data.loaddata is a URL ({source}): give data.plates")
-        table = read_table(_local(source))
+        table = read_table(local_path(source))
         column = self._column(table, "Metadata_Plate", source)
         return sorted(set(table[column].astype(str)))
 
     def annotated_compounds(self) -> list[str]:
         """The compounds of a local MoA table with an MoA, in table order (controls left out)."""
         source = self.sources[MOAS_NAME]
-        if not _is_local(source) or not _local(source).is_file():
+        if local_path(source) is None or not local_path(source).is_file():
             return []
-        table = read_table(_local(source), source)
+        table = read_table(local_path(source), source)
         compounds = table[self._column(table, "Metadata_Compound", source)].astype(str).str.strip()
         labels = table[self._column(table, "Metadata_MoA", source)].astype(str).str.strip()
         keep = (labels != "") & ~compounds.isin(self.controls_named)
