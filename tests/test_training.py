@@ -454,3 +454,30 @@ def test_run_workload_counts_every_fold(tiny_tensors):
     assert work["train_images"] == 3 * labelled * (len(compounds) - 1)
     assert work["inference_images"] == labelled + len(compounds) * len(meta)
     assert work["folds"] == 4 and work["crops"] == len(meta)
+
+
+def test_a_checkpoint_is_resumed_only_by_a_job_with_the_same_settings(tmp_path, caplog):
+    """A fold killed mid-training and rerun with other settings (say a new learning rate, which
+    reruns the job) must not continue the model trained with the old ones: it starts anew."""
+    import keras
+
+    from cellmoa.checkpoints import Checkpoint
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 3)), np.zeros((4, 2)), epochs=1, verbose=0)
+    old = Checkpoint(tmp_path / "checkpoint", made_with='{"learning_rate": 0.001}')
+    old.end_epoch(model, 0, {"loss": 1.0}, last=False)
+    old.end_epoch(model, 1, {"loss": 0.5}, last=False)
+    same, done = Checkpoint(tmp_path / "checkpoint", made_with='{"learning_rate": 0.001}').restore()
+    assert done == 2 and same is not None
+    np.testing.assert_array_equal(same.get_weights()[0], model.get_weights()[0])
+    other = Checkpoint(tmp_path / "checkpoint", made_with='{"learning_rate": 0.01}')
+    with caplog.at_level("WARNING"):
+        assert other.restore() == (None, 0)
+    assert "trained with other settings" in caplog.text and other.history().empty
+    # a checkpoint written before the settings were recorded is not resumed either
+    state = json.loads((tmp_path / "checkpoint/state.json").read_text())
+    del state["made_with"]
+    (tmp_path / "checkpoint/state.json").write_text(json.dumps(state))
+    assert Checkpoint(tmp_path / "checkpoint", made_with='{"learning_rate": 0.001}').restore() == (None, 0)

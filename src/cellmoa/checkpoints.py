@@ -4,7 +4,9 @@ A fold's checkpoint folder (``results/checkpoints/<network>/<fold>/``, not a Sna
 it survives a failed job) holds the model with its optimizer state as ``model-epoch<N>.keras`` and
 ``state.json`` naming it, with the per-epoch history; ``history.tsv`` shows the epochs done so far
 to a person watching the job. Every write goes to a temporary name first and ``state.json`` is
-replaced last, so a restart always finds a consistent checkpoint.
+replaced last, so a restart always finds a consistent checkpoint. ``state.json`` also records what
+made the fold (held-out compound and settings): a job with other settings starts the fold anew
+instead of resuming a model trained differently.
 
 A fold that finished in a multi-fold job keeps its results (predictions, embeddings, history,
 and its model where it is kept) hard-linked in its folder until the job ends
@@ -36,8 +38,11 @@ log = logging.getLogger(__name__)
 class Checkpoint:
     """The checkpoint of one fold (see the module docstring)."""
 
-    def __init__(self, folder: Path, interval_minutes: float = 0.0):
+    def __init__(self, folder: Path, interval_minutes: float = 0.0, made_with: str = ""):
         self.folder = Path(folder)
+        #: what makes the fold (its held-out compound and settings): a saved model is resumed only
+        #: by a job with the same, never by one whose settings have changed since
+        self.made_with = made_with
         self.state_path = self.folder / "state.json"
         self.interval = 60.0 * float(interval_minutes)
         self.rows: list[dict] = []
@@ -56,6 +61,10 @@ class Checkpoint:
         state = self._state()
         if state is None:
             return None, 0
+        if state.get("made_with", "") != self.made_with:
+            log.warning("%s: the saved model (epoch %s) was trained with other settings; it is not resumed, "
+                        "the fold starts anew", self.folder, state.get("epoch"))
+            return None, 0
         self.rows = [row for row in state.get("history", []) if row["epoch"] < int(state["epoch"])]
         model = keras.models.load_model(self.folder / state["model"])
         return model, int(state["epoch"])
@@ -66,7 +75,8 @@ class Checkpoint:
 
     def _write_state(self, name: str, epochs_done: int) -> None:
         previous = self._state()
-        write_text(self.state_path, json.dumps({"epoch": epochs_done, "model": name, "history": self.rows}))
+        write_text(self.state_path, json.dumps({"epoch": epochs_done, "model": name, "history": self.rows,
+                                                "made_with": self.made_with}))
         if previous and previous["model"] != name:
             (self.folder / previous["model"]).unlink(missing_ok=True)
         self._last_save = time.monotonic()

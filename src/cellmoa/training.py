@@ -331,9 +331,9 @@ class FoldTrainer:
 
         settings, metadata = self.settings, self.metadata
         fold = select_fold(metadata, held_out, settings.fold_scheme)
-        checkpoint = Checkpoint(outputs.checkpoint_dir, settings.checkpoint_minutes)
-        results = outputs.files()
         made_with = json.dumps({"held_out": held_out, **self.settings.output_settings()}, sort_keys=True, default=str)
+        checkpoint = Checkpoint(outputs.checkpoint_dir, settings.checkpoint_minutes, made_with)
+        results = outputs.files()
         if keep_checkpoint and checkpoint.restore_results(results, made_with):
             log.info("fold %s: finished before this job was stopped; its results restored from %s", held_out,
                      checkpoint.folder)
