@@ -75,6 +75,20 @@ def checked_predictions(predictions: pd.DataFrame, keys: list[str], control: str
     return table
 
 
+def median_of_replicates(table: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    """The paper's treatment aggregate of ``columns``: the median over each replicate's rows, then
+    the median over the replicates; indexed by ``keys`` (sorted).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"c": ["a"] * 4, "Metadata_Replicate": [1, 1, 2, 2], "p": [0.1, 0.3, 0.8, 0.8]})
+    >>> median_of_replicates(t, ["c"], ["p"])["p"].tolist()
+    [0.5]
+    """
+    per_replicate = table.groupby(keys + [REPLICATE], sort=True)[columns].median()
+    return per_replicate.groupby(level=keys, sort=True).median()
+
+
 def treatment_predictions(predictions: pd.DataFrame, control: str | None = None, source: str = "predictions") -> pd.DataFrame:
     """One row per treatment: true MoA, predicted MoA, correct, and the aggregated probabilities."""
     prob_cols = class_columns(predictions)
@@ -90,8 +104,7 @@ def treatment_predictions(predictions: pd.DataFrame, control: str | None = None,
     if table.empty:
         raise validation.TableError(f"{source}: no treatment rows left once the {control} control rows are out")
     validation.check_one_moa(table, keys, MOA, source)
-    per_replicate = table.groupby(keys + [MOA, REPLICATE], sort=True)[prob_cols].median()
-    per_treatment = per_replicate.groupby(level=keys + [MOA], sort=True).median()
+    per_treatment = median_of_replicates(table, keys + [MOA], prob_cols)
     counts = table.groupby(keys + [MOA], sort=True).agg(
         n_replicates=(REPLICATE, "nunique"), n_crops=(REPLICATE, "size")
     )

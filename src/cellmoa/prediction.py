@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from cellmoa import conformal, validation
-from cellmoa.evaluation import MOA, REPLICATE, class_columns, predicted_classes
+from cellmoa.evaluation import MOA, REPLICATE, class_columns, median_of_replicates, predicted_classes
 from cellmoa.intervals import exact_interval
 
 COMPOUND = "Metadata_Compound"
@@ -58,8 +58,7 @@ def unannotated_treatments(predictions: pd.DataFrame, source: str = "predictions
     validation.check_finite(predictions, prob_cols, source, "probability")
     table = predictions.copy()
     table[CONCENTRATION] = validation.concentration_values(table[CONCENTRATION], source)
-    per_replicate = table.groupby(TREATMENT + [REPLICATE], sort=True)[prob_cols].median()
-    per_treatment = per_replicate.groupby(level=TREATMENT, sort=True).median()
+    per_treatment = median_of_replicates(table, TREATMENT, prob_cols)
     wells = table["Metadata_Plate"].astype(str) + "/" + table["Metadata_Well"].astype(str)
     counts = table.assign(_well=wells).groupby(TREATMENT, sort=True).agg(
         n_crops=(REPLICATE, "size"), n_wells=("_well", "nunique"), n_replicates=(REPLICATE, "nunique"))
