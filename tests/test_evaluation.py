@@ -123,3 +123,26 @@ def test_the_ensemble_averages_the_networks_treatment_probabilities(example):
     assert summary.loc["Ensemble", "n_correct"] == ens["correct"].sum()
     assert 0 <= summary.loc["Ensemble", "treatment_accuracy_exact_ci_low"] <= summary.loc["Ensemble", "treatment_accuracy"]
     assert summary.loc["Ensemble", "nn_nsc_n"] == 0
+
+
+def test_cellmoa_tables_shows_only_the_runs_own_tables(tmp_path, capsys):
+    """Another config's run in the same results folder (make demo, then make demo-screen) leaves
+    tables of networks the new run does not have: they are named, never printed as its results."""
+    from cellmoa.cli import main
+
+    summary = pd.DataFrame([{"Metadata_Network": "ResNet50", "n_correct": 3, "n_treatments": 4, "treatment_accuracy": 0.75,
+                             "treatment_accuracy_ci_low": 0.5, "treatment_accuracy_ci_high": 1.0,
+                             "treatment_accuracy_exact_ci_low": 0.19, "treatment_accuracy_exact_ci_high": 0.99,
+                             "crop_accuracy": 0.7}])
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    accuracy = pd.DataFrame({"Metadata_MoA": ["A", "all"], "n_treatments": [4, 4], "accuracy": [0.75, 0.75]})
+    accuracy.to_csv(tmp_path / "accuracy_ResNet50.tsv", sep="\t", index=False)
+    accuracy.assign(accuracy=0.123).to_csv(tmp_path / "accuracy_InceptionV3.tsv", sep="\t", index=False)
+    unannotated = pd.DataFrame({"Metadata_Compound": ["new"], "Metadata_Concentration": [1.0], "top_moa": ["A"]})
+    unannotated.to_csv(tmp_path / "unannotated_ResNet50.tsv", sep="\t", index=False)
+    unannotated.assign(Metadata_Compound="stale-compound").to_csv(tmp_path / "unannotated_Ensemble.tsv", sep="\t", index=False)
+    assert main(["tables", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "== ResNet50: treatment-level accuracy" in out and "== ResNet50: unannotated compounds" in out
+    assert "InceptionV3: treatment" not in out and "12.3%" not in out and "stale-compound" not in out
+    assert "not shown: tables of Ensemble, InceptionV3" in out

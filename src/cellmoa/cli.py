@@ -8,10 +8,24 @@ import sys
 from pathlib import Path
 
 
-def _print_unannotated(folder: Path, read_tsv, format_table) -> None:
+#: the tables written once per network (and for the ensemble): ``<kind>_<network>.tsv``
+PER_NETWORK_TABLES = ("accuracy_by_fold", "accuracy", "average_precision", "nearest_neighbours", "postprocessing",
+                      "treatments", "unannotated")
+
+
+def _table_network(path: Path) -> str | None:
+    """The network (or ensemble) a per-network table is of, None for the other tables."""
+    for kind in PER_NETWORK_TABLES:
+        if path.stem.startswith(kind + "_"):
+            return path.stem[len(kind) + 1:]
+    return None
+
+
+def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) -> None:
     """The unannotated compounds' predictions (the ensemble's, else each network's) and the
-    calibration at the configured coverage, where the run made them."""
-    tables = sorted(folder.glob("unannotated_*.tsv"))
+    calibration at the configured coverage, where the run made them (``names``: the networks and
+    the ensemble of its summary)."""
+    tables = [t for t in sorted(folder.glob("unannotated_*.tsv")) if t.stem[len("unannotated_"):] in names]
     ensemble = [t for t in tables if t.stem == "unannotated_Ensemble"]
     for path in ensemble or tables:
         table = read_tsv(path)
@@ -38,10 +52,20 @@ def _tables(args) -> int:
     if not summary.exists():
         print(f"{summary} does not exist yet: run the pipeline first (make demo, or snakemake)", file=sys.stderr)
         return 1
+    summary_table = read_tsv(summary)
+    # only the run's own tables: another config's run in the same folder (say make demo, then make
+    # demo-screen) leaves tables of networks this summary does not have
+    names = set(summary_table["Metadata_Network"].astype(str))
+    others = sorted({n for n in map(_table_network, folder.glob("*.tsv")) if n} - names)
+    if others:
+        print(f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; its summary.tsv "
+              f"lists {', '.join(sorted(names))}; make clean-demo removes them)")
     for path in sorted(folder.glob("accuracy_*.tsv")):
         if path.stem.startswith("accuracy_by_fold_"):
             continue
         network = path.stem[len("accuracy_"):]
+        if network not in names:
+            continue
         print(f"\n== {network}: treatment-level accuracy per MoA ({path})")
         print(format_table(read_tsv(path)))
         by_fold = folder / f"accuracy_by_fold_{network}.tsv"
@@ -53,9 +77,9 @@ def _tables(args) -> int:
         print(f"\n== Treatment accuracy per MoA across networks ({per_moa})")
         print(format_table(read_tsv(per_moa)))
     print(f"\n== Summary across networks ({summary}; every column there)")
-    print(compact_summary(read_tsv(summary)).to_string(index=False))
+    print(compact_summary(summary_table).to_string(index=False))
     print(f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; mAP: copairs)")
-    _print_unannotated(folder, read_tsv, format_table)
+    _print_unannotated(folder, read_tsv, format_table, names)
     report = folder.parent / "report.html"
     if report.exists():
         print(f"\nHTML report: {report}")
