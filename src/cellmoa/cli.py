@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-
 #: the tables written once per network (and for the ensemble): ``<kind>_<network>.tsv``
 PER_NETWORK_TABLES = ("accuracy_by_fold", "accuracy", "average_precision", "nearest_neighbours", "postprocessing",
                       "treatments", "unannotated")
