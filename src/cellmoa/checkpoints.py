@@ -89,10 +89,10 @@ class Checkpoint:
             model.save(tmp)
         self._write_state(name, epochs_done)
 
-    def keep_results(self, files: list[Path], made_with: str = "") -> None:
+    def keep_results(self, files: list[Path]) -> None:
         """Keep a finished fold's output ``files`` (hard links, copies where links are not
-        possible) for :meth:`restore_results`, with ``made_with`` (what made them: the fold and
-        its settings); the list is written last."""
+        possible) for :meth:`restore_results`, with :attr:`made_with` (what made them: the fold
+        and its settings); the list is written last."""
         folder = self.folder / "results"
         folder.mkdir(parents=True, exist_ok=True)
         names = []
@@ -103,11 +103,11 @@ class Checkpoint:
                 except OSError:
                     shutil.copyfile(path, tmp)
             names.append(path.name)
-        write_text(folder / "done.json", json.dumps({"files": names, "made_with": made_with}))
+        write_text(folder / "done.json", json.dumps({"files": names, "made_with": self.made_with}))
 
-    def restore_results(self, files: list[Path], made_with: str = "") -> bool:
+    def restore_results(self, files: list[Path]) -> bool:
         """Put back the outputs kept by :meth:`keep_results`; False (nothing done) unless every
-        one of ``files`` was kept, by the same ``made_with`` (results of other settings are
+        one of ``files`` was kept, by the same :attr:`made_with` (results of other settings are
         never restored)."""
         folder = self.folder / "results"
         done = folder / "done.json"
@@ -119,7 +119,7 @@ class Checkpoint:
         if not all((folder / Path(f).name).is_file() for f in files):
             log.info("%s: a kept result is missing; the fold is made again", folder)
             return False
-        if kept.get("made_with") != made_with:
+        if kept.get("made_with") != self.made_with:
             log.info("%s: kept results of other settings are not restored; the fold is made again", folder)
             return False
         for path in map(Path, files):

@@ -24,7 +24,7 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
     """The unannotated compounds' predictions (the ensemble's, else each network's) and the
     calibration at the configured coverage, where the run made them (``names``: the networks and
     the ensemble of its summary)."""
-    tables = [t for t in sorted(folder.glob("unannotated_*.tsv")) if t.stem[len("unannotated_"):] in names]
+    tables = [t for t in sorted(folder.glob("unannotated_*.tsv")) if _table_network(t) in names]
     ensemble = [t for t in tables if t.stem == "unannotated_Ensemble"]
     for path in ensemble or tables:
         table = read_tsv(path)
@@ -60,10 +60,8 @@ def _tables(args) -> int:
         print(f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; its summary.tsv "
               f"lists {', '.join(sorted(names))}; make clean-demo removes them)")
     for path in sorted(folder.glob("accuracy_*.tsv")):
-        if path.stem.startswith("accuracy_by_fold_"):
-            continue
-        network = path.stem[len("accuracy_"):]
-        if network not in names:
+        network = _table_network(path)
+        if path.stem.startswith("accuracy_by_fold_") or network not in names:
             continue
         print(f"\n== {network}: treatment-level accuracy per MoA ({path})")
         print(format_table(read_tsv(path)))

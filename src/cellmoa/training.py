@@ -334,7 +334,7 @@ class FoldTrainer:
         made_with = json.dumps({"held_out": held_out, **self.settings.output_settings()}, sort_keys=True, default=str)
         checkpoint = Checkpoint(outputs.checkpoint_dir, settings.checkpoint_minutes, made_with)
         results = outputs.files()
-        if keep_checkpoint and checkpoint.restore_results(results, made_with):
+        if keep_checkpoint and checkpoint.restore_results(results):
             log.info("fold %s: finished before this job was stopped; its results restored from %s", held_out,
                      checkpoint.folder)
             return pd.read_csv(outputs.predictions, sep="\t", keep_default_na=False)
@@ -387,7 +387,7 @@ class FoldTrainer:
             write_embeddings(self._embedder, self.tensors, settings, Path(outputs.embeddings), held_out, rows)
         write_tsv(checkpoint.history(), outputs.history)
         if keep_checkpoint:
-            checkpoint.keep_results(results, made_with)  # a rerun after a kill restores this fold untrained
+            checkpoint.keep_results(results)  # a rerun after a kill restores this fold untrained
         else:
             shutil.rmtree(checkpoint.folder, ignore_errors=True)
         return predictions

@@ -195,12 +195,13 @@ class LoadData(Dataset):
         channels = data.get("channels")
         if channels is None:
             source = str(data["loaddata"])
-            if local_path(source) is None:
+            local = local_path(source)
+            if local is None:
                 raise ScreenError(
                     f"config: data.loaddata is a URL ({source}): give data.channels (the channel names "
                     "of its FileName_<channel> columns, in the order to store them)"
                 )
-            channels = list(channel_columns(self._header(local_path(source))))
+            channels = list(channel_columns(self._header(local)))
             if not channels:
                 raise ScreenError(f"{source}: no FileName_<channel> columns; a LoadData CSV names each channel's file in one")
         self.channels = tuple(str(c) for c in channels)
@@ -225,18 +226,20 @@ class LoadData(Dataset):
     def local_plates(self) -> list[str]:
         """The plates of a local LoadData CSV (the default of ``data.plates``)."""
         source = str(self.data["loaddata"])
-        if local_path(source) is None:
+        local = local_path(source)
+        if local is None:
             raise ScreenError(f"config: data.loaddata is a URL ({source}): give data.plates")
-        table = read_table(local_path(source))
+        table = read_table(local)
         column = self._column(table, "Metadata_Plate", source)
         return sorted(set(table[column].astype(str)))
 
     def annotated_compounds(self) -> list[str]:
         """The compounds of a local MoA table with an MoA, in table order (controls left out)."""
         source = self.sources[MOAS_NAME]
-        if local_path(source) is None or not local_path(source).is_file():
+        local = local_path(source)
+        if local is None or not local.is_file():
             return []
-        table = read_table(local_path(source), source)
+        table = read_table(local, source)
         compounds = table[self._column(table, "Metadata_Compound", source)].astype(str).str.strip()
         labels = table[self._column(table, "Metadata_MoA", source)].astype(str).str.strip()
         keep = (labels != "") & ~compounds.isin(self.controls_named)
