@@ -26,7 +26,7 @@ def per_crop_baseline(tensors: Path, n: int, size: int, network: str, batch: int
     import h5py
     import tensorflow as tf
 
-    from cellmoa import models
+    from cellmoa.train import models
 
     preprocess = models.preprocess_fn(network)
     with h5py.File(tensors, "r") as f:
@@ -80,8 +80,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
 
-    from cellmoa.inputs import make_dataset
-    from cellmoa.training import TrainSettings
+    from cellmoa.train.inputs import make_dataset
+    from cellmoa.train.training import TrainSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = fake_tensors(Path(tmp), args.crops, *args.shape)

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "src"))
 def pipeline_rate(backend: str, tensors: Path, n: int, size: int, steps: int, threads: int) -> float:
     import numpy as np
 
-    from cellmoa.inputs import make_dataset
-    from cellmoa.training import TrainSettings
+    from cellmoa.train.inputs import make_dataset
+    from cellmoa.train.training import TrainSettings
 
     settings = TrainSettings(network="ResNet50", input_size=size, weights=None, batch_size=8, backend=backend,
                              threads=threads, seed=0)
@@ -46,7 +46,7 @@ def train_worker(size: int, steps: int) -> None:
     import keras
     import numpy as np
 
-    from cellmoa import models
+    from cellmoa.train import models
 
     keras.utils.set_random_seed(0)
     model = models.build_classifier("ResNet50", 12, size, None)

@@ -18,9 +18,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def make_tensors(folder: Path) -> Path:
-    from cellmoa.datasets import BBBC021
-    from cellmoa.preprocessing import build_tensors
-    from cellmoa.synthetic.bbbc021 import SyntheticSpec, synthesize
+    from cellmoa.data.datasets import BBBC021
+    from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, synthesize
+    from cellmoa.preprocess.jobs import build_tensors
 
     spec = SyntheticSpec(seed=2, weeks=1, plates_per_week=2, image_height=256, image_width=320, nucleus_radius=7,
                          cells_per_field=35, sites_per_well=2)
@@ -47,10 +47,10 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from cellmoa import models
-    from cellmoa.inputs import make_dataset
-    from cellmoa.tensors import read_crop_metadata
-    from cellmoa.training import TrainSettings, configure_tensorflow
+    from cellmoa.preprocess.tensors import read_crop_metadata
+    from cellmoa.train import models
+    from cellmoa.train.inputs import make_dataset
+    from cellmoa.train.training import TrainSettings, configure_tensorflow
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = make_tensors(Path(tmp))

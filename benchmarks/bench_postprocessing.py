@@ -48,7 +48,7 @@ CANDIDATES = {
 
 
 def load(results: Path):
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.preprocess.tensors import read_crop_metadata
 
     metadata = read_crop_metadata(results / "tensors" / "all.h5")
     embeddings: dict[str, dict[str, object]] = {}
@@ -60,7 +60,7 @@ def load(results: Path):
 
 
 def measure(metadata, embeddings, chain, control="DMSO") -> pd.DataFrame:
-    from cellmoa.matching import ensemble_fold_matches, fold_matches, summary_by_scheme
+    from cellmoa.profiles.matching import ensemble_fold_matches, fold_matches, summary_by_scheme
 
     rows = []
     tables = {n: fold_matches(metadata, e, chain=chain, control=control)[:2] for n, e in embeddings.items()}
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--chains", type=Path)
     args = parser.parse_args(argv)
-    from cellmoa.postprocessing import parse_chain
+    from cellmoa.profiles.postprocessing import parse_chain
 
     chains = yaml.safe_load(args.chains.read_text()) if args.chains else CANDIDATES
     metadata, embeddings = load(args.results)

@@ -27,7 +27,7 @@ def make_plate(folder: Path, height: int, width: int, sites: int, scale: int) ->
     """A plate composed like a BBBC021 plate: of 60 wells, 6 DMSO, 12 with MoA-labelled
     treatments, 42 with unlabelled compounds (BBBC021: 29% of fields labelled or DMSO); ``scale``
     multiplies every kind of well."""
-    from cellmoa.synthetic.bbbc021 import SyntheticSpec, synthesize
+    from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, synthesize
 
     moas = {m: [f"{m[:3]}-{i}" for i in range(2 * scale)] for m in ("DNA damage", "Actin disruptors", "Eg5 inhibitors")}
     spec = SyntheticSpec(seed=1, moas=moas, weeks=1, plates_per_week=1, sites_per_well=sites, image_height=height,
@@ -38,9 +38,9 @@ def make_plate(folder: Path, height: int, width: int, sites: int, scale: int) ->
 
 
 def run_ours(folder: Path, plate: str, out: Path) -> int:
-    from cellmoa.datasets import BBBC021
-    from cellmoa.illumination import IlluminationParams
-    from cellmoa.preprocessing import PlateFields, illumination_pass, write_plate_tensors
+    from cellmoa.data.datasets import BBBC021
+    from cellmoa.preprocess.illumination import IlluminationParams
+    from cellmoa.preprocess.jobs import PlateFields, illumination_pass, write_plate_tensors
 
     ds = BBBC021()
     meta = ds.read_metadata(folder)
@@ -59,7 +59,7 @@ def run_floor(folder: Path, plate: str, out: Path) -> int:
     import h5py
     import tifffile
 
-    from cellmoa.datasets import BBBC021
+    from cellmoa.data.datasets import BBBC021
 
     ds = BBBC021()
     meta = ds.read_metadata(folder)
@@ -83,8 +83,8 @@ def run_in_memory(folder: Path, plate: str, out: Path) -> int:
     import numpy as np
     import tifffile
 
-    from cellmoa.datasets import BBBC021
-    from cellmoa.illumination import IlluminationParams, illumination_function
+    from cellmoa.data.datasets import BBBC021
+    from cellmoa.preprocess.illumination import IlluminationParams, illumination_function
 
     ds = BBBC021()
     meta = ds.read_metadata(folder)
@@ -111,7 +111,7 @@ def child(kind: str, folder: str, plate: str, out: str) -> None:
     import h5py  # noqa: F401,E401
     from skimage.transform import resize  # noqa: F401
 
-    import cellmoa.illumination  # noqa: F401,E401
+    import cellmoa.preprocess.illumination  # noqa: F401,E401
     start = time.perf_counter()
     n = fn(Path(folder), plate, Path(out))
     seconds = time.perf_counter() - start

@@ -42,9 +42,9 @@ def crop_metadata(args):
     import pandas as pd
     import yaml
 
-    from cellmoa.datasets import get_dataset
-    from cellmoa.preprocessing import restrict
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.data.datasets import get_dataset
+    from cellmoa.preprocess.jobs import restrict
+    from cellmoa.preprocess.tensors import read_crop_metadata
 
     config = yaml.safe_load(Path(args.config).read_text())
     if args.tensors:
@@ -87,9 +87,9 @@ def measure(network: str, size: int, precision: str, args, tensors: Path) -> dic
     import keras
     import tensorflow as tf
 
-    from cellmoa import models
-    from cellmoa.inputs import make_dataset
-    from cellmoa.training import TrainSettings, configure_tensorflow
+    from cellmoa.train import models
+    from cellmoa.train.inputs import make_dataset
+    from cellmoa.train.training import TrainSettings, configure_tensorflow
 
     settings = TrainSettings(network=network, input_size=size, weights=None, batch_size=args.batch, seed=0,
                              mixed_precision=precision == "mixed", deterministic=args.deterministic)
@@ -138,8 +138,8 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from cellmoa import models
-    from cellmoa.folds import run_workload
+    from cellmoa.train import models
+    from cellmoa.train.folds import run_workload
 
     gpus = tf.config.list_physical_devices("GPU")
     device = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)

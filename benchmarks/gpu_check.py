@@ -77,7 +77,7 @@ def run_worker(spec: dict) -> dict:
     import keras
     import numpy as np
 
-    from cellmoa import models
+    from cellmoa.train import models
 
     backend = keras.backend.backend()
     policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[spec["precision"]]
@@ -128,8 +128,8 @@ def run_pipeline_worker(spec: dict) -> dict:
     an HDF5 file of BBBC021-sized crops, resized to the network's input and augmented."""
     import numpy as np
 
-    from cellmoa.inputs import numpy_batches, steps_per_epoch
-    from cellmoa.training import TrainSettings
+    from cellmoa.train.inputs import numpy_batches, steps_per_epoch
+    from cellmoa.train.training import TrainSettings
 
     settings = TrainSettings(network=spec["network"], input_size=spec["size"], weights=None, batch_size=spec["batch"],
                              backend="jax", threads=spec["threads"], seed=0)
@@ -178,7 +178,7 @@ def plan(smoke: bool, backends: list[str], networks: list[str]) -> list[dict]:
 def _worker_env(spec: dict) -> dict:
     env = dict(os.environ, KERAS_BACKEND=spec["backend"], XLA_PYTHON_CLIENT_PREALLOCATE="false",
                TF_CPP_MIN_LOG_LEVEL="2")
-    if spec.get("deterministic"):  # what training.deterministic sets on JAX (cellmoa.training.use_backend)
+    if spec.get("deterministic"):  # what training.deterministic sets on JAX (cellmoa.train.training.use_backend)
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
     return env

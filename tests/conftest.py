@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cellmoa.synthetic.bbbc021 import SyntheticSpec, synthesize
+from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BBBC021 = ROOT.parent / "shared" / "bbbc021"
@@ -60,8 +60,8 @@ def real_metadata_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_tensors(tiny_raw, tmp_path_factory) -> Path:
     """Assembled HDF5 tensors of the tiny dataset (illumination-corrected, DMSO z-scored)."""
-    from cellmoa.datasets import BBBC021
-    from cellmoa.preprocessing import build_tensors
+    from cellmoa.data.datasets import BBBC021
+    from cellmoa.preprocess.jobs import build_tensors
 
     spec, raw = tiny_raw
     return build_tensors(BBBC021(), raw, tmp_path_factory.mktemp("tensors"), spec.plates())
@@ -81,8 +81,8 @@ def e2e_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_tensors_unannotated(tiny_raw, tmp_path_factory) -> Path:
     """The tiny tensors with the unannotated compound's crops kept (prediction.unannotated)."""
-    from cellmoa.datasets import BBBC021
-    from cellmoa.preprocessing import build_tensors
+    from cellmoa.data.datasets import BBBC021
+    from cellmoa.preprocess.jobs import build_tensors
 
     spec, raw = tiny_raw
     return build_tensors(BBBC021(), raw, tmp_path_factory.mktemp("tensors_unannotated"), spec.plates(), unannotated=True)

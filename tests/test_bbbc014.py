@@ -16,9 +16,8 @@ from conftest import ROOT
 from PIL import Image
 from smk import planned_jobs, snakemake, write_config
 
-from cellmoa.crops import CropGeometry
-from cellmoa.datasets import BBBC014, BBBC021, get_dataset
-from cellmoa.datasets.bbbc014 import (
+from cellmoa.data.datasets import BBBC014, BBBC021, get_dataset
+from cellmoa.data.datasets.bbbc014 import (
     NOT_TRANSLOCATED,
     PLATE,
     PLATEMAP,
@@ -26,15 +25,16 @@ from cellmoa.datasets.bbbc014 import (
     label_concentrations,
     parse_platemap,
 )
-from cellmoa.folds import select_fold
-from cellmoa.illumination import IlluminationParams
-from cellmoa.images import ImageError, read_image
-from cellmoa.inputs import make_dataset
-from cellmoa.preprocessing import PlateFields, TensorSettings, load_field, plate_illumination, write_plate_tensors
-from cellmoa.synthetic import spec_for
-from cellmoa.synthetic.bbbc014 import BBBC014Spec, platemap_text
-from cellmoa.tensors import read_crop_metadata
-from cellmoa.training import TrainSettings
+from cellmoa.data.synthetic import spec_for
+from cellmoa.data.synthetic.bbbc014 import BBBC014Spec, platemap_text
+from cellmoa.preprocess.crops import CropGeometry
+from cellmoa.preprocess.illumination import IlluminationParams
+from cellmoa.preprocess.images import ImageError, read_image
+from cellmoa.preprocess.jobs import PlateFields, TensorSettings, load_field, plate_illumination, write_plate_tensors
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.train.folds import select_fold
+from cellmoa.train.inputs import make_dataset
+from cellmoa.train.training import TrainSettings
 
 DS = BBBC014()
 #: the real plate: 12 concentrations from 1e-7 M (column 1) to 1e-13 M (column 12)
@@ -202,7 +202,7 @@ def test_tensors_are_standardised_per_cell_line_resized_and_cut(bbbc014_raw, tmp
 
 
 def test_a_fold_holds_out_a_cell_line(bbbc014_raw, tmp_path):
-    from cellmoa.preprocessing import build_tensors
+    from cellmoa.preprocess.jobs import build_tensors
 
     _, raw = bbbc014_raw
     path = build_tensors(DS, raw, tmp_path, settings=TensorSettings.from_config({"crops": {"resize": [64, 64]}}, DS))
@@ -225,7 +225,7 @@ def test_the_dataset_refuses_fold_schemes_it_has_no_use_for():
 
 
 def test_the_network_sees_a_zero_channel_then_nfkb_and_dapi(bbbc014_raw, tmp_path):
-    from cellmoa.preprocessing import build_tensors
+    from cellmoa.preprocess.jobs import build_tensors
 
     _, raw = bbbc014_raw
     path = build_tensors(DS, raw, tmp_path, settings=TensorSettings.from_config({"crops": {"resize": [64, 64]}}, DS))
@@ -244,7 +244,7 @@ def test_the_network_sees_a_zero_channel_then_nfkb_and_dapi(bbbc014_raw, tmp_pat
 
 
 def test_sigmoid_head_has_one_unit_and_two_classes_only():
-    from cellmoa import models
+    from cellmoa.train import models
 
     model = models.build_classifier("ResNet50", 2, 32, None, head="sigmoid")
     assert model.output_shape == (None, 1)
@@ -307,7 +307,7 @@ def test_end_to_end_on_synthesized_bbbc014(tmp_path):
         predictions[line] = pred
     by_fold = pd.read_csv(results / "tables" / "accuracy_by_fold_ResNet50.tsv", sep="\t").set_index("Metadata_Fold")
     assert list(by_fold.index) == ["A549", "MCF7", "all"]
-    # recompute crop- and well-level accuracy independently of cellmoa.evaluation
+    # recompute crop- and well-level accuracy independently of cellmoa.evaluate.accuracy
     for line, pred in predictions.items():
         crop = np.mean(pred["predicted_moa"] == pred["Metadata_MoA"])
         wells = pred.groupby(["Metadata_Well", "Metadata_MoA"])["prob_translocated"].median().reset_index()

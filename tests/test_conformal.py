@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cellmoa.conformal import conformal_quantile, leave_one_compound_out, nonconformity, prediction_sets
+from cellmoa.evaluate.conformal import conformal_quantile, leave_one_compound_out, nonconformity, prediction_sets
 
 
 def draw(rng, n_compounds, per_compound=3, k=4, sharpness=2.0):

@@ -3,10 +3,10 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from cellmoa.datasets import BBBC021, get_dataset
-from cellmoa.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
-from cellmoa.folds import fold_slug, fold_slugs
-from cellmoa.preprocessing import restrict
+from cellmoa.data.datasets import BBBC021, get_dataset
+from cellmoa.data.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
+from cellmoa.preprocess.jobs import restrict
+from cellmoa.train.folds import fold_slug, fold_slugs
 
 
 def test_fold_slugs_are_safe_and_unique():
@@ -128,8 +128,8 @@ def test_the_schema_lists_exactly_the_registered_datasets():
     import yaml
     from conftest import ROOT
 
-    from cellmoa.datasets import DATASETS
-    from cellmoa.synthetic import spec_class
+    from cellmoa.data.datasets import DATASETS
+    from cellmoa.data.synthetic import spec_class
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     assert schema["properties"]["dataset"]["enum"] == list(DATASETS)
@@ -147,7 +147,7 @@ def test_a_dataset_missing_required_columns_is_named_with_the_files(tmp_path):
 
     from conftest import tiny_spec
 
-    from cellmoa.synthetic.bbbc021 import synthesize
+    from cellmoa.data.synthetic.bbbc021 import synthesize
 
     raw = synthesize(tiny_spec(weeks=1, plates_per_week=1, image_height=16, image_width=16), tmp_path, archives=False)
     with pytest.raises(ValueError, match=r"BBBC021_v1_image\.csv.*lacks the column\(s\) replicate, file_Actin"):
@@ -157,7 +157,7 @@ def test_a_dataset_missing_required_columns_is_named_with_the_files(tmp_path):
 def test_a_broken_metadata_file_on_disk_is_named_with_the_way_out(tmp_path):
     """A metadata CSV already on disk that is binary or lacks columns: the error names the file
     and says to delete it to download it again (no bare UnicodeDecodeError)."""
-    from cellmoa.datasets import BBBC021
+    from cellmoa.data.datasets import BBBC021
 
     (tmp_path / "BBBC021_v1_image.csv").write_bytes(b"\xff\xfe\x00\x01binary\x00")
     (tmp_path / "BBBC021_v1_moa.csv").write_text("compound,concentration,moa\n")

@@ -21,5 +21,5 @@ def test_docstring_examples(name):
 def test_the_profiling_maths_has_examples():
     """pycytominer's style: the fit/transform objects and the scoring helpers show a short example."""
     attempted = {name: doctest.testmod(importlib.import_module(name), verbose=False).attempted
-                 for name in ("cellmoa.postprocessing", "cellmoa.prediction", "cellmoa.evaluation")}
+                 for name in ("cellmoa.profiles.postprocessing", "cellmoa.evaluate.unannotated", "cellmoa.evaluate.accuracy")}
     assert all(attempted.values()), attempted

@@ -4,7 +4,7 @@ import zipfile
 import pytest
 from httpserver import ScriptedServer
 
-from cellmoa.download import ArchiveError, DownloadError, extract_zip, fetch, join_url
+from cellmoa.data.download import ArchiveError, DownloadError, extract_zip, fetch, join_url
 
 FAST = dict(retries=3, timeout=5, backoff=0.01)
 
@@ -166,7 +166,7 @@ def test_a_complete_part_file_is_taken_not_refused(server, tmp_path, archive_byt
 
 
 def test_retry_after_is_honoured(server, tmp_path, monkeypatch):
-    import cellmoa.download as download
+    import cellmoa.data.download as download
 
     waits = []
     monkeypatch.setattr(download.time, "sleep", waits.append)
@@ -186,7 +186,7 @@ def test_a_file_changed_on_the_server_is_not_spliced(server, tmp_path):
 
 
 def test_an_invalid_file_never_takes_its_final_name(server, tmp_path):
-    from cellmoa.datasets import BBBC021
+    from cellmoa.data.datasets import BBBC021
 
     dataset = BBBC021()
     pages = {
@@ -209,7 +209,7 @@ def test_an_invalid_file_never_takes_its_final_name(server, tmp_path):
 
 
 def test_an_html_page_is_not_taken_for_an_archive(server, tmp_path):
-    from cellmoa.download import check_zip
+    from cellmoa.data.download import check_zip
 
     server.files["a.zip"] = b"<html><body>Not here</body></html>"
     with pytest.raises(DownloadError, match="HTML page"):
@@ -272,7 +272,7 @@ def test_missing_listed_files_are_allowed_only_when_skipping(tmp_path):
 
 
 def test_manifest_advice_fits_where_the_files_came_from(tmp_path):
-    from cellmoa.download import RawDataError, verify_manifest, write_manifest
+    from cellmoa.data.download import RawDataError, verify_manifest, write_manifest
 
     folder = tmp_path / "plate"
     folder.mkdir()

@@ -8,8 +8,8 @@ from conftest import ROOT, tiny_spec
 from httpserver import ScriptedServer
 from smk import snakemake
 
-from cellmoa.datasets import BBBC021
-from cellmoa.download import join_url, read_manifest, sha256sum
+from cellmoa.data.datasets import BBBC021
+from cellmoa.data.download import join_url, read_manifest, sha256sum
 
 DS = BBBC021()
 

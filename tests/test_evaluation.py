@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa import evaluation
-from cellmoa.reporting import format_table, summarize
+from cellmoa.evaluate import accuracy
+from cellmoa.report.tables import format_table, summarize
 
 
 def crops(compound, conc, moa, replicate, probs):
@@ -33,7 +33,7 @@ def example():
 
 
 def test_treatment_level_by_hand(example):
-    table = evaluation.treatment_predictions(example).set_index(["Metadata_Compound", "Metadata_Concentration"])
+    table = accuracy.treatment_predictions(example).set_index(["Metadata_Compound", "Metadata_Concentration"])
     assert table.loc[("x", 1.0), "prob_A"] == pytest.approx(0.55)
     assert table.loc[("x", 1.0), "predicted_moa"] == "A"
     assert table.loc[("x", 1.0), "n_replicates"] == 2
@@ -46,13 +46,13 @@ def test_treatment_level_by_hand(example):
 
 
 def test_accuracy_tables(example):
-    treatments = evaluation.treatment_predictions(example)
-    acc = evaluation.accuracy_by_moa(treatments).set_index("Metadata_MoA")
+    treatments = accuracy.treatment_predictions(example)
+    acc = accuracy.accuracy_by_moa(treatments).set_index("Metadata_MoA")
     assert acc.loc["A", "n_treatments"] == 2 and acc.loc["A", "n_correct"] == 1
     assert acc.loc["B", "accuracy"] == 1.0
     assert acc.loc["all", "accuracy"] == pytest.approx(2 / 3)
     # crop level: x@1 2 of 4 right (0.9, 0.7); x@3 1 of 4 (0.6); y@1 2 of 3 (0.1, 0.4)
-    assert evaluation.crop_accuracy(example) == pytest.approx((2 + 1 + 2) / 11)
+    assert accuracy.crop_accuracy(example) == pytest.approx((2 + 1 + 2) / 11)
 
 
 def test_summary_has_paper_reference_only_where_comparable(example):
@@ -88,18 +88,18 @@ def test_field_level_accuracy():
             rows.append({"Metadata_Plate": "P", "Metadata_Well": "B02", "Metadata_Site": site, "Metadata_MoA": "A",
                          "prob_A": p[0], "prob_B": p[1]})
     # site 1: median A 0.7 -> A (right); site 2: median A 0.35 -> B (wrong)
-    assert evaluation.field_accuracy(pd.DataFrame(rows)) == 0.5
+    assert accuracy.field_accuracy(pd.DataFrame(rows)) == 0.5
 
 
 def test_missing_probability_columns_are_named():
     with pytest.raises(ValueError, match="prob_"):
-        evaluation.treatment_predictions(pd.DataFrame({"Metadata_Compound": ["x"]}))
+        accuracy.treatment_predictions(pd.DataFrame({"Metadata_Compound": ["x"]}))
 
 
 def test_confusion_matrix_and_plots(example, tmp_path):
-    from cellmoa.plots import confusion_matrix, plot_accuracy, plot_confusion
+    from cellmoa.report.plots import confusion_matrix, plot_accuracy, plot_confusion
 
-    treatments = evaluation.treatment_predictions(example)
+    treatments = accuracy.treatment_predictions(example)
     matrix = confusion_matrix(treatments, ["A", "B"])
     assert matrix.tolist() == [[1, 1], [0, 1]]
     plot_confusion(treatments, ["A", "B"], "t", tmp_path / "c.png")
@@ -113,9 +113,9 @@ def test_the_ensemble_averages_the_networks_treatment_probabilities(example):
     other = example.copy()
     x1 = (other["Metadata_Compound"] == "x") & (other["Metadata_Concentration"] == 1.0)
     other.loc[x1, ["prob_A", "prob_B"]] = other.loc[x1, ["prob_B", "prob_A"]].to_numpy()
-    ta = evaluation.treatment_predictions(example)
-    tb = evaluation.treatment_predictions(other)
-    ens = evaluation.ensemble_treatments({"a": ta, "b": tb})
+    ta = accuracy.treatment_predictions(example)
+    tb = accuracy.treatment_predictions(other)
+    ens = accuracy.ensemble_treatments({"a": ta, "b": tb})
     np.testing.assert_allclose(ens["prob_A"], (ta["prob_A"] + tb["prob_A"]) / 2)
     assert ens.set_index(["Metadata_Compound", "Metadata_Concentration"]).loc[("x", 1.0), "predicted_moa"] == "A"
     summary = summarize({"a": example, "b": other}, "nsc", "bbbc021").set_index("Metadata_Network")

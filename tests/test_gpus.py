@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cellmoa.gpus import claim_device, use_one_gpu
+from cellmoa.train.gpus import claim_device, use_one_gpu
 
 
 def test_jobs_spread_over_the_gpus_before_sharing_one(tmp_path):
@@ -21,7 +21,7 @@ def test_jobs_spread_over_the_gpus_before_sharing_one(tmp_path):
 def test_a_killed_job_frees_its_gpu(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time; from cellmoa.gpus import claim_device; "
+         "import time; from cellmoa.train.gpus import claim_device; "
          f"i, h = claim_device(2, {str(tmp_path)!r}); print(i, flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -73,7 +73,7 @@ def test_use_one_gpu_hides_the_others_only_when_there_are_several(tmp_path, monk
 
 
 def test_slurm_allocation_line_names_the_job_and_its_gpus():
-    from cellmoa.gpus import slurm_allocation
+    from cellmoa.train.gpus import slurm_allocation
 
     assert slurm_allocation({"PATH": "/bin"}) is None
     env = {"SLURM_JOB_ID": "42", "SLURM_JOB_GPUS": "0", "SLURM_GPUS": "1", "SLURM_JOB_PARTITION": "gpu", "HOME": "/root"}

@@ -4,11 +4,11 @@ from conftest import tiny_spec
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from cellmoa.datasets import BBBC021
-from cellmoa.illumination import IlluminationParams, RunningMean, correct, illumination_function, smooth
-from cellmoa.images import read_image
-from cellmoa.preprocessing import plate_illumination
-from cellmoa.synthetic.bbbc021 import synthesize
+from cellmoa.data.datasets import BBBC021
+from cellmoa.data.synthetic.bbbc021 import synthesize
+from cellmoa.preprocess.illumination import IlluminationParams, RunningMean, correct, illumination_function, smooth
+from cellmoa.preprocess.images import read_image
+from cellmoa.preprocess.jobs import plate_illumination
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_function_is_divided_by_its_robust_minimum():
 
 
 def test_running_mean_of_integer_images_is_exact_and_switches_to_float():
-    from cellmoa.illumination import RunningMean
+    from cellmoa.preprocess.illumination import RunningMean
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 65536, (8, 9), dtype=np.uint16) for _ in range(5)]
@@ -120,7 +120,7 @@ def test_running_mean_of_integer_images_is_exact_and_switches_to_float():
 def test_illumination_qc_flags_implausible_functions():
     """Smooth shading passes; a steep function with cell-scale structure (a mean of few fields)
     and a plate with few fields are reported (issue 18)."""
-    from cellmoa.illumination import IlluminationParams, IlluminationQC, illumination_function
+    from cellmoa.preprocess.illumination import IlluminationParams, IlluminationQC, illumination_function
 
     y, x = np.mgrid[0:256, 0:320] / 256.0
     shading = 3.0 - 2.0 * ((x - 0.62) ** 2 + (y - 0.5) ** 2)

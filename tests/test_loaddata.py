@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import tifffile
 
-from cellmoa.datasets import BBBC021, get_dataset
-from cellmoa.datasets.loaddata import ScreenError, channel_columns
-from cellmoa.download import DownloadError, RawDataError, fetch_images
-from cellmoa.images import ImageError, check_plate_images
-from cellmoa.synthetic.screen import CHANNELS, ScreenSpec
-from cellmoa.wells import parse_well
+from cellmoa.data.datasets import BBBC021, get_dataset
+from cellmoa.data.datasets.loaddata import ScreenError, channel_columns
+from cellmoa.data.download import DownloadError, RawDataError, fetch_images
+from cellmoa.data.synthetic.screen import CHANNELS, ScreenSpec
+from cellmoa.data.wells import parse_well
+from cellmoa.preprocess.images import ImageError, check_plate_images
 
 
 def small_spec(**overrides) -> ScreenSpec:
@@ -292,7 +292,7 @@ def bbbc021_as_loaddata(raw: Path, out: Path) -> Path:
 
 
 def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp_path):
-    from cellmoa.preprocessing import TensorSettings, build_tensors
+    from cellmoa.preprocess.jobs import TensorSettings, build_tensors
 
     spec, raw = tiny_raw
     tables = bbbc021_as_loaddata(raw, tmp_path / "tables")
@@ -326,8 +326,8 @@ def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp
 
 
 def test_the_crop_grid_follows_the_field_size_unless_set():
-    from cellmoa.crops import CropGeometry
-    from cellmoa.preprocessing import TensorSettings
+    from cellmoa.preprocess.crops import CropGeometry
+    from cellmoa.preprocess.jobs import TensorSettings
 
     auto = TensorSettings.from_config({}, get_dataset("loaddata")).crops
     assert (auto.rows, auto.cols) == (None, None)

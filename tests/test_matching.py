@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.matching import nearest_neighbour_accuracy, nearest_neighbours, treatment_profiles
+from cellmoa.profiles.matching import nearest_neighbour_accuracy, nearest_neighbours, treatment_profiles
 
 
 def table(rows):

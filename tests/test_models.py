@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from cellmoa import models
+from cellmoa.train import models
 
 
 @pytest.mark.parametrize("name", ["ResNet50", "InceptionV3", "InceptionResNetV2"])
@@ -81,7 +81,7 @@ def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
     from httpserver import ScriptedServer
     from keras.src.legacy.saving import legacy_h5_format
 
-    from cellmoa.download import DownloadError
+    from cellmoa.data.download import DownloadError
 
     keras.utils.set_random_seed(3)
     source = models.build_backbone("ResNet50", 32, None)
@@ -176,8 +176,8 @@ def test_preprocessing_more_channels_keeps_the_first_three_as_rgb():
 
 
 def test_the_channel_adapter_choice_is_checked_against_the_tensors():
-    from cellmoa.inputs import network_input
-    from cellmoa.training import TrainSettings
+    from cellmoa.train.inputs import network_input
+    from cellmoa.train.training import TrainSettings
 
     stem = TrainSettings(network="ResNet50", channel_adapter="stem", input_channels=["DNA", "ER", "RNA"])
     assert stem.input_channels is None

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.matching import evaluate_profiles
-from cellmoa.postprocessing import IS_CONTROL, PCA, AlignBatches, FeatureSelect, Normalize, Spherize, parse_chain, postprocess
+from cellmoa.profiles.matching import evaluate_profiles
+from cellmoa.profiles.postprocessing import IS_CONTROL, PCA, AlignBatches, FeatureSelect, Normalize, Spherize, parse_chain, postprocess
 from cellmoa.validation import TableError
 
 
@@ -134,9 +134,9 @@ def test_postprocessing_recovers_nscb_under_a_batch_effect():
 def test_fold_matches_score_raw_and_postprocessed_profiles(tiny_tensors):
     """In the workflow, each fold's embeddings (control crops included) give raw and
     post-processed matches; the chain is fit on the control wells, which are never scored."""
-    from cellmoa.matching import PROFILES, fold_matches, summary_by_scheme
-    from cellmoa.reporting import compact_summary, summarize
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.preprocess.tensors import read_crop_metadata
+    from cellmoa.profiles.matching import PROFILES, fold_matches, summary_by_scheme
+    from cellmoa.report.tables import compact_summary, summarize
 
     meta = read_crop_metadata(tiny_tensors)
     assert (meta["is_control"] == 1).any()
@@ -181,7 +181,7 @@ def test_center_subtracts_each_batchs_control_mean_and_divides_nothing():
 
 
 def test_concatenated_profiles_weigh_every_network_the_same():
-    from cellmoa.matching import concatenate_profiles, nearest_neighbours
+    from cellmoa.profiles.matching import concatenate_profiles, nearest_neighbours
 
     keys = {"Metadata_Compound": ["a", "b", "c"], "Metadata_Concentration": [1.0, 1.0, 1.0],
             "Metadata_MoA": ["A", "A", "B"], "Metadata_Batch": [frozenset({"W1"}), frozenset({"W2"}), frozenset({"W2"})]}
@@ -206,8 +206,8 @@ def test_concatenated_profiles_weigh_every_network_the_same():
 
 
 def test_ensemble_fold_matches_match_each_fold_on_the_concatenated_profiles(tiny_tensors):
-    from cellmoa.matching import PROFILES, ensemble_fold_matches, fold_matches
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.preprocess.tensors import read_crop_metadata
+    from cellmoa.profiles.matching import PROFILES, ensemble_fold_matches, fold_matches
 
     meta = read_crop_metadata(tiny_tensors)
     rng = np.random.default_rng(1)
@@ -231,7 +231,7 @@ def test_ensemble_fold_matches_match_each_fold_on_the_concatenated_profiles(tiny
 
 
 def test_harmony_brings_the_batches_together_and_needs_a_batch_column():
-    from cellmoa.postprocessing import Harmony
+    from cellmoa.profiles.postprocessing import Harmony
 
     profiles = batch_effect_profiles()
     profiles[IS_CONTROL] = (profiles["Metadata_Compound"] == "DMSO").astype(int)
@@ -253,7 +253,7 @@ def test_harmony_brings_the_batches_together_and_needs_a_batch_column():
 
 def test_the_lift_of_postprocessing_is_paired_over_the_same_treatments():
     from cellmoa.intervals import paired_difference
-    from cellmoa.matching import summary_by_scheme
+    from cellmoa.profiles.matching import summary_by_scheme
 
     def block(profiles, correct):
         return pd.DataFrame({"Metadata_Profiles": profiles, "Metadata_MatchScheme": "nscb",

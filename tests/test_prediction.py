@@ -1,4 +1,4 @@
-"""Predictions for unannotated compounds (cellmoa.prediction): the treatment aggregate, the
+"""Predictions for unannotated compounds (cellmoa.evaluate.unannotated): the treatment aggregate, the
 calibration, the prediction sets' coverage on new compounds, the novel flag, the neighbours and
 the table's columns; and that no unannotated crop is ever trained on or scored."""
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.evaluation import treatment_predictions
-from cellmoa.folds import ALL_FOLD, select_fold, trainable
-from cellmoa.prediction import Calibration, nearest_annotated, predict, predict_screen, unannotated_treatments
+from cellmoa.evaluate.accuracy import treatment_predictions
+from cellmoa.evaluate.unannotated import Calibration, nearest_annotated, predict, predict_screen, unannotated_treatments
+from cellmoa.train.folds import ALL_FOLD, select_fold, trainable
 
 CLASSES = ["A", "B", "C"]
 COLUMNS = ["Metadata_Compound", "Metadata_Concentration", "n_crops", "n_wells", "n_replicates", "top_moa",

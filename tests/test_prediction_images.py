@@ -6,9 +6,9 @@ Training a CNN on 24 compounds per draw does not fit in CI, so a stand-in model 
 intensity, quantile and texture features of each field and a logistic regression, trained leave
 one compound out like the folds and once on every annotated compound like the fold ``all``. All
 that follows the model is cellmoa's own: the paper's treatment aggregate
-(:func:`cellmoa.evaluation.treatment_predictions`, :func:`cellmoa.prediction.unannotated_treatments`),
+(:func:`cellmoa.evaluate.accuracy.treatment_predictions`, :func:`cellmoa.evaluate.unannotated.unannotated_treatments`),
 the compound-level conformal calibration, the sets, the nearest annotated treatments and the
-novel flag (:mod:`cellmoa.prediction`)."""
+novel flag (:mod:`cellmoa.evaluate.unannotated`)."""
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cellmoa.evaluation import treatment_predictions
-from cellmoa.prediction import Calibration, nearest_annotated, predict, unannotated_treatments
-from cellmoa.synthetic.bbbc021 import SyntheticSpec, apply_dose, compound_phenotype, dose_strength, render_field
+from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, apply_dose, compound_phenotype, dose_strength, render_field
+from cellmoa.evaluate.accuracy import treatment_predictions
+from cellmoa.evaluate.unannotated import Calibration, nearest_annotated, predict, unannotated_treatments
 
 KNOWN = ["Actin disruptors", "Aurora kinase inhibitors", "Kinase inhibitors", "Microtubule destabilizers"]
 #: an MoA no annotated compound has

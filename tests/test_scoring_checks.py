@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from conftest import SHARED_BBBC021
 
-from cellmoa import evaluation
+from cellmoa.evaluate import accuracy
 from cellmoa.intervals import compound_bootstrap, exact_interval
-from cellmoa.matching import match_and_rank, nearest_neighbour_accuracy, nearest_neighbours, treatment_profiles
-from cellmoa.retrieval import average_precision, mean_average_precision
+from cellmoa.profiles.matching import match_and_rank, nearest_neighbour_accuracy, nearest_neighbours, treatment_profiles
+from cellmoa.profiles.retrieval import average_precision, mean_average_precision
 from cellmoa.validation import TableError
 
 SHARED = SHARED_BBBC021
@@ -59,9 +59,9 @@ def test_a_nan_probability_is_an_error():
     rows = [{"Metadata_Compound": "a", "Metadata_Concentration": 1.0, "Metadata_MoA": "A", "prob_A": 0.9, "prob_B": 0.1},
             {"Metadata_Compound": "b", "Metadata_Concentration": 1.0, "Metadata_MoA": "B", "prob_A": np.nan, "prob_B": 0.8}]
     with pytest.raises(TableError, match=r"prob_A.*row 1"):
-        evaluation.treatment_predictions(predictions(rows))
+        accuracy.treatment_predictions(predictions(rows))
     with pytest.raises(TableError, match="prob_A"):
-        evaluation.crop_accuracy(predictions(rows))
+        accuracy.crop_accuracy(predictions(rows))
 
 
 def test_nscb_without_a_batch_column_is_an_error():
@@ -93,8 +93,8 @@ def test_bbbc021_nscb_is_over_92_of_103_treatments():
     import yaml
     from conftest import ROOT
 
-    from cellmoa.datasets import BBBC021
-    from cellmoa.preprocessing import restrict
+    from cellmoa.data.datasets import BBBC021
+    from cellmoa.preprocess.jobs import restrict
 
     dataset = BBBC021()
     restrictions = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["preprocessing"]["restrictions"]
@@ -119,10 +119,10 @@ def test_control_rows_are_not_scored():
     assert "DMSO" not in set(profiles["Metadata_Compound"]) and len(profiles) == 24
     rows = [{"Metadata_Compound": "DMSO", "Metadata_Concentration": 0.0, "Metadata_MoA": "DMSO", "prob_A": 0.9, "prob_B": 0.1},
             {"Metadata_Compound": "a", "Metadata_Concentration": 1.0, "Metadata_MoA": "A", "prob_A": 0.9, "prob_B": 0.1}]
-    treatments = evaluation.treatment_predictions(predictions(rows), control="DMSO")
+    treatments = accuracy.treatment_predictions(predictions(rows), control="DMSO")
     assert treatments["Metadata_Compound"].tolist() == ["a"]
     with pytest.raises(TableError, match="no treatment rows left"):
-        evaluation.treatment_predictions(predictions(rows[:1]), control="DMSO")
+        accuracy.treatment_predictions(predictions(rows[:1]), control="DMSO")
 
 
 def test_concentrations_are_compared_as_numbers():
@@ -133,7 +133,7 @@ def test_concentrations_are_compared_as_numbers():
     assert len(profiles) == 24  # '1.0' and '1.000000' are one treatment, not two
     rows = [{"Metadata_Compound": "a", "Metadata_Concentration": c, "Metadata_MoA": "A", "prob_A": 0.9, "prob_B": 0.1}
             for c in ("0.3", "0.300000", 0.1 + 0.2)]
-    assert len(evaluation.treatment_predictions(predictions(rows))) == 1
+    assert len(accuracy.treatment_predictions(predictions(rows))) == 1
     bad = table.assign(Metadata_Concentration="high")
     with pytest.raises(TableError, match="'high'"):
         treatment_profiles(bad)
@@ -165,20 +165,20 @@ def test_a_nan_key_is_an_error_not_a_vanished_treatment(column):
     frame = predictions(rows)
     frame.loc[1, column] = np.nan
     with pytest.raises(TableError, match=rf"{column}.*row 1"):
-        evaluation.treatment_predictions(frame)
+        accuracy.treatment_predictions(frame)
 
 
 def test_an_empty_cell_line_is_an_error():
     rows = [{"Metadata_Compound": "a", "Metadata_Concentration": 1.0, "Metadata_MoA": "A", "prob_A": 0.9, "prob_B": 0.1}]
     frame = predictions(rows).assign(Metadata_CellLine="")
     with pytest.raises(TableError, match="Metadata_CellLine"):
-        evaluation.treatment_predictions(frame)
+        accuracy.treatment_predictions(frame)
 
 
 def test_a_missing_replicate_column_is_named():
     rows = [{"Metadata_Compound": "a", "Metadata_Concentration": 1.0, "Metadata_MoA": "A", "prob_A": 0.9, "prob_B": 0.1}]
     with pytest.raises(TableError, match="Metadata_Replicate.*median within each replicate"):
-        evaluation.treatment_predictions(predictions(rows).drop(columns="Metadata_Replicate"))
+        accuracy.treatment_predictions(predictions(rows).drop(columns="Metadata_Replicate"))
 
 
 def test_a_treatment_with_two_moas_is_an_error():
@@ -194,8 +194,8 @@ def test_probability_ties_go_to_the_alphabetically_first_moa():
     rows = [{"Metadata_Compound": "a", "Metadata_Concentration": 1.0, "Metadata_MoA": "A", "prob_B": 0.5, "prob_A": 0.5}]
     frame = predictions(rows)
     assert list(frame.columns[-2:]) == ["prob_B", "prob_A"]  # B's column first, A still wins
-    assert evaluation.treatment_predictions(frame)["predicted_moa"].tolist() == ["A"]
-    assert evaluation.crop_accuracy(frame) == 1.0
+    assert accuracy.treatment_predictions(frame)["predicted_moa"].tolist() == ["A"]
+    assert accuracy.crop_accuracy(frame) == 1.0
 
 
 def test_neighbour_ties_go_to_the_first_in_compound_order():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from smk import snakemake, write_config
 
-from cellmoa.wells import parse_well
+from cellmoa.data.wells import parse_well
 
 SCREEN_CONFIG = {
     "dataset": "loaddata",

@@ -9,8 +9,8 @@ import pytest
 import tifffile
 from conftest import tiny_spec
 
-from cellmoa.datasets import BBBC021
-from cellmoa.synthetic.bbbc021 import SyntheticSpec, apply_dose, compound_phenotype, dose_strength, render_field, synthesize
+from cellmoa.data.datasets import BBBC021
+from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, apply_dose, compound_phenotype, dose_strength, render_field, synthesize
 
 NAME_RE = re.compile(r"^(Week\d+_\d{6}_)?[B-G]\d{2}_s\d+_w[124][0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}\.tif$")
 
@@ -119,7 +119,7 @@ def _dmso_images(source, spec, week):
 
 
 def test_batch_effects_off_by_default_and_spread_over_the_range():
-    from cellmoa.synthetic.bbbc021 import BatchEffects, batch_effects
+    from cellmoa.data.synthetic.bbbc021 import BatchEffects, batch_effects
 
     spec = tiny_spec()
     neutral = batch_effects(spec, 1, spec.plates()[0])
@@ -141,7 +141,7 @@ def test_batch_effects_off_by_default_and_spread_over_the_range():
 def test_batch_effects_show_in_the_images(tmp_path):
     """Gains show in the raw intensities, blur in the fine structure, density in the DAPI signal
     (one effect at a time, against the same dataset without it)."""
-    from cellmoa.synthetic.bbbc021 import BatchEffects
+    from cellmoa.data.synthetic.bbbc021 import BatchEffects
 
     base = dict(weeks=2, plates_per_week=1, dmso_wells_per_plate=4, image_height=96, image_width=128, cells_per_field=40)
     plain = tiny_spec(**base)
@@ -199,7 +199,7 @@ def test_unlabelled_compounds_carry_a_hidden_moa(tmp_path):
     the truth is kept in synthetic_spec.json. A list gives each compound an MoA of its own."""
     import json
 
-    from cellmoa.synthetic.bbbc021 import archetype
+    from cellmoa.data.synthetic.bbbc021 import archetype
 
     spec = tiny_spec(weeks=1, plates_per_week=1, image_height=32, image_width=48,
                      unlabelled_compounds={"AZ-K": "Microtubule destabilizers", "AZ-N": "Eg5 inhibitors"})

@@ -6,14 +6,14 @@ import pytest
 import tifffile
 from conftest import tiny_spec
 
-from cellmoa.crops import EmptyCropFilter, crop_grid
-from cellmoa.datasets import BBBC021
-from cellmoa.illumination import IlluminationParams, read_illumination, read_reference_statistics, write_illumination
-from cellmoa.images import BadImages, ImageError, read_image
-from cellmoa.normalization import Normalization
-from cellmoa.preprocessing import PlateFields, TensorSettings, illumination_pass, plate_illumination, write_plate_tensors
-from cellmoa.synthetic.bbbc021 import synthesize
-from cellmoa.tensors import assemble, read_crop_metadata
+from cellmoa.data.datasets import BBBC021
+from cellmoa.data.synthetic.bbbc021 import synthesize
+from cellmoa.preprocess.crops import EmptyCropFilter, crop_grid
+from cellmoa.preprocess.illumination import IlluminationParams, read_illumination, read_reference_statistics, write_illumination
+from cellmoa.preprocess.images import BadImages, ImageError, read_image
+from cellmoa.preprocess.jobs import PlateFields, TensorSettings, illumination_pass, plate_illumination, write_plate_tensors
+from cellmoa.preprocess.normalization import Normalization
+from cellmoa.preprocess.tensors import assemble, read_crop_metadata
 
 DS = BBBC021()
 
@@ -217,8 +217,8 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
 
 
 def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixels(tmp_path):
-    from cellmoa.inputs import make_dataset
-    from cellmoa.training import TrainSettings
+    from cellmoa.train.inputs import make_dataset
+    from cellmoa.train.training import TrainSettings
 
     raw, plate, rows, functions = _small_plate(tmp_path)
     folder = tmp_path / "t"
@@ -293,7 +293,7 @@ def test_both_plate_jobs_log_their_progress(marked, caplog):
     spec, raw, meta = marked
     plate = spec.plates()[0]
     rows = meta[meta.plate == plate]
-    with caplog.at_level("INFO", logger="cellmoa.preprocessing"):
+    with caplog.at_level("INFO", logger="cellmoa.preprocess.jobs"):
         illumination_pass(rows, raw, DS.channels, IlluminationParams(), prefetch=0)
         _plate_tensors(raw, meta, plate, raw.parent / "progress.h5")
     n_labelled = len(DS.labelled(rows))
@@ -306,8 +306,8 @@ def test_both_plate_jobs_log_their_progress(marked, caplog):
 def test_unannotated_fields_are_kept_flagged_only_when_asked(tmp_path):
     """prediction.unannotated: the fields of compounds without an MoA are stored with annotated = 0
     (never trainable), the labelled ones with 1, the controls with 0; without it they are left out."""
-    from cellmoa.folds import trainable, unannotated
-    from cellmoa.preprocessing import build_tensors
+    from cellmoa.preprocess.jobs import build_tensors
+    from cellmoa.train.folds import trainable, unannotated
 
     spec = tiny_spec(weeks=1, plates_per_week=1, image_height=32, image_width=48, unlabelled_compounds=["AZ-U1", "AZ-U2"])
     raw = synthesize(spec, tmp_path / "raw", archives=False)

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.folds import run_workload, select_fold
-from cellmoa.inputs import augment_batch, augment_batch_numpy, make_dataset, resize_bilinear, steps_per_epoch
-from cellmoa.tensors import read_crop_metadata
-from cellmoa.training import FoldOutputs, FoldTrainer, TrainSettings, class_weights, train_fold, train_folds
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.train.folds import run_workload, select_fold
+from cellmoa.train.inputs import augment_batch, augment_batch_numpy, make_dataset, resize_bilinear, steps_per_epoch
+from cellmoa.train.training import FoldOutputs, FoldTrainer, TrainSettings, class_weights, train_fold, train_folds
 
 #: the two implementations of the input pipeline: tf.data (TensorFlow backend) and numpy batches
 #: from reader threads (JAX, PyTorch); the pipeline tests run on both
@@ -294,8 +294,8 @@ def test_the_all_compound_fold_trains_on_every_annotated_compound_and_predicts_t
     predicts exactly the unannotated crops and embeds every crop; a leave-one-out fold's model
     embeds all but the unannotated ones (NaN rows). training.fold_models: false writes no model
     for a leave-one-out fold."""
-    from cellmoa.folds import ALL_FOLD
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.preprocess.tensors import read_crop_metadata
+    from cellmoa.train.folds import ALL_FOLD
 
     meta = read_crop_metadata(tiny_tensors_unannotated)
     new = (meta["annotated"] == 0) & (meta["is_control"] == 0)
@@ -338,7 +338,7 @@ RUN_FOLD = """
 import logging, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
-from cellmoa.training import TrainSettings, train_fold, use_backend
+from cellmoa.train.training import TrainSettings, train_fold, use_backend
 out = Path(sys.argv[2])
 settings = TrainSettings(network="ResNet50", input_size=48, weights=None, epochs=4, batch_size=4,
                          optimizer="sgd", learning_rate=1e-2, momentum=0.9, lr_decay_epochs=2,
@@ -461,7 +461,7 @@ def test_a_checkpoint_is_resumed_only_by_a_job_with_the_same_settings(tmp_path, 
     reruns the job) must not continue the model trained with the old ones: it starts anew."""
     import keras
 
-    from cellmoa.checkpoints import Checkpoint
+    from cellmoa.train.checkpoints import Checkpoint
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cellmoa.wells import normalize_well, parse_well, plate_format_of, row_letters, well_names
+from cellmoa.data.wells import normalize_well, parse_well, plate_format_of, row_letters, well_names
 
 
 def test_every_plate_format_has_its_wells_in_row_order():

@@ -110,7 +110,7 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     predictions = pd.concat(
         [pd.read_csv(work / "results/models/ResNet50" / f / "predictions.tsv", sep="\t") for f in folds]
     )
-    # recompute the treatment-level accuracy independently of cellmoa.evaluation
+    # recompute the treatment-level accuracy independently of cellmoa.evaluate.accuracy
     prob_cols = [c for c in predictions.columns if c.startswith("prob_")]
     classes = np.array([c[len("prob_"):] for c in prob_cols])
     correct = []
@@ -161,7 +161,7 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
         assert low <= summary.loc[0, "treatment_accuracy"] <= high
     # the tensors keep the plates' control fields (2 DMSO wells x 1 site x 4 plates, 4 crops each),
     # flagged; every fold embeds them; no prediction, match or score ever covers them
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.preprocess.tensors import read_crop_metadata
 
     qc = pd.read_csv(work / "results/illumination" / f"{meta_plate(work)}.qc.tsv", sep="\t")
     assert list(qc.columns) == ["channel", "n_fields", "max_min_ratio", "structure", "warnings"] and len(qc) == 3
@@ -299,7 +299,7 @@ def test_a_restriction_leaves_a_compound_out_of_the_tensors(tmp_path):
 
     from smk import E2E_CONFIG
 
-    from cellmoa.tensors import read_crop_metadata
+    from cellmoa.preprocess.tensors import read_crop_metadata
 
     config = copy.deepcopy(E2E_CONFIG)
     config["preprocessing"] = {

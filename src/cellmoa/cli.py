@@ -44,7 +44,7 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
 
 def _tables(args) -> int:
     from cellmoa.files import read_tsv
-    from cellmoa.reporting import INTERVALS, compact_summary, format_table
+    from cellmoa.report.tables import INTERVALS, compact_summary, format_table
 
     folder = Path(args.folder)
     summary = folder / "summary.tsv"
@@ -84,7 +84,7 @@ def _tables(args) -> int:
 
 
 def _synthesize(args) -> int:
-    from cellmoa.synthetic import spec_for
+    from cellmoa.data.synthetic import spec_for
 
     values = json.loads(Path(args.spec).read_text()) if args.spec else {}
     spec = spec_for(args.dataset, values)
@@ -107,8 +107,8 @@ def _evaluate_profiles(args) -> int:
     import logging
 
     from cellmoa.files import read_table, write_tsv
-    from cellmoa.matching import evaluate_profiles
-    from cellmoa.reporting import format_table
+    from cellmoa.profiles.matching import evaluate_profiles
+    from cellmoa.report.tables import format_table
     from cellmoa.validation import TableError, rename_columns
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -124,7 +124,7 @@ def _evaluate_profiles(args) -> int:
     if args.postprocess:
         import yaml
 
-        from cellmoa.postprocessing import parse_chain
+        from cellmoa.profiles.postprocessing import parse_chain
 
         spec = yaml.safe_load(Path(args.postprocess).read_text())
         steps = spec.get("postprocess", spec) if isinstance(spec, dict) else spec
@@ -158,7 +158,7 @@ def _evaluate_profiles(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cellmoa.datasets import DATASETS
+    from cellmoa.data.datasets import DATASETS
 
     names = list(DATASETS)
     parser = argparse.ArgumentParser(prog="cellmoa", description=__doc__)

@@ -7,7 +7,7 @@ suffix kept, so Keras still sees ``.keras``), and renamed onto the destination o
 writing code returned without an exception; otherwise the temporary file (or folder) is removed.
 A killed job leaves at most such a hidden temporary, never a file under the final name.
 
-The one other temporary name is a download's resumable ``<name>.part`` (:mod:`cellmoa.download`),
+The one other temporary name is a download's resumable ``<name>.part`` (:mod:`cellmoa.data.download`),
 which must survive between attempts so that a dropped transfer can continue where it stopped.
 
 This module imports nothing heavy (no h5py, no TensorFlow): table writers depend on it alone.

@@ -206,3 +206,21 @@ def rename_columns(table: pd.DataFrame, mapping: dict[str, str] | None, source: 
     if clash:
         raise TableError(f"{source}: the column mapping would overwrite existing column(s) {', '.join(clash)}")
     return table.rename(columns=mapping)
+
+
+def feature_columns(table: pd.DataFrame) -> list[str]:
+    """The feature columns of a profile table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A profile table; one made by :func:`cellmoa.profiles.matching.treatment_profiles` names
+        its features in ``table.attrs["features"]``.
+
+    Returns
+    -------
+    list of str
+        Those named features, or else the numeric columns not named ``Metadata_*``
+        (:func:`select_features`, logged).
+    """
+    return table.attrs.get("features") or select_features(table, "profiles")

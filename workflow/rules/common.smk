@@ -11,13 +11,13 @@ from snakemake.utils import validate
 # workflow/scripts/rule_setup.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cellmoa.datasets import DATASETS, dataset_from_config
-from cellmoa.folds import ALL_FOLD, folds_from_config
-from cellmoa import models
-from cellmoa.models import NETWORKS as PRETRAINED, imagenet_weights_file
-from cellmoa.preprocessing import TensorSettings
-from cellmoa.synthetic import spec_for
-from cellmoa.training import TrainSettings
+from cellmoa.data.datasets import DATASETS, dataset_from_config
+from cellmoa.train.folds import ALL_FOLD, folds_from_config
+from cellmoa.train import models
+from cellmoa.train.models import NETWORKS as PRETRAINED, imagenet_weights_file
+from cellmoa.preprocess.jobs import TensorSettings
+from cellmoa.data.synthetic import spec_for
+from cellmoa.train.training import TrainSettings
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 

@@ -9,21 +9,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellmoa import evaluation
-from cellmoa.datasets import dataset_from_config
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.evaluate import accuracy
 from cellmoa.files import read_tsv, write_tsv
-from cellmoa.plots import plot_confusion
+from cellmoa.report.plots import plot_confusion
 
 network = snakemake.wildcards.network
 predictions = pd.concat([read_tsv(f) for f in snakemake.input.predictions], ignore_index=True)
 control = dataset_from_config(snakemake.config).control
-treatments = evaluation.treatment_predictions(predictions, control)
+treatments = accuracy.treatment_predictions(predictions, control)
 write_tsv(treatments, Path(snakemake.output.treatments))
-accuracy = evaluation.accuracy_by_moa(treatments)
-write_tsv(accuracy, Path(snakemake.output.accuracy))
-write_tsv(evaluation.accuracy_by_fold(predictions, control), Path(snakemake.output.by_fold))
-classes = [c[len(evaluation.PROB_PREFIX):] for c in evaluation.class_columns(predictions)]
-total = accuracy.iloc[-1]
+by_moa = accuracy.accuracy_by_moa(treatments)
+write_tsv(by_moa, Path(snakemake.output.accuracy))
+write_tsv(accuracy.accuracy_by_fold(predictions, control), Path(snakemake.output.by_fold))
+classes = [c[len(accuracy.PROB_PREFIX):] for c in accuracy.class_columns(predictions)]
+total = by_moa.iloc[-1]
 plot_confusion(
     treatments,
     classes,

@@ -6,6 +6,6 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.tensors import assemble
+from cellmoa.preprocess.tensors import assemble
 
 assemble([Path(f) for f in snakemake.input.plates], Path(snakemake.output.tensors))

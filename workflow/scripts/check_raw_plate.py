@@ -10,8 +10,8 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.download import RawDataError, missing_files_message, write_manifest
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.download import RawDataError, missing_files_message, write_manifest
 
 dataset = dataset_from_config(snakemake.config)
 plate = snakemake.wildcards.plate

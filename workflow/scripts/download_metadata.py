@@ -9,8 +9,8 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.download import fetch, write_manifest
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.download import fetch, write_manifest
 
 p = snakemake.params
 data = snakemake.config["data"]

@@ -10,8 +10,8 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.download import check_zip, fetch, join_url, sha256sum
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.download import check_zip, fetch, join_url, sha256sum
 
 p = snakemake.params
 archive = Path(snakemake.output.archive)

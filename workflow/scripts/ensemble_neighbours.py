@@ -11,11 +11,11 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import dataset_from_config
+from cellmoa.data.datasets import dataset_from_config
 from cellmoa.files import write_tsv
-from cellmoa.matching import ensemble_fold_matches
-from cellmoa.postprocessing import parse_chain
-from cellmoa.tensors import read_crop_metadata
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.matching import ensemble_fold_matches
+from cellmoa.profiles.postprocessing import parse_chain
 
 p = snakemake.params
 metadata = read_crop_metadata(Path(snakemake.input.tensors))

@@ -9,8 +9,8 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.download import ArchiveError, extract_zip, join_url, sha256sum, write_manifest
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.download import ArchiveError, extract_zip, join_url, sha256sum, write_manifest
 
 p = snakemake.params
 plate = snakemake.wildcards.plate

@@ -11,9 +11,9 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.download import fetch_images, write_manifest
-from cellmoa.images import check_plate_images
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.download import fetch_images, write_manifest
+from cellmoa.preprocess.images import check_plate_images
 
 p = snakemake.params
 data = snakemake.config["data"]

@@ -7,7 +7,7 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.models import fetch_imagenet_weights
+from cellmoa.train.models import fetch_imagenet_weights
 
 fetch_imagenet_weights(
     snakemake.wildcards.network,

@@ -9,13 +9,13 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.download import verify_manifest
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.download import verify_manifest
 from cellmoa.files import write_tsv
-from cellmoa.illumination import IlluminationParams, IlluminationQC, write_illumination
-from cellmoa.images import BadImages
-from cellmoa.plots import plot_illumination
-from cellmoa.preprocessing import illumination_pass
+from cellmoa.preprocess.illumination import IlluminationParams, IlluminationQC, write_illumination
+from cellmoa.preprocess.images import BadImages
+from cellmoa.preprocess.jobs import illumination_pass
+from cellmoa.report.plots import plot_illumination
 
 p = snakemake.params
 plate = snakemake.wildcards.plate

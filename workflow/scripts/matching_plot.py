@@ -8,6 +8,6 @@ start(snakemake)
 from pathlib import Path
 
 from cellmoa.files import read_tsv
-from cellmoa.plots import plot_matching
+from cellmoa.report.plots import plot_matching
 
 plot_matching(read_tsv(Path(snakemake.input.summary)), Path(snakemake.output.plot))

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import dataset_from_config
-from cellmoa.matching import fold_profiles
-from cellmoa.plots import plot_profile_map
-from cellmoa.postprocessing import parse_chain
-from cellmoa.tensors import read_crop_metadata
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.matching import fold_profiles
+from cellmoa.profiles.postprocessing import parse_chain
+from cellmoa.report.plots import plot_profile_map
 
 p = snakemake.params
 metadata = read_crop_metadata(Path(snakemake.input.tensors))

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellmoa import evaluation
-from cellmoa.datasets import dataset_from_config
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.evaluate import accuracy
 from cellmoa.files import read_tsv, write_tsv
-from cellmoa.matching import summary_by_scheme
-from cellmoa.plots import plot_accuracy
-from cellmoa.reporting import compact_summary, format_table, per_moa_table, summarize
+from cellmoa.profiles.matching import summary_by_scheme
+from cellmoa.report.plots import plot_accuracy
+from cellmoa.report.tables import compact_summary, format_table, per_moa_table, summarize
 
 p = snakemake.params
 by_network = {
@@ -39,9 +39,9 @@ if snakemake.input.ensemble_matches:
 control = dataset_from_config(snakemake.config).control
 table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed, control=control)
 write_tsv(table, Path(snakemake.output.summary))
-treatments = {n: evaluation.treatment_predictions(df, control) for n, df in by_network.items()}
+treatments = {n: accuracy.treatment_predictions(df, control) for n, df in by_network.items()}
 if len(treatments) > 1:
-    treatments["Ensemble"] = evaluation.ensemble_treatments(treatments)
+    treatments["Ensemble"] = accuracy.ensemble_treatments(treatments)
 per_moa = per_moa_table(treatments)
 write_tsv(per_moa, Path(snakemake.output.per_moa))
 plot_accuracy(table, Path(snakemake.output.plot))

@@ -7,7 +7,7 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.synthetic import spec_for
+from cellmoa.data.synthetic import spec_for
 
 spec = spec_for(snakemake.params.dataset, snakemake.params.spec)
 out = spec.write(Path(snakemake.output[0]))

@@ -11,10 +11,10 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.datasets import dataset_from_config
+from cellmoa.data.datasets import dataset_from_config
 from cellmoa.files import read_tsv, write_tsv
-from cellmoa.illumination import read_illumination, read_reference_statistics
-from cellmoa.preprocessing import TensorSettings, plate_fields, write_plate_tensors
+from cellmoa.preprocess.illumination import read_illumination, read_reference_statistics
+from cellmoa.preprocess.jobs import TensorSettings, plate_fields, write_plate_tensors
 
 p = snakemake.params
 dataset = dataset_from_config(snakemake.config)

@@ -8,7 +8,7 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.training import FoldOutputs, TrainSettings, train_folds, use_backend
+from cellmoa.train.training import FoldOutputs, TrainSettings, train_folds, use_backend
 
 
 def files(name) -> dict[str, Path]:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.datasets import dataset_from_config
+from cellmoa.data.datasets import dataset_from_config
+from cellmoa.evaluate.unannotated import predict_screen
 from cellmoa.files import read_tsv, write_tsv
-from cellmoa.plots import plot_calibration, plot_unannotated
-from cellmoa.postprocessing import parse_chain
-from cellmoa.prediction import predict_screen
-from cellmoa.tensors import read_crop_metadata
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.postprocessing import parse_chain
+from cellmoa.report.plots import plot_calibration, plot_unannotated
 
 p = snakemake.params
 inputs = snakemake.input

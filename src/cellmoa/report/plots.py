@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellmoa.report.tables import REFERENCE_COLUMN
+
 
 def _pyplot():
     import matplotlib
@@ -58,8 +60,6 @@ def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
     lo = summary.get("treatment_accuracy_exact_ci_low", pd.Series(acc)).to_numpy(dtype=float)
     hi = summary.get("treatment_accuracy_exact_ci_high", pd.Series(acc)).to_numpy(dtype=float)
     ax.bar(x - 0.2, acc, 0.4, yerr=[acc - lo, hi - acc], capsize=4, label="this run (95% Clopper-Pearson)")
-    from cellmoa.reporting import REFERENCE_COLUMN
-
     paper = summary[REFERENCE_COLUMN].to_numpy(dtype=float)
     if np.isfinite(paper).any():
         ax.bar(x + 0.2, np.nan_to_num(paper), 0.4, color="0.7", label="Kensert et al. 2019 (reference)")
@@ -120,7 +120,7 @@ def plot_matching(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-# the column names of cellmoa.matching, spelled here so that this module (imported by the
+# the column names of cellmoa.profiles.matching, spelled here so that this module (imported by the
 # preprocessing rules too) does not pull in the matching stack (copairs, scikit-learn)
 MOA = "Metadata_MoA"
 BATCH = "Metadata_Batch"

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellmoa.datasets.base import Dataset
-from cellmoa.download import local_path
+from cellmoa.data.datasets.base import Dataset
+from cellmoa.data.download import local_path
+from cellmoa.data.wells import normalize_well
 from cellmoa.validation import round_significant
-from cellmoa.wells import normalize_well
 
 #: the column names cellmoa reads, as CellProfiler and pycytominer spell them (``data.columns``
 #: maps each to another spelling)
@@ -147,7 +147,7 @@ class LoadData(Dataset):
     field_size = None
     network_channels: tuple[str | None, ...] = ()
     archives = False
-    synthesizer = "cellmoa.synthetic.screen:ScreenSpec"
+    synthesizer = "cellmoa.data.synthetic.screen:ScreenSpec"
     demo_config = "config/demo_screen.yaml"
 
     def __init__(self):

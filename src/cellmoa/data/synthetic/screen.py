@@ -15,10 +15,10 @@ What it writes (into one folder):
 - ``illumination_truth.npz`` and ``synthetic_spec.json``, as the other synthesizers.
 
 The five channels are made from the BBBC021 synthesizer's cells
-(:func:`cellmoa.synthetic.bbbc021.render_field`): DNA is its nuclear stain, AGP (actin, Golgi,
+(:func:`cellmoa.data.synthetic.bbbc021.render_field`): DNA is its nuclear stain, AGP (actin, Golgi,
 plasma membrane) its actin, ER its cytoplasmic tubulin, Mito the cytoplasm with a punctate
 texture, RNA nucleoli and cytoplasm; so each MoA's archetype shows in several channels, as on a
-real Cell Painting screen. Batch effects (:class:`~cellmoa.synthetic.bbbc021.BatchEffects`) act
+real Cell Painting screen. Batch effects (:class:`~cellmoa.data.synthetic.bbbc021.BatchEffects`) act
 per batch and plate on the stains each channel is made from.
 """
 
@@ -33,8 +33,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from cellmoa.files import atomic_path, write_text
-from cellmoa.synthetic.bbbc021 import (
+from cellmoa.data.synthetic.bbbc021 import (
     DMSO_PHENOTYPE,
     BatchEffects,
     apply_dose,
@@ -42,7 +41,7 @@ from cellmoa.synthetic.bbbc021 import (
     dose_strength,
     render_field,
 )
-from cellmoa.synthetic.rendering import (
+from cellmoa.data.synthetic.rendering import (
     PlateWriter,
     camera,
     from_settings,
@@ -50,7 +49,8 @@ from cellmoa.synthetic.rendering import (
     smooth_noise,
     stable_seed,
 )
-from cellmoa.wells import PLATE_FORMATS, parse_well, well_name
+from cellmoa.data.wells import PLATE_FORMATS, parse_well, well_name
+from cellmoa.files import atomic_path, write_text
 
 CHANNELS = ("DNA", "ER", "RNA", "AGP", "Mito")
 #: which BBBC021 stain's batch effects each channel takes

@@ -2,11 +2,11 @@
 
 1. :func:`illumination_pass`: one streaming read of the plate gives the illumination function of
    every channel and, in the same read, the statistics of the reference fields per cell line
-   (:class:`~cellmoa.normalization.ReferenceSums`);
+   (:class:`~cellmoa.preprocess.normalization.ReferenceSums`);
 2. :func:`write_plate_tensors`: every stored field of the plate read again, normalised
-   (:class:`~cellmoa.normalization.FieldNormalizer`), resized and cut into crops
-   (:class:`~cellmoa.crops.CropGeometry`), the empty ones dropped, written well by well
-   (:class:`~cellmoa.tensors.PlateTensorWriter`).
+   (:class:`~cellmoa.preprocess.normalization.FieldNormalizer`), resized and cut into crops
+   (:class:`~cellmoa.preprocess.crops.CropGeometry`), the empty ones dropped, written well by well
+   (:class:`~cellmoa.preprocess.tensors.PlateTensorWriter`).
 
 :func:`plate_fields` decides which fields of a plate are stored (labelled, the
 ``preprocessing.restrictions`` applied, and a sample of the control fields flagged ``is_control``)
@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellmoa.crops import CropGeometry, EmptyCropFilter
-from cellmoa.illumination import IlluminationParams, RunningMean, illumination_function
-from cellmoa.images import BadImages, ImageError, check_shape, prefetched, read_channels
-from cellmoa.normalization import FieldNormalizer, Normalization, ReferenceSums, corrected_field
-from cellmoa.tensors import METADATA_FIELDS, PlateTensorWriter, assemble
+from cellmoa.preprocess.crops import CropGeometry, EmptyCropFilter
+from cellmoa.preprocess.illumination import IlluminationParams, RunningMean, illumination_function
+from cellmoa.preprocess.images import BadImages, ImageError, check_shape, prefetched, read_channels
+from cellmoa.preprocess.normalization import FieldNormalizer, Normalization, ReferenceSums, corrected_field
+from cellmoa.preprocess.tensors import METADATA_FIELDS, PlateTensorWriter, assemble
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 An adapter knows one published dataset's layout: its metadata tables, archive names, channels,
 controls, fold schemes, crop geometry and the paper's settings for it. Adapters are registered in
-:data:`cellmoa.datasets.DATASETS`, the one list of datasets that the config schema, the command
+:data:`cellmoa.data.datasets.DATASETS`, the one list of datasets that the config schema, the command
 line, the synthesizers and the reports derive from.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellmoa.folds import FOLD_COLUMNS
+from cellmoa.columns import FOLD_COLUMNS
+from cellmoa.data.download import join_url
 
 #: Columns every adapter's :meth:`Dataset.read_metadata` returns (one row per field of view).
 METADATA_COLUMNS = [
@@ -82,8 +83,6 @@ class Dataset(ABC):
 
     def metadata_sources(self, base_url: str) -> dict[str, str]:
         """Where each of :meth:`metadata_files` is fetched from: ``<base_url>/<name>``."""
-        from cellmoa.download import join_url
-
         return {name: join_url(base_url, name) for name in self.metadata_files()}
 
     @abstractmethod

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellmoa.datasets.base import Dataset
-from cellmoa.wells import well_names
+from cellmoa.data.datasets.base import Dataset
+from cellmoa.data.wells import well_names
 
 PLATEMAP = "BBBC014_v1_platemap_all.txt"
 ARCHIVE = "BBBC014_v1_images.zip"
@@ -120,7 +120,7 @@ class BBBC014(Dataset):
     nearest_neighbours = False  # one compound: there is no other compound to match
     predicts_unannotated = False  # its unlabelled rows are the middle doses of the one compound
     head = "sigmoid"  # the paper's binary head
-    synthesizer = "cellmoa.synthetic.bbbc014:BBBC014Spec"
+    synthesizer = "cellmoa.data.synthetic.bbbc014:BBBC014Spec"
     demo_config = "config/demo_bbbc014.yaml"
 
     def metadata_files(self) -> list[str]:

@@ -5,7 +5,7 @@ similarity. Positives are the treatments of the same MoA and another compound; n
 another MoA. Under ``nscb`` both must also come from a disjoint set of batches (a treatment seen in
 several batches shares a batch with any treatment of one of them). Treatments of the query's own
 compound (and, for ``nscb``, of a shared batch) are in neither list, exactly as in 1-NN matching
-(:mod:`cellmoa.matching`). A query without positives has no AP (NaN) and is not in the mean.
+(:mod:`cellmoa.profiles.matching`). A query without positives has no AP (NaN) and is not in the mean.
 
 copairs finds the pairs (``find_pairs``, and ``find_pairs_multilabel`` for the set-valued batches
 of ``nscb``), computes the similarities and the average precision of each ranked list; for
@@ -26,7 +26,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from cellmoa.validation import TableError
+from cellmoa.validation import TableError, feature_columns
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,12 @@ def _quiet_copairs():
 
 
 def _features(profiles: pd.DataFrame) -> list[str]:
-    from cellmoa.matching import feature_columns
-
     return feature_columns(profiles)
 
 
 def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFrame:
     """Average precision of each treatment profile (one row per treatment, as
-    :func:`cellmoa.matching.treatment_profiles` makes them): columns :data:`OUTPUT`, with
+    :func:`cellmoa.profiles.matching.treatment_profiles` makes them): columns :data:`OUTPUT`, with
     ``n_positives`` and ``n_ranked`` the positives and the length of its ranked list."""
     with _quiet_copairs():
         return _average_precision(profiles, scheme)

@@ -24,6 +24,11 @@ import numpy as np
 import pandas as pd
 
 from cellmoa import validation
+from cellmoa.intervals import accuracy_with_intervals, paired_difference
+from cellmoa.profiles.postprocessing import IS_CONTROL, postprocess
+from cellmoa.profiles.postprocessing import postprocess as run_chain
+from cellmoa.profiles.retrieval import average_precision, map_by_moa, mean_average_precision
+from cellmoa.train.folds import unannotated as unannotated_rows
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +37,6 @@ CONCENTRATION = "Metadata_Concentration"
 MOA = "Metadata_MoA"
 BATCH = "Metadata_Batch"
 SCHEMES = ("nsc", "nscb")
-
-
-def feature_columns(table: pd.DataFrame) -> list[str]:
-    """The features of a profile table made by :func:`treatment_profiles` (or, for any other
-    table, its numeric non-``Metadata_`` columns)."""
-    return table.attrs.get("features") or validation.select_features(table, "profiles")
 
 
 def treatment_profiles(table: pd.DataFrame, features=None, control: str | None = None,
@@ -82,7 +81,7 @@ def nearest_neighbours(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFr
             "nscb matching needs the batch of every row: the table has no Metadata_Batch column "
             "(name the batch column with --batch-column, or use --scheme nsc)"
         )
-    x = profiles[feature_columns(profiles)].to_numpy(dtype=np.float64)
+    x = profiles[validation.feature_columns(profiles)].to_numpy(dtype=np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = x / np.where(norms == 0, 1.0, norms)
     similarity = x @ x.T
@@ -139,9 +138,6 @@ def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray, controls: bo
     annotated treatment crops, with ``controls`` the control crops too (``Metadata_IsControl`` =
     1), with ``unannotated`` the crops of unannotated compounds too (their ``Metadata_MoA`` is
     :data:`UNANNOTATED`)."""
-    from cellmoa.folds import unannotated as unannotated_rows
-    from cellmoa.postprocessing import IS_CONTROL
-
     if len(metadata) != len(embeddings):
         raise ValueError(f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row")
     is_control = metadata["is_control"].to_numpy(dtype=bool) if "is_control" in metadata.columns else np.zeros(len(metadata), bool)
@@ -174,8 +170,6 @@ def well_profiles(table: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFrame, pd.DataFrame]:
     """1-NN matches and average precisions of every treatment profile, one block of rows per
     scheme (column ``Metadata_MatchScheme``)."""
-    from cellmoa.retrieval import average_precision
-
     matches, aps = [], []
     for scheme in schemes:
         m = nearest_neighbours(profiles, scheme)
@@ -194,8 +188,6 @@ def fold_profiles(metadata: pd.DataFrame, embeddings: np.ndarray, chain: list | 
     included) put through the chain before averaging; returns (variants, what each step did).
     With ``unannotated`` the unannotated treatments are profiled too (MoA :data:`UNANNOTATED`;
     they take no part in fitting the chain, which is fit on the controls)."""
-    from cellmoa.postprocessing import postprocess
-
     raw = embedding_table(metadata, embeddings, unannotated=unannotated)
     variants = [("raw", treatment_profiles(raw, source=source))]
     notes = pd.DataFrame(columns=["step", "what"])
@@ -223,7 +215,7 @@ def concatenate_profiles(profiles_by_network: dict[str, pd.DataFrame]) -> pd.Dat
     out = None
     names: list[str] = []
     for network, profiles in profiles_by_network.items():
-        features = feature_columns(profiles)
+        features = validation.feature_columns(profiles)
         x = profiles[features].to_numpy(np.float64)
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         block = pd.DataFrame(x / np.where(norms == 0, 1.0, norms), columns=[f"{network}_{c}" for c in features])
@@ -315,9 +307,6 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
     rows also the paired lift over the raw profiles on the same treatments (``lift``,
     ``lift_ci_low``/``lift_ci_high``, ``gained``, ``lost``, ``lift_p_value``: see
     :func:`cellmoa.intervals.paired_difference`)."""
-    from cellmoa.intervals import accuracy_with_intervals
-    from cellmoa.retrieval import mean_average_precision
-
     rows = []
     keys = ([PROFILES] if PROFILES in matches.columns else []) + ["Metadata_MatchScheme"]
     for key, group in matches.groupby(keys, sort=True):
@@ -342,8 +331,6 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
 def _lift(matches: pd.DataFrame, scheme: str, level: float, seed: int) -> dict:
     """The post-processed profiles' accuracy minus the raw ones' on the same treatments, with its
     paired compound-bootstrap interval and McNemar p-value (:func:`cellmoa.intervals.paired_difference`)."""
-    from cellmoa.intervals import paired_difference
-
     keys = [COMPOUND, CONCENTRATION]
     mine = matches[matches["Metadata_MatchScheme"] == scheme]
     raw = mine[mine[PROFILES] == "raw"].set_index(keys)
@@ -361,12 +348,8 @@ def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None 
     treatment), ``matches`` (1-NN per scheme), ``average_precision`` (per treatment and scheme),
     ``map_by_moa`` (copairs' per-MoA mAP with p-values, per scheme) and ``summary`` (one row per
     scheme, see :func:`summary_by_scheme`). ``postprocess`` (steps of
-    :func:`cellmoa.postprocessing.parse_chain`) runs on the rows, controls included, before they
+    :func:`cellmoa.profiles.postprocessing.parse_chain`) runs on the rows, controls included, before they
     are averaged into treatments; what each step did is the ``postprocessing`` table."""
-    from cellmoa.postprocessing import IS_CONTROL
-    from cellmoa.postprocessing import postprocess as run_chain
-    from cellmoa.retrieval import map_by_moa
-
     notes = pd.DataFrame(columns=["step", "what"])
     if postprocess:
         validation.require_columns(table, [COMPOUND, CONCENTRATION, MOA], source)

@@ -6,7 +6,7 @@ A fold scheme names the metadata column a fold holds out, one fold per value of 
 - ``nscb``: leave one compound out, and its batches (BBBC021: weeks) too;
 - ``cell_line``: train on the other cell line(s), test on this one (BBBC014).
 
-To add a scheme: an entry in :data:`FOLD_COLUMNS`, its rule in :func:`select_fold`, the scheme in
+To add a scheme: an entry in :data:`cellmoa.columns.FOLD_COLUMNS`, its rule in :func:`select_fold`, the scheme in
 the datasets' ``fold_schemes`` that support it, and in the config schema's ``folds.scheme`` enum.
 Fold names in paths are slugs of the held-out value (:func:`fold_slug`). One more fold,
 :data:`ALL_FOLD`, holds out nothing: it trains on every annotated compound and predicts the
@@ -22,14 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cellmoa.columns import FOLD_COLUMNS
+
 log = logging.getLogger(__name__)
 
-#: The metadata column each fold scheme holds out (one fold per value of it).
-FOLD_COLUMNS = {
-    "nsc": "compound",  # leave one compound out (Kensert et al. 2019, BBBC021)
-    "nscb": "compound",  # ... and that compound's batches too
-    "cell_line": "cell_line",  # train on the other cell line(s), test on this one (BBBC014)
-}
 
 
 #: the fold that trains on every annotated compound and predicts the unannotated treatments

@@ -9,7 +9,7 @@ CorrectIlluminationCalculate with "Regular" images, "Each" = per plate, and divi
 ``results/illumination/<plate>.h5``: ``/function`` (C, H, W) float32 with the ``channels``,
 ``plate`` and parameter attributes; ``/reference_mean`` and ``/reference_std`` (G, C), the
 statistics of the plate's corrected reference fields per group (cell line, ``reference_groups``)
-computed in the same read (:func:`cellmoa.preprocessing.illumination_pass`).
+computed in the same read (:func:`cellmoa.preprocess.jobs.illumination_pass`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import h5py
 import numpy as np
 from scipy import ndimage
 from skimage.transform import resize
+
+from cellmoa import __version__
+from cellmoa.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,6 @@ def write_illumination(
     """``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as
     attributes; with ``reference_stats``, ``/reference_mean`` and ``/reference_std`` (G, C) of the
     corrected reference images per cell line (attribute ``reference_groups``)."""
-    from cellmoa import __version__
-    from cellmoa.files import atomic_path
-
     channels = list(functions)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("function", data=np.stack([functions[c] for c in channels]))

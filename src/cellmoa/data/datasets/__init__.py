@@ -1,19 +1,19 @@
-"""Dataset adapters behind one interface (:class:`~cellmoa.datasets.base.Dataset`), registered here.
+"""Dataset adapters behind one interface (:class:`~cellmoa.data.datasets.base.Dataset`), registered here.
 
 :data:`DATASETS` is the one list of datasets: ``dataset:`` in the config (its schema enum is
 checked against it by the tests), ``cellmoa synthesize --dataset``, the synthesizers
-(:func:`cellmoa.synthetic.spec_for`), the reports and the demo configs all derive from it.
+(:func:`cellmoa.data.synthetic.spec_for`), the reports and the demo configs all derive from it.
 
 To add a dataset: write its adapter (a :class:`Dataset` subclass) in a module of this package,
 add it to :data:`DATASETS`, add its name to ``dataset``'s enum in
-``workflow/schemas/config.schema.yaml``, and give it a synthesizer under ``cellmoa.synthetic``
+``workflow/schemas/config.schema.yaml``, and give it a synthesizer under ``cellmoa.data.synthetic``
 and a demo config (``synthesizer`` and ``demo_config`` attributes).
 """
 
-from cellmoa.datasets.base import METADATA_COLUMNS, Dataset
-from cellmoa.datasets.bbbc014 import BBBC014
-from cellmoa.datasets.bbbc021 import BBBC021
-from cellmoa.datasets.loaddata import LoadData
+from cellmoa.data.datasets.base import METADATA_COLUMNS, Dataset
+from cellmoa.data.datasets.bbbc014 import BBBC014
+from cellmoa.data.datasets.bbbc021 import BBBC021
+from cellmoa.data.datasets.loaddata import LoadData
 
 #: name (as in the config's ``dataset:``) -> adapter class
 DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (BBBC021, BBBC014, LoadData)}

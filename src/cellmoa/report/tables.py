@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cellmoa import evaluation
-from cellmoa.datasets import get_dataset
+from cellmoa.data.datasets import get_dataset
+from cellmoa.evaluate import accuracy
 from cellmoa.intervals import accuracy_with_intervals
 
 #: the published figure beside ours (the dataset adapter's ``reference_accuracy``: Kensert et
@@ -32,19 +32,19 @@ def summarize(
     and Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
     nearest-neighbour accuracy (NSC and NSCB, each with the number of treatments scored and its
     intervals) and mAP of MoA retrieval of the embeddings (``matching_by_network``: the tables of
-    :func:`cellmoa.matching.summary_by_scheme`), chance level, and the paper's figure as a reference.
+    :func:`cellmoa.profiles.matching.summary_by_scheme`), chance level, and the paper's figure as a reference.
     With more than one network, a last row ``Ensemble``: the networks' treatment probabilities
     averaged (see :func:`_ensemble_row`), and its matching from ``matching_by_network["Ensemble"]``
     where given (the networks' treatment profiles concatenated,
-    :func:`cellmoa.matching.concatenate_profiles`)."""
+    :func:`cellmoa.profiles.matching.concatenate_profiles`)."""
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
     # the configured adapter's control (a loaddata screen names its own); else the dataset's
     control = adapter.control if control is None else control
     rows = []
     for network, predictions in predictions_by_network.items():
-        treatments = evaluation.treatment_predictions(predictions, control, source=f"{network} predictions")
-        n_classes = len(evaluation.class_columns(predictions))
+        treatments = accuracy.treatment_predictions(predictions, control, source=f"{network} predictions")
+        n_classes = len(accuracy.class_columns(predictions))
         row = {
             "Metadata_Network": network,
             "Metadata_Dataset": dataset,
@@ -87,10 +87,10 @@ def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dic
     """The summary row of the networks' ensemble: treatment probabilities averaged over the
     networks (accuracy and intervals), crop probabilities averaged for field/well/crop accuracy;
     nearest-neighbour columns empty here (filled by :func:`summarize` from the ensemble's matches)."""
-    treatments = evaluation.ensemble_treatments(
-        {n: evaluation.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
+    treatments = accuracy.ensemble_treatments(
+        {n: accuracy.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
     )
-    crops = evaluation.ensemble_crops(predictions_by_network)
+    crops = accuracy.ensemble_crops(predictions_by_network)
     row = {key: (float("nan") if isinstance(value, float) else 0 if isinstance(value, int) else value)
            for key, value in template.items()}
     row.update({
@@ -103,7 +103,7 @@ def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dic
 
 
 def _matching_columns(matching: pd.DataFrame | None, prefix: str = "") -> dict:
-    """NSC and NSCB columns of the summary from a :func:`cellmoa.matching.summary_by_scheme` table
+    """NSC and NSCB columns of the summary from a :func:`cellmoa.profiles.matching.summary_by_scheme` table
     (``prefix`` ``pp_`` for the post-processed profiles)."""
     by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
     out = {}
@@ -137,9 +137,9 @@ def _accuracy_columns(treatments: pd.DataFrame, crops: pd.DataFrame, control, se
         "treatment_accuracy_ci_high": acc["treatment_ci_high"],
         "treatment_accuracy_exact_ci_low": acc["treatment_exact_ci_low"],
         "treatment_accuracy_exact_ci_high": acc["treatment_exact_ci_high"],
-        "field_accuracy": evaluation.field_accuracy(crops, control),
-        "well_accuracy": evaluation.well_accuracy(crops, control),
-        "crop_accuracy": evaluation.crop_accuracy(crops, control),
+        "field_accuracy": accuracy.field_accuracy(crops, control),
+        "well_accuracy": accuracy.well_accuracy(crops, control),
+        "crop_accuracy": accuracy.crop_accuracy(crops, control),
     }
 
 
@@ -183,7 +183,7 @@ def per_moa_table(treatments_by_network: dict[str, pd.DataFrame]) -> pd.DataFram
     columns = {}
     counts = None
     for network, treatments in treatments_by_network.items():
-        acc = evaluation.accuracy_by_moa(treatments).set_index("Metadata_MoA")
+        acc = accuracy.accuracy_by_moa(treatments).set_index("Metadata_MoA")
         columns[network] = acc["accuracy"]
         counts = acc["n_treatments"] if counts is None else counts
     table = pd.DataFrame(columns)

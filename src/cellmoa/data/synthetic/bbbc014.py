@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cellmoa.datasets.bbbc014 import ARCHIVE, BBBC014, CHANNELS, PLATE, PLATEMAP, file_name
-from cellmoa.files import atomic_path, write_text
-from cellmoa.synthetic.rendering import (
+from cellmoa.data.datasets.bbbc014 import ARCHIVE, BBBC014, CHANNELS, PLATE, PLATEMAP, file_name
+from cellmoa.data.synthetic.rendering import (
     PlateWriter,
     camera,
     cell_window,
@@ -37,6 +36,7 @@ from cellmoa.synthetic.rendering import (
     soft_inside,
     stable_seed,
 )
+from cellmoa.files import atomic_path, write_text
 
 #: per cell line: nucleus size, cytoplasm size (x nucleus radius), elongation, DAPI and reporter brightness
 CELL_LINES = {

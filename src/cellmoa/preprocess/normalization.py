@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cellmoa.illumination import correct
+from cellmoa.preprocess.illumination import correct
 
 #: the network pixel a z-score of 0 maps to (the middle of 0..255)
 PIXEL_CENTRE = 127.5

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellmoa.datasets.base import Dataset
+from cellmoa.data.datasets.base import Dataset
 from cellmoa.validation import round_significant
 
 IMAGE_CSV = "BBBC021_v1_image.csv"
@@ -86,7 +86,7 @@ class BBBC021(Dataset):
     crop_grid = (2, 2)
     field_size = None
     network_channels = CHANNELS
-    synthesizer = "cellmoa.synthetic.bbbc021:SyntheticSpec"
+    synthesizer = "cellmoa.data.synthetic.bbbc021:SyntheticSpec"
     demo_config = "config/demo.yaml"
     #: Kensert et al. (2019), leave-one-compound-out, treatment-level accuracy (103 treatments)
     reference_accuracy = {"ResNet50": 0.971, "InceptionV3": 0.971, "InceptionResNetV2": 0.951}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cellmoa.data.download import DownloadError, fetch
+
 WEIGHTS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications"
 
 
@@ -121,8 +123,6 @@ def fetch_imagenet_weights(name: str, dest, base_url: str = WEIGHTS_BASE_URL, md
 
     ``md5`` defaults to the one Keras publishes. A mismatching file is removed.
     """
-    from cellmoa.download import DownloadError, fetch
-
     net = network(name)
     if net.weights_file is None:
         raise WeightsError(f"no ImageNet weights URL is known for {name}; give a local weights file in the config")

@@ -1,8 +1,8 @@
 """Training one network on one fold, and predicting (and embedding) with the trained model.
 
 The settings (:class:`TrainSettings`, from the ``training:`` config section with per-network
-overrides) decide the recipe; :mod:`cellmoa.folds` which crops a fold trains on;
-:mod:`cellmoa.inputs` what it is fed; :mod:`cellmoa.checkpoints` how it resumes after a kill.
+overrides) decide the recipe; :mod:`cellmoa.train.folds` which crops a fold trains on;
+:mod:`cellmoa.train.inputs` what it is fed; :mod:`cellmoa.train.checkpoints` how it resumes after a kill.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from cellmoa import models
-from cellmoa.checkpoints import Checkpoint
 from cellmoa.files import atomic_path, write_text, write_tsv
-from cellmoa.folds import ALL_FOLD, fold_classes, select_fold, unannotated
-from cellmoa.gpus import claim_cuda_device, slurm_allocation, use_one_gpu
-from cellmoa.inputs import CropReader, make_dataset, network_input, steps_per_epoch
-from cellmoa.tensors import read_crop_metadata
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.train import models
+from cellmoa.train.checkpoints import Checkpoint
+from cellmoa.train.folds import ALL_FOLD, fold_classes, select_fold, unannotated
+from cellmoa.train.gpus import claim_cuda_device, slurm_allocation, use_one_gpu
+from cellmoa.train.inputs import CropReader, make_dataset, network_input, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,7 @@ def configure_backend(settings: TrainSettings) -> None:
     if keras.backend.backend() != settings.backend:
         raise RuntimeError(
             f"training.backend is {settings.backend} but Keras runs on {keras.backend.backend()}: "
-            f"start the job with KERAS_BACKEND={settings.backend} (cellmoa.training.use_backend)"
+            f"start the job with KERAS_BACKEND={settings.backend} (cellmoa.train.training.use_backend)"
         )
     if allocation := slurm_allocation():
         log.info("SLURM allocation: %s", allocation)
@@ -432,7 +432,7 @@ def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Pat
     """Penultimate-layer (global-average-pooled) features of every crop of the tensors file (or
     of the crops where the boolean ``rows`` is true; the others are NaN), as ``/embeddings``
     (N, D) float16 aligned row by row with the tensors' ``/images``; ``embedder`` is
-    :func:`cellmoa.models.embedding_model` of the trained model."""
+    :func:`cellmoa.train.models.embedding_model` of the trained model."""
     with h5py.File(tensors, "r") as f:
         n = f["images"].shape[0]
     index = np.arange(n) if rows is None else np.flatnonzero(rows)

@@ -4,7 +4,7 @@ and a ``novel`` flag: what a screen is run for.
 The all-compound fold's model (trained on every annotated compound) predicts the unannotated
 treatments; the leave-one-compound-out folds calibrate it. Each annotated treatment was predicted
 by a model that never saw its compound, exactly the situation of a new compound, so its
-probabilities give honest nonconformity scores (:mod:`cellmoa.conformal`, calibrated at the
+probabilities give honest nonconformity scores (:mod:`cellmoa.evaluate.conformal`, calibrated at the
 compound level). For a chosen coverage (``prediction.coverage``) each new treatment gets the set
 of MoAs that holds its true MoA with at least that probability, provided its MoA is one of the
 annotated ones. A compound of an MoA nobody annotated has no right answer in any set, so it is
@@ -18,7 +18,7 @@ flagged ``novel`` when:
   known MoA is flagged by this rule at most that often (``novelty_p_value``).
 
 Treatment probabilities are the paper's aggregate (median within replicates, then across them;
-:mod:`cellmoa.evaluation`), scaled to sum to 1.
+:mod:`cellmoa.evaluate.accuracy`), scaled to sum to 1.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cellmoa import conformal, validation
-from cellmoa.evaluation import MOA, REPLICATE, class_columns, median_of_replicates, predicted_classes
+from cellmoa import validation
+from cellmoa.evaluate import conformal
+from cellmoa.evaluate.accuracy import MOA, REPLICATE, class_columns, ensemble_treatments, median_of_replicates, predicted_classes
 from cellmoa.intervals import exact_interval
+from cellmoa.profiles.matching import concatenate_profiles, fold_profiles
 
 COMPOUND = "Metadata_Compound"
 CONCENTRATION = "Metadata_Concentration"
@@ -76,7 +78,7 @@ class Calibration:
     coverage : float
         Nominal coverage of the sets.
     score : {"lac", "aps"}
-        Nonconformity score (:mod:`cellmoa.conformal`).
+        Nonconformity score (:mod:`cellmoa.evaluate.conformal`).
     similarities : array, optional
         Calibration treatments' cosine similarity to their nearest annotated treatment of another
         compound (the NSC matches of the folds), for the embedding novelty rule, with
@@ -256,8 +258,6 @@ def calibration_similarities(matches: pd.DataFrame | None, postprocessed: bool) 
 def _profiles(metadata, embeddings, chain, control, source):
     """The all-compound fold's treatment profiles, unannotated ones included: post-processed
     where there is a chain (as the matching uses), else raw; and what the chain did."""
-    from cellmoa.matching import fold_profiles
-
     variants, notes = fold_profiles(metadata, embeddings, chain, control, source, unannotated=True)
     return variants[-1][1], notes
 
@@ -272,12 +272,9 @@ def predict_screen(metadata: pd.DataFrame, networks: dict[str, dict], coverage: 
     embeddings, aligned with ``metadata``, or None) and ``matches`` (its nearest-neighbour table,
     or None). The ensemble (with two networks or more and an ``ensemble`` name) averages the
     networks' treatment probabilities (calibration and prediction alike) and finds neighbours in
-    their concatenated unit-length profiles (:func:`cellmoa.matching.concatenate_profiles`),
+    their concatenated unit-length profiles (:func:`cellmoa.profiles.matching.concatenate_profiles`),
     calibrated by ``ensemble_matches``. Returns ({name: unannotated table}, calibration table).
     """
-    from cellmoa.evaluation import ensemble_treatments
-    from cellmoa.matching import concatenate_profiles
-
     tables, calibrations, profiles = {}, [], {}
     news = {}
     for network, inputs in networks.items():

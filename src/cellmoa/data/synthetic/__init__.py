@@ -1,7 +1,7 @@
 """Synthetic datasets in each registered dataset's exact layout, with real biological signal.
 
-One module per dataset (:mod:`cellmoa.synthetic.bbbc021`, :mod:`cellmoa.synthetic.bbbc014`),
-what they share in :mod:`cellmoa.synthetic.rendering`. A dataset adapter names its synthesizer
+One module per dataset (:mod:`cellmoa.data.synthetic.bbbc021`, :mod:`cellmoa.data.synthetic.bbbc014`),
+what they share in :mod:`cellmoa.data.synthetic.rendering`. A dataset adapter names its synthesizer
 spec class (``Dataset.synthesizer``); :func:`spec_for` finds it through the dataset registry.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import importlib
 
+from cellmoa.data.datasets import get_dataset
+
 
 def spec_class(dataset: str) -> type:
     """The synthesizer spec class of a registered dataset."""
-    from cellmoa.datasets import get_dataset
-
     adapter = get_dataset(dataset)
     module, _, name = adapter.synthesizer.partition(":")
     return getattr(importlib.import_module(module), name)

@@ -22,7 +22,7 @@ the weeks differ the way real batches do: per-week and per-plate gains and backg
 channel, a stain that fades from week to week and along each plate's acquisition order, a
 defocus blur, a cell density and autofluorescent debris that differ between weeks. Gains, offsets and the week-to-week
 fading are affine per plate and channel, so the per-plate z-score of the DMSO fields
-(:mod:`cellmoa.normalization`) removes most of them; the within-plate drift, the blur, the
+(:mod:`cellmoa.preprocess.normalization`) removes most of them; the within-plate drift, the blur, the
 density and the debris survive it, as on real screens.
 """
 
@@ -38,9 +38,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from cellmoa.datasets.bbbc021 import BBBC021, CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV
-from cellmoa.files import atomic_path, write_text
-from cellmoa.synthetic.rendering import (
+from cellmoa.data.datasets.bbbc021 import BBBC021, CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV
+from cellmoa.data.synthetic.rendering import (
     PlateWriter,
     camera,
     cell_window,
@@ -51,7 +50,8 @@ from cellmoa.synthetic.rendering import (
     soft_inside,
     stable_seed,
 )
-from cellmoa.wells import well_names
+from cellmoa.data.wells import well_names
+from cellmoa.files import atomic_path, write_text
 
 #: Phenotype parameters relative to DMSO (1.0 = unchanged).
 #: nucleus_size, nucleus_intensity, elongation, density, cytoplasm_size,

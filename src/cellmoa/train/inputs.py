@@ -11,7 +11,7 @@ gives other (equally valid) batches on the two.
 Crops are read one at a time (h5py reads by index list are ~60x slower). Augmentation is
 stateless and seeded: epoch ``e`` of a fold feeds the same batches, augmented the same way,
 whether the run started at epoch 0 or resumed at ``e``. How z-scores become pixels is decided in
-:mod:`cellmoa.normalization`.
+:mod:`cellmoa.preprocess.normalization`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cellmoa import models
-from cellmoa.normalization import PIXEL_RANGE, pixels_to_z, z_to_pixels
+from cellmoa.preprocess.normalization import PIXEL_RANGE, pixels_to_z, z_to_pixels
+from cellmoa.train import models
 
 
 def channel_selection(input_channels, stored: list[str]) -> list[int] | None:
@@ -64,7 +64,7 @@ def network_input(settings, stored: list[str], n_stored: int) -> tuple[list[int]
     """How the stored channels feed the network: ``(selection, channels)``. ``channel_adapter:
     select`` (default): ``input_channels`` picks three (:func:`channel_selection`), or the stored
     channels feed it as they are, which must then be three. ``stem``: every stored channel feeds a
-    network whose first convolution takes them all (:func:`cellmoa.models.widen_stem`)."""
+    network whose first convolution takes them all (:func:`cellmoa.train.models.widen_stem`)."""
     if getattr(settings, "channel_adapter", "select") == "stem":
         if n_stored < 3:
             raise ValueError(

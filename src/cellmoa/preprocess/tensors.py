@@ -5,7 +5,7 @@ Layout of ``results/tensors/<plate>.h5`` (readable with plain h5py):
 
 - ``/images``: float16 (or uint8), shape (N, H, W, C), chunked one crop per chunk; channel order
   in the ``channels`` attribute (BBBC021: DAPI, Tubulin, Actin; BBBC014: NFkB, DAPI). Values are
-  decided in :mod:`cellmoa.normalization`.
+  decided in :mod:`cellmoa.preprocess.normalization`.
 - ``/metadata/<column>``: one 1-D dataset per column of :data:`METADATA_FIELDS`, row i
   describing ``/images[i]``; ``is_control`` is 1 for the crops of the sampled control fields
   (``preprocessing.control_fields_per_plate``), 0 for treatments; ``annotated`` is 1 for the

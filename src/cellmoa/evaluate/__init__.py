@@ -1,0 +1,6 @@
+"""Stage ``evaluate`` (rules in ``workflow/rules/evaluate.smk``): the networks' predictions scored.
+
+- :mod:`~cellmoa.evaluate.accuracy`    treatment-level aggregation and accuracy
+- :mod:`~cellmoa.evaluate.conformal`   split-conformal prediction sets
+- :mod:`~cellmoa.evaluate.unannotated` calibrated MoA calls for unannotated compounds
+"""

@@ -1,0 +1,99 @@
+# Nearest-neighbour MoA matching (NSC, NSCB) and mAP of MoA retrieval of the fold models'
+# embeddings, per network and for the ensemble, and maps of the treatment profiles.
+# Domain code: cellmoa.profiles.
+
+
+rule nearest_neighbours:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=expand("results/models/{{network}}/{fold}/embeddings.h5", fold=FOLDS),
+    output:
+        matches=report(
+            "results/tables/nearest_neighbours_{network}.tsv",
+            caption="../report/nearest_neighbours.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "nearest neighbours"},
+        ),
+        average_precision=report(
+            "results/tables/average_precision_{network}.tsv",
+            caption="../report/average_precision.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "average precision"},
+        ),
+        postprocessing=report(
+            "results/tables/postprocessing_{network}.tsv",
+            caption="../report/postprocessing.rst",
+            category="Tables",
+            labels={"network": "{network}", "table": "post-processing"},
+        ),
+    log:
+        "logs/nearest_neighbours/{network}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        compounds=list(FOLDS.values()),
+        postprocess=config["profiles"]["postprocess"],
+    script:
+        "../scripts/nearest_neighbours.py"
+
+
+rule ensemble_neighbours:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=expand(
+            "results/models/{network}/{fold}/embeddings.h5",
+            network=NETWORKS,
+            fold=FOLDS,
+        ),
+    output:
+        matches=report(
+            f"results/tables/nearest_neighbours_{ENSEMBLE}.tsv",
+            caption="../report/nearest_neighbours.rst",
+            category="Tables",
+            labels={"network": ENSEMBLE, "table": "nearest neighbours"},
+        ),
+        average_precision=report(
+            f"results/tables/average_precision_{ENSEMBLE}.tsv",
+            caption="../report/average_precision.rst",
+            category="Tables",
+            labels={"network": ENSEMBLE, "table": "average precision"},
+        ),
+        postprocessing=f"results/tables/postprocessing_{ENSEMBLE}.tsv",
+    log:
+        f"logs/nearest_neighbours/{ENSEMBLE}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        networks=NETWORKS,
+        folds=FOLDS,
+        postprocess=config["profiles"]["postprocess"],
+    script:
+        "../scripts/ensemble_neighbours.py"
+
+
+rule profile_map:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=f"results/models/{{network}}/{next(iter(FOLDS))}/embeddings.h5",
+    output:
+        plot=report(
+            "results/plots/profiles_{network}.png",
+            caption="../report/profile_map.rst",
+            category="Profiles",
+            labels={"figure": "treatment profiles", "network": "{network}"},
+        ),
+    log:
+        "logs/profile_map/{network}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        compound=next(iter(FOLDS.values())),
+        postprocess=config["profiles"]["postprocess"],
+    script:
+        "../scripts/profile_map.py"

@@ -1,0 +1,61 @@
+# One summary across networks with plots for the report (snakemake --report results/report.html).
+# Domain code: cellmoa.report.
+
+
+rule summary:
+    input:
+        predictions=fold_outputs("predictions.tsv"),
+        matches=nearest_neighbour_tables(),
+        average_precision=average_precision_tables(),
+        ensemble_matches=ensemble_tables("nearest_neighbours"),
+        ensemble_average_precision=ensemble_tables("average_precision"),
+    output:
+        summary=report(
+            "results/tables/summary.tsv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"network": "all", "table": "summary"},
+        ),
+        per_moa=report(
+            "results/tables/summary_per_moa.tsv",
+            caption="../report/summary_per_moa.rst",
+            category="Tables",
+            labels={"network": "all", "table": "accuracy per MoA"},
+        ),
+        plot=report(
+            "results/plots/accuracy.png",
+            caption="../report/accuracy_plot.rst",
+            category="Accuracy",
+            labels={"figure": "accuracy across networks"},
+        ),
+    log:
+        "logs/summary.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        networks=NETWORKS,
+        scheme=FOLD_SCHEME,
+        dataset=config["dataset"],
+        seed=config["training"]["seed"],
+    script:
+        "../scripts/summary.py"
+
+
+rule matching_plot:
+    input:
+        summary="results/tables/summary.tsv",
+    output:
+        plot=report(
+            "results/plots/matching.png",
+            caption="../report/matching_plot.rst",
+            category="Profiles",
+            labels={"figure": "NSC, NSCB and mAP", "network": "all"},
+        ),
+    log:
+        "logs/matching_plot.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/matching_plot.py"
