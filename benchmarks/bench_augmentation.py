@@ -57,8 +57,15 @@ def per_crop_baseline(tensors: Path, n: int, size: int, network: str, batch: int
         return preprocess(tf.clip_by_value(127.5 + 16.0 * image, 0.0, 255.0))
 
     seeds = tf.data.Dataset.random(seed=1).batch(2)
-    ds = tf.data.Dataset.zip(tf.data.Dataset.from_tensor_slices(np.arange(n)).shuffle(n, seed=0), seeds)
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE).repeat()
+    ds = tf.data.Dataset.zip(
+        tf.data.Dataset.from_tensor_slices(np.arange(n)).shuffle(n, seed=0), seeds
+    )
+    return (
+        ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch)
+        .prefetch(tf.data.AUTOTUNE)
+        .repeat()
+    )
 
 
 def crops_per_second(dataset, batch: int, seconds: float) -> float:
@@ -75,7 +82,9 @@ def crops_per_second(dataset, batch: int, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--crops", type=int, default=256)
-    parser.add_argument("--shape", type=int, nargs=2, default=[512, 640], help="stored crop height width")
+    parser.add_argument(
+        "--shape", type=int, nargs=2, default=[512, 640], help="stored crop height width"
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="timed seconds per figure")
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
@@ -85,17 +94,31 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = fake_tensors(Path(tmp), args.crops, *args.shape)
-        print(f"{args.crops} crops of {args.shape[0]} x {args.shape[1]} x 3 float16, batch {args.batch}, all four augmentations")
+        print(
+            f"{args.crops} crops of {args.shape[0]} x {args.shape[1]} x 3 float16, batch {args.batch}, all four augmentations"
+        )
         for network, size in (("ResNet50", 224), ("InceptionV3", 299)):
-            settings = TrainSettings(network=network, input_size=size, weights=None, batch_size=args.batch, seed=0)
+            settings = TrainSettings(
+                network=network, input_size=size, weights=None, batch_size=args.batch, seed=0
+            )
             labels = np.zeros(args.crops, np.int64)
             epochs = range(1000)  # more than the timed loop can use
-            ours = crops_per_second(make_dataset(tensors, np.arange(args.crops), labels, settings, training=True,
-                                                 epochs=epochs), args.batch, args.seconds)
-            base = crops_per_second(per_crop_baseline(tensors, args.crops, size, network, args.batch), args.batch,
-                                    args.seconds)
-            print(f"{network} at {size} px: per-crop baseline {base:7.1f} crops/s, cellmoa {ours:7.1f} crops/s "
-                  f"= {ours / base:.2f}x")
+            ours = crops_per_second(
+                make_dataset(
+                    tensors, np.arange(args.crops), labels, settings, training=True, epochs=epochs
+                ),
+                args.batch,
+                args.seconds,
+            )
+            base = crops_per_second(
+                per_crop_baseline(tensors, args.crops, size, network, args.batch),
+                args.batch,
+                args.seconds,
+            )
+            print(
+                f"{network} at {size} px: per-crop baseline {base:7.1f} crops/s, cellmoa {ours:7.1f} crops/s "
+                f"= {ours / base:.2f}x"
+            )
 
 
 if __name__ == "__main__":

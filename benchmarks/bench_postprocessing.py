@@ -63,15 +63,28 @@ def measure(metadata, embeddings, chain, control="DMSO") -> pd.DataFrame:
     from cellmoa.profiles.matching import ensemble_fold_matches, fold_matches, summary_by_scheme
 
     rows = []
-    tables = {n: fold_matches(metadata, e, chain=chain, control=control)[:2] for n, e in embeddings.items()}
+    tables = {
+        n: fold_matches(metadata, e, chain=chain, control=control)[:2]
+        for n, e in embeddings.items()
+    }
     if len(embeddings) > 1:
-        tables["Ensemble"] = ensemble_fold_matches(metadata, embeddings, chain=chain, control=control)[:2]
+        tables["Ensemble"] = ensemble_fold_matches(
+            metadata, embeddings, chain=chain, control=control
+        )[:2]
     for network, (matches, aps) in tables.items():
         s = summary_by_scheme(matches, aps)
         for _, r in s.iterrows():
-            rows.append({"network": network, "profiles": r["Metadata_Profiles"], "scheme": r["Metadata_MatchScheme"],
-                         "n": r["n"], "accuracy": r["accuracy"], "ci_width": r["exact_ci_high"] - r["exact_ci_low"],
-                         "map": r["mean_average_precision"]})
+            rows.append(
+                {
+                    "network": network,
+                    "profiles": r["Metadata_Profiles"],
+                    "scheme": r["Metadata_MatchScheme"],
+                    "n": r["n"],
+                    "accuracy": r["accuracy"],
+                    "ci_width": r["exact_ci_high"] - r["exact_ci_low"],
+                    "map": r["mean_average_precision"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -87,8 +100,10 @@ def main(argv=None) -> int:
     if not embeddings:
         print(f"no fold embeddings under {args.results}/models: run the pipeline first (make demo)")
         return 1
-    print(f"{len(embeddings)} networks, {len(next(iter(embeddings.values())))} folds, "
-          f"{int(metadata['is_control'].sum())} control crops")
+    print(
+        f"{len(embeddings)} networks, {len(next(iter(embeddings.values())))} folds, "
+        f"{int(metadata['is_control'].sum())} control crops"
+    )
     baseline = None
     for name, chain in chains.items():
         table = measure(metadata, embeddings, parse_chain(chain))

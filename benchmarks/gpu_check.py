@@ -80,13 +80,18 @@ def run_worker(spec: dict) -> dict:
     from cellmoa.train import models
 
     backend = keras.backend.backend()
-    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[spec["precision"]]
+    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[
+        spec["precision"]
+    ]
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     size, batch, steps = spec["size"], spec["batch"], spec["steps"]
     model = models.build_classifier(spec["network"], 12, size, None)
-    model.compile(optimizer=keras.optimizers.SGD(1e-4, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  jit_compile=spec["jit"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-4, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=spec["jit"],
+    )
     rng = np.random.default_rng(0)
     x = rng.uniform(-1.0, 1.0, (steps * batch, size, size, 3)).astype(np.float32)
     y = (np.arange(steps * batch) % 12).astype(np.int64)
@@ -97,11 +102,15 @@ def run_worker(spec: dict) -> dict:
             marks["begin"] = time.time()
 
         def on_epoch_end(self, epoch, logs=None):
-            float((logs or {}).get("loss", 0.0))  # the epoch's results are on the host: the work is done
+            float(
+                (logs or {}).get("loss", 0.0)
+            )  # the epoch's results are on the host: the work is done
             marks["end"] = time.time()
 
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)  # compiles the step, warms up
+    model.fit(
+        x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0
+    )  # compiles the step, warms up
     warm = time.perf_counter() - start
     if spec.get("barrier"):  # concurrent jobs: every job has compiled before any is timed
         folder = Path(spec["barrier"])
@@ -119,7 +128,9 @@ def run_worker(spec: dict) -> dict:
     t0 = time.perf_counter()
     model.predict(x, batch_size=batch, verbose=0)
     out["infer_img_s"] = round(steps * batch / (time.perf_counter() - t0), 1)
-    out["peak_memory_mib"] = (lambda b: None if b is None else round(b / 2**20))(_device_memory(backend))
+    out["peak_memory_mib"] = (lambda b: None if b is None else round(b / 2**20))(
+        _device_memory(backend)
+    )
     return out
 
 
@@ -131,18 +142,29 @@ def run_pipeline_worker(spec: dict) -> dict:
     from cellmoa.train.inputs import numpy_batches, steps_per_epoch
     from cellmoa.train.training import TrainSettings
 
-    settings = TrainSettings(network=spec["network"], input_size=spec["size"], weights=None, batch_size=spec["batch"],
-                             backend="jax", threads=spec["threads"], seed=0)
+    settings = TrainSettings(
+        network=spec["network"],
+        input_size=spec["size"],
+        weights=None,
+        batch_size=spec["batch"],
+        backend="jax",
+        threads=spec["threads"],
+        seed=0,
+    )
     n = spec["crops"]
     labels = np.arange(n) % 12
     epochs = max(1, -(-spec["steps"] * spec["batch"] // n))
-    batches = numpy_batches(spec["tensors"], np.arange(n), labels, settings, training=True, epochs=range(epochs + 1))
+    batches = numpy_batches(
+        spec["tensors"], np.arange(n), labels, settings, training=True, epochs=range(epochs + 1)
+    )
     next(batches)
     total = min(spec["steps"], steps_per_epoch(n, spec["batch"]) * epochs)
     t0 = time.perf_counter()
     for _ in range(total):
         next(batches)
-    return dict(spec, kind="pipeline", crops_s=round(total * spec["batch"] / (time.perf_counter() - t0), 1))
+    return dict(
+        spec, kind="pipeline", crops_s=round(total * spec["batch"] / (time.perf_counter() - t0), 1)
+    )
 
 
 # ---------------------------------------------------------------- orchestration
@@ -155,39 +177,76 @@ def plan(smoke: bool, backends: list[str], networks: list[str]) -> list[dict]:
     primary, first = backends[0], networks[0]
 
     def model(net, batch, precision, jit=True, backend=primary, **extra):
-        return {"network": net, "size": sizes[net], "batch": batch, "precision": precision, "jit": jit,
-                "backend": backend, "steps": steps if jit else 2, **extra}
+        return {
+            "network": net,
+            "size": sizes[net],
+            "batch": batch,
+            "precision": precision,
+            "jit": jit,
+            "backend": backend,
+            "steps": steps if jit else 2,
+            **extra,
+        }
 
-    pipeline = {"kind": "pipeline", "network": first, "size": sizes[first], "batch": small,
-                "threads": 2 if smoke else (os.cpu_count() or 1), "steps": 4 if smoke else 100, "backend": primary}
+    pipeline = {
+        "kind": "pipeline",
+        "network": first,
+        "size": sizes[first],
+        "batch": small,
+        "threads": 2 if smoke else (os.cpu_count() or 1),
+        "steps": 4 if smoke else 100,
+        "backend": primary,
+    }
     concurrent = dict(model(first, big, "bfloat16"), kind="concurrent", jobs=2 if smoke else 3)
     if smoke:  # every code path once, on the smallest sizes
-        return [model(first, big, "bfloat16"), pipeline, concurrent, model(first, small, "float32", jit=False)]
+        return [
+            model(first, big, "bfloat16"),
+            pipeline,
+            concurrent,
+            model(first, small, "float32", jit=False),
+        ]
     # the recipe that should reach the goal (mixed bf16, XLA, a large batch) for every network,
     # then what the CPU can feed, several jobs on one GPU, the paper's recipe, the other levers
     items = [model(net, big, "bfloat16") for net in networks] + [pipeline, concurrent]
-    items += [model(first, small, "float32"), model(first, big, "float32"), model(first, big, "float16"),
-              model(first, big, "bfloat16", deterministic=True), model(first, small, "bfloat16"),
-              model(first, small, "float32", jit=False)]
+    items += [
+        model(first, small, "float32"),
+        model(first, big, "float32"),
+        model(first, big, "float16"),
+        model(first, big, "bfloat16", deterministic=True),
+        model(first, small, "bfloat16"),
+        model(first, small, "float32", jit=False),
+    ]
     for other in backends[1:]:
-        items += [model(first, big, "bfloat16", jit=False, backend=other), model(first, big, "bfloat16", backend=other)]
+        items += [
+            model(first, big, "bfloat16", jit=False, backend=other),
+            model(first, big, "bfloat16", backend=other),
+        ]
     items += [model(net, small, "float32") for net in networks[1:]]
     return items
 
 
 def _worker_env(spec: dict) -> dict:
-    env = dict(os.environ, KERAS_BACKEND=spec["backend"], XLA_PYTHON_CLIENT_PREALLOCATE="false",
-               TF_CPP_MIN_LOG_LEVEL="2")
-    if spec.get("deterministic"):  # what training.deterministic sets on JAX (cellmoa.train.training.use_backend)
+    env = dict(
+        os.environ,
+        KERAS_BACKEND=spec["backend"],
+        XLA_PYTHON_CLIENT_PREALLOCATE="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    if spec.get(
+        "deterministic"
+    ):  # what training.deterministic sets on JAX (cellmoa.train.training.use_backend)
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
+    )
     return env
 
 
 def _start(spec: dict, python: str) -> subprocess.Popen:
     cmd = [python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    return subprocess.Popen(cmd, env=_worker_env(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        cmd, env=_worker_env(spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _collect(proc: subprocess.Popen, timeout: float) -> dict:
@@ -199,8 +258,11 @@ def _collect(proc: subprocess.Popen, timeout: float) -> dict:
         return {"error": f"stopped after {timeout:.0f} s (the deadline)"}
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        return {"error": f"exit {proc.returncode}: " + (stderr.strip().splitlines() or ["no output"])[-1][:400]}
-    return json.loads(lines[-1][len("RESULT "):])
+        return {
+            "error": f"exit {proc.returncode}: "
+            + (stderr.strip().splitlines() or ["no output"])[-1][:400]
+        }
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def implied_hours(results: list[dict], networks: list[str]) -> dict | None:
@@ -208,63 +270,111 @@ def implied_hours(results: list[dict], networks: list[str]) -> dict | None:
     recipe), and the average images/s against the goal; None until every network is measured."""
     best = {}
     for net in networks:
-        rows = [r for r in results if r.get("network") == net and "train_img_s" in r and not r.get("kind")]
+        rows = [
+            r
+            for r in results
+            if r.get("network") == net and "train_img_s" in r and not r.get("kind")
+        ]
         if not rows:
             return None
         train = max(rows, key=lambda r: r["train_img_s"])
         infer = max(rows, key=lambda r: r["infer_img_s"])
-        seconds = FULL_RUN["train_images"] / train["train_img_s"] + FULL_RUN["inference_images"] / infer["infer_img_s"]
-        best[net] = {"hours": round(seconds / 3600, 3), "train": _label(train), "train_img_s": train["train_img_s"],
-                     "infer_img_s": infer["infer_img_s"]}
+        seconds = (
+            FULL_RUN["train_images"] / train["train_img_s"]
+            + FULL_RUN["inference_images"] / infer["infer_img_s"]
+        )
+        best[net] = {
+            "hours": round(seconds / 3600, 3),
+            "train": _label(train),
+            "train_img_s": train["train_img_s"],
+            "infer_img_s": infer["infer_img_s"],
+        }
     hours = sum(b["hours"] for b in best.values())
     images = len(networks) * (FULL_RUN["train_images"] + FULL_RUN["inference_images"])
-    return {"per_network": best, "hours": round(hours, 3), "images_per_s": round(images / (hours * 3600), 1),
-            "goal_images_per_s": GOAL_IMAGES_PER_S, "goal_met": bool(images / (hours * 3600) >= GOAL_IMAGES_PER_S)}
+    return {
+        "per_network": best,
+        "hours": round(hours, 3),
+        "images_per_s": round(images / (hours * 3600), 1),
+        "goal_images_per_s": GOAL_IMAGES_PER_S,
+        "goal_met": bool(images / (hours * 3600) >= GOAL_IMAGES_PER_S),
+    }
 
 
 def _label(r: dict) -> str:
-    return (f"{r['backend']} {r['precision']} batch {r['batch']}{' XLA' if r.get('jit') else ''}"
-            f"{' deterministic' if r.get('deterministic') else ''}")
+    return (
+        f"{r['backend']} {r['precision']} batch {r['batch']}{' XLA' if r.get('jit') else ''}"
+        f"{' deterministic' if r.get('deterministic') else ''}"
+    )
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# GPU check {report['date']} ({report['mode']})", "",
-             f"Device: {report.get('device', '?')}; Keras {report.get('keras', '?')}; budget {report['budget_s']} s, "
-             f"used {report['elapsed_s']} s.", "",
-             "| backend | network | px | batch | precision | XLA | deterministic | train img/s | infer img/s | compile s | peak MiB |",
-             "|---|---|---:|---:|---|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# GPU check {report['date']} ({report['mode']})",
+        "",
+        f"Device: {report.get('device', '?')}; Keras {report.get('keras', '?')}; budget {report['budget_s']} s, "
+        f"used {report['elapsed_s']} s.",
+        "",
+        "| backend | network | px | batch | precision | XLA | deterministic | train img/s | infer img/s | compile s | peak MiB |",
+        "|---|---|---:|---:|---|---|---|---:|---:|---:|---:|",
+    ]
     for r in report["results"]:
         if r.get("kind") or "train_img_s" not in r:
             continue
-        lines.append(f"| {r['backend']} | {r['network']} | {r['size']} | {r['batch']} | {r['precision']} | "
-                     f"{'yes' if r['jit'] else 'no'} | {'yes' if r.get('deterministic') else 'no'} | "
-                     f"{r['train_img_s']} | {r['infer_img_s']} | {r['compile_s']} | "
-                     f"{r.get('peak_memory_mib') or '-'} |")
+        lines.append(
+            f"| {r['backend']} | {r['network']} | {r['size']} | {r['batch']} | {r['precision']} | "
+            f"{'yes' if r['jit'] else 'no'} | {'yes' if r.get('deterministic') else 'no'} | "
+            f"{r['train_img_s']} | {r['infer_img_s']} | {r['compile_s']} | "
+            f"{r.get('peak_memory_mib') or '-'} |"
+        )
     for r in report["results"]:
         if r.get("kind") == "concurrent" and "train_img_s" in r:
-            alone = next((a["train_img_s"] for a in report["results"] if not a.get("kind") and "train_img_s" in a
-                          and all(a.get(k) == r.get(k) for k in ("network", "size", "batch", "precision", "jit", "backend"))),
-                         None)
-            lines.append(f"\n{r['jobs']} concurrent jobs ({_label(r)}, {r['network']}): {r['train_img_s']} img/s "
-                         f"together (per job {', '.join(str(x) for x in r['per_job'])}; one job alone: {alone or '-'}).")
+            alone = next(
+                (
+                    a["train_img_s"]
+                    for a in report["results"]
+                    if not a.get("kind")
+                    and "train_img_s" in a
+                    and all(
+                        a.get(k) == r.get(k)
+                        for k in ("network", "size", "batch", "precision", "jit", "backend")
+                    )
+                ),
+                None,
+            )
+            lines.append(
+                f"\n{r['jobs']} concurrent jobs ({_label(r)}, {r['network']}): {r['train_img_s']} img/s "
+                f"together (per job {', '.join(str(x) for x in r['per_job'])}; one job alone: {alone or '-'})."
+            )
         if r.get("kind") == "pipeline" and "crops_s" in r:
-            lines.append(f"\nInput pipeline alone (numpy, {r['threads']} reader threads, 512 x 640 crops to "
-                         f"{r['size']} px, augmented): {r['crops_s']} crops/s.")
+            lines.append(
+                f"\nInput pipeline alone (numpy, {r['threads']} reader threads, 512 x 640 crops to "
+                f"{r['size']} px, augmented): {r['crops_s']} crops/s."
+            )
     implied = report.get("implied")
     if implied:
-        lines.append(f"\nFull run ({len(implied['per_network'])} x (1,787,840 + 188,448) images) at each network's best rates: "
-                     f"**{implied['hours']} h**, {implied['images_per_s']} images/s averaged "
-                     f"(goal >= {GOAL_IMAGES_PER_S}: {'met' if implied['goal_met'] else 'not met'}).")
+        lines.append(
+            f"\nFull run ({len(implied['per_network'])} x (1,787,840 + 188,448) images) at each network's best rates: "
+            f"**{implied['hours']} h**, {implied['images_per_s']} images/s averaged "
+            f"(goal >= {GOAL_IMAGES_PER_S}: {'met' if implied['goal_met'] else 'not met'})."
+        )
         for net, b in implied["per_network"].items():
-            lines.append(f"- {net}: {b['hours']} h (training at {b['train_img_s']} img/s, {b['train']})")
+            lines.append(
+                f"- {net}: {b['hours']} h (training at {b['train_img_s']} img/s, {b['train']})"
+            )
     for r in report["results"]:
         if "error" in r:
-            lines.append(f"\nFailed: {r.get('kind', 'model')} {r.get('network')} {r.get('precision', '')} "
-                         f"batch {r.get('batch')} on {r.get('backend')}: {r['error']}")
+            lines.append(
+                f"\nFailed: {r.get('kind', 'model')} {r.get('network')} {r.get('precision', '')} "
+                f"batch {r.get('batch')} on {r.get('backend')}: {r['error']}"
+            )
     if report["skipped"]:
-        lines.append("\nSkipped (no time left): " + "; ".join(
-            f"{s.get('kind', 'model')} {s['network']} {s.get('precision', '')} batch {s['batch']} {s['backend']}"
-            for s in report["skipped"]))
+        lines.append(
+            "\nSkipped (no time left): "
+            + "; ".join(
+                f"{s.get('kind', 'model')} {s['network']} {s.get('precision', '')} batch {s['batch']} {s['backend']}"
+                for s in report["skipped"]
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -277,7 +387,9 @@ def make_crops(folder: Path, n: int, height: int, width: int) -> Path:
     path = folder / "crops.h5"
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
-        images = f.create_dataset("images", (n, height, width, 3), np.float16, chunks=(1, height, width, 3))
+        images = f.create_dataset(
+            "images", (n, height, width, 3), np.float16, chunks=(1, height, width, 3)
+        )
         block = rng.normal(size=(8, height, width, 3)).astype(np.float16)
         for i in range(n):
             images[i] = block[i % 8]
@@ -297,10 +409,19 @@ def orchestrate(args) -> dict:
     try:
         keras_version = version("keras")
     except PackageNotFoundError:
-        sys.exit("gpu_check: Keras is not installed for this python (gpu_check.sh installs it from benchmarks/wheels)")
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "mode": "cpu-smoke" if args.cpu_smoke else "gpu", "budget_s": args.budget, "keras": keras_version,
-              "python": sys.version.split()[0], "results": [], "skipped": [], "elapsed_s": 0}
+        sys.exit(
+            "gpu_check: Keras is not installed for this python (gpu_check.sh installs it from benchmarks/wheels)"
+        )
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "mode": "cpu-smoke" if args.cpu_smoke else "gpu",
+        "budget_s": args.budget,
+        "keras": keras_version,
+        "python": sys.version.split()[0],
+        "results": [],
+        "skipped": [],
+        "elapsed_s": 0,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         crops = None
 
@@ -329,14 +450,19 @@ def orchestrate(args) -> dict:
                 result.pop("tensors", None)
             elif kind == "concurrent":
                 barrier = Path(tempfile.mkdtemp(dir=tmp))
-                procs = [_start(dict(item, kind=None, barrier=str(barrier)), args.python) for _ in range(item["jobs"])]
+                procs = [
+                    _start(dict(item, kind=None, barrier=str(barrier)), args.python)
+                    for _ in range(item["jobs"])
+                ]
                 parts = [_collect(p, deadline - time.monotonic()) for p in procs]
                 result = dict(item)
                 if all("train_img_s" in p for p in parts):
                     result["per_job"] = [p["train_img_s"] for p in parts]
                     # together: every job's images over the span from the first start to the last end
                     span = max(p["window"][1] for p in parts) - min(p["window"][0] for p in parts)
-                    result["train_img_s"] = round(item["jobs"] * item["steps"] * item["batch"] / span, 1)
+                    result["train_img_s"] = round(
+                        item["jobs"] * item["steps"] * item["batch"] / span, 1
+                    )
                     result["peak_memory_mib"] = [p.get("peak_memory_mib") for p in parts]
                 else:
                     result["error"] = "; ".join(p.get("error", "") for p in parts if "error" in p)
@@ -345,23 +471,41 @@ def orchestrate(args) -> dict:
             report["results"].append(result)
             if "device" in result:
                 report.setdefault("device", result["device"])
-            print(f"         -> {json.dumps({k: v for k, v in result.items() if k not in item})}", flush=True)
+            print(
+                f"         -> {json.dumps({k: v for k, v in result.items() if k not in item})}",
+                flush=True,
+            )
             save()
         save()
     return report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.environ.get("OUT", "results/gpu_check"))
-    parser.add_argument("--budget", type=float, default=440.0,
-                        help="seconds for all measurements (default 440: the whole check ends within 8 minutes)")
-    parser.add_argument("--backends", nargs="+", default=["jax", "torch"], choices=["jax", "torch", "tensorflow"],
-                        help="the first is measured fully, the others on ResNet50 only")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=440.0,
+        help="seconds for all measurements (default 440: the whole check ends within 8 minutes)",
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["jax", "torch"],
+        choices=["jax", "torch", "tensorflow"],
+        help="the first is measured fully, the others on ResNet50 only",
+    )
     parser.add_argument("--networks", nargs="+", choices=list(NETWORK_SIZES))
-    parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes and steps on the CPU (CI)")
-    parser.add_argument("--python", default=sys.executable, help="the interpreter of the worker processes")
+    parser.add_argument(
+        "--cpu-smoke", action="store_true", help="tiny sizes and steps on the CPU (CI)"
+    )
+    parser.add_argument(
+        "--python", default=sys.executable, help="the interpreter of the worker processes"
+    )
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.worker)

@@ -8,30 +8,10 @@ from pathlib import Path
 import pytest
 
 from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, synthesize
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_BBBC021 = ROOT.parent / "shared" / "bbbc021"
+from tests.helpers.paths import SHARED_BBBC021
+from tests.helpers.specs import tiny_spec
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def tiny_spec(**overrides) -> SyntheticSpec:
-    values = dict(
-        seed=3,
-        moas={"Microtubule destabilizers": ["nocodazole", "vincristine"], "Actin disruptors": ["cytochalasin B", "latrunculin B"]},
-        concentrations=[0.3, 3.0],
-        unlabelled_compounds=["AZ-U1"],
-        weeks=2,
-        plates_per_week=2,
-        dmso_wells_per_plate=2,
-        sites_per_well=1,
-        image_height=96,
-        image_width=128,
-        nucleus_radius=3.0,
-        cells_per_field=30,
-    )
-    values.update(overrides)
-    return SyntheticSpec(**values)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +33,9 @@ def tiny_raw(tmp_path_factory) -> tuple[SyntheticSpec, Path]:
 @pytest.fixture(scope="session")
 def real_metadata_dir() -> Path:
     if not (SHARED_BBBC021 / "BBBC021_v1_image.csv").exists():
-        pytest.skip(f"the real BBBC021 metadata is not at {SHARED_BBBC021} (it is provided beside the repo in CI)")
+        pytest.skip(
+            f"the real BBBC021 metadata is not at {SHARED_BBBC021} (it is provided beside the repo in CI)"
+        )
     return SHARED_BBBC021
 
 
@@ -70,7 +52,7 @@ def tiny_tensors(tiny_raw, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory):
     """The tiny end-to-end config run locally with Snakemake (--cores 2): (workdir, config, process)."""
-    from smk import E2E_CONFIG, snakemake, write_config
+    from tests.helpers.smk import E2E_CONFIG, snakemake, write_config
 
     work = tmp_path_factory.mktemp("e2e")
     config = write_config(work / "config.yaml", E2E_CONFIG)
@@ -85,4 +67,10 @@ def tiny_tensors_unannotated(tiny_raw, tmp_path_factory) -> Path:
     from cellmoa.preprocess.jobs import build_tensors
 
     spec, raw = tiny_raw
-    return build_tensors(BBBC021(), raw, tmp_path_factory.mktemp("tensors_unannotated"), spec.plates(), unannotated=True)
+    return build_tensors(
+        BBBC021(),
+        raw,
+        tmp_path_factory.mktemp("tensors_unannotated"),
+        spec.plates(),
+        unannotated=True,
+    )

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import tomllib
 import yaml
-from conftest import ROOT
+
+from tests.helpers.paths import ROOT
 
 
 def pins_of(requirements):
@@ -31,7 +32,9 @@ def test_env_files_parse_and_match_pyproject():
         pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
         for name, version in pins_of(pip).items():
             assert name in pinned, f"{path.name}: {name} is not a dependency in pyproject.toml"
-            assert version == pinned[name], f"{path.name}: {name}=={version}, pyproject.toml pins {pinned[name]}"
+            assert version == pinned[name], (
+                f"{path.name}: {name}=={version}, pyproject.toml pins {pinned[name]}"
+            )
             seen.add(name)
     assert {"tensorflow-cpu", "keras", "h5py", "pandas", "numpy"} <= seen
 
@@ -42,11 +45,19 @@ def test_every_rule_uses_an_existing_env():
         for name, body in zip(blocks[1::2], blocks[2::2]):
             env = re.search(r'conda:\s*"\.\./\.\./envs/([\w-]+\.yaml)"', body)
             assert env, f"{path.name}: rule {name} has no conda: env"
-            assert (ROOT / "envs" / env.group(1)).is_file(), f"rule {name}: envs/{env.group(1)} is missing"
+            assert (ROOT / "envs" / env.group(1)).is_file(), (
+                f"rule {name}: envs/{env.group(1)} is missing"
+            )
 
 
 # pip distribution of each third-party module the rule scripts import
-DISTRIBUTION = {"PIL": "pillow", "skimage": "scikit-image", "sklearn": "scikit-learn", "yaml": "pyyaml", "tensorflow": "tensorflow-cpu"}
+DISTRIBUTION = {
+    "PIL": "pillow",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "tensorflow": "tensorflow-cpu",
+}
 #: provided by the interpreter Snakemake runs the script with, or only under a backend not in the
 #: envs (training.backend: torch needs PyTorch installed by the user: its PyPI wheel pulls GBs of CUDA)
 NOT_CHECKED = {"snakemake", "torch"}
@@ -77,14 +88,22 @@ def import_closure(script):
         if path in seen:
             continue
         seen.add(path)
-        package = ".".join(path.relative_to(ROOT / "src").with_suffix("").parts) if "src" in path.parts else ""
+        package = (
+            ".".join(path.relative_to(ROOT / "src").with_suffix("").parts)
+            if "src" in path.parts
+            else ""
+        )
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:  # relative import inside cellmoa
-                    parent = package.rsplit(".", node.level - (path.name == "__init__.py"))[0] if package else ""
+                    parent = (
+                        package.rsplit(".", node.level - (path.name == "__init__.py"))[0]
+                        if package
+                        else ""
+                    )
                     base = f"{parent}.{node.module}" if node.module else parent
                 else:
                     base = node.module
@@ -99,7 +118,11 @@ def import_closure(script):
                         init = _module_file(".".join(name.split(".")[:i]))
                         if init is not None:
                             todo.append(init)
-                elif top not in ("cellmoa", "rule_setup") and top not in sys.stdlib_module_names and top != "__future__":
+                elif (
+                    top not in ("cellmoa", "rule_setup")
+                    and top not in sys.stdlib_module_names
+                    and top != "__future__"
+                ):
                     third_party.add(top)
     return third_party
 
@@ -116,14 +139,25 @@ def test_every_rule_env_provides_what_its_script_imports():
             if not script:
                 continue
             environment = yaml.safe_load((ROOT / "envs" / env.group(1)).read_text())
-            pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict) and "pip" in d)
+            pip = next(
+                d["pip"] for d in environment["dependencies"] if isinstance(d, dict) and "pip" in d
+            )
             provided = set(pins_of(pip))
-            for module in sorted(import_closure(ROOT / "workflow" / "scripts" / script.group(1)) - NOT_CHECKED):
+            for module in sorted(
+                import_closure(ROOT / "workflow" / "scripts" / script.group(1)) - NOT_CHECKED
+            ):
                 if DISTRIBUTION.get(module, module).lower() not in provided:
-                    problems.append(f"rule {name} ({script.group(1)}) imports {module}, which envs/{env.group(1)} lacks")
+                    problems.append(
+                        f"rule {name} ({script.group(1)}) imports {module}, which envs/{env.group(1)} lacks"
+                    )
     assert not problems, "\n".join(problems)
 
 
 def test_the_import_closure_sees_lazy_and_transitive_imports():
     closure = import_closure(ROOT / "workflow" / "scripts" / "summary.py")
-    assert {"pandas", "copairs", "scipy", "matplotlib"} <= closure  # copairs only through a lazy import
+    assert {
+        "pandas",
+        "copairs",
+        "scipy",
+        "matplotlib",
+    } <= closure  # copairs only through a lazy import

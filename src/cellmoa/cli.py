@@ -8,15 +8,22 @@ import sys
 from pathlib import Path
 
 #: the tables written once per network (and for the ensemble): ``<kind>_<network>.tsv``
-PER_NETWORK_TABLES = ("accuracy_by_fold", "accuracy", "average_precision", "nearest_neighbours", "postprocessing",
-                      "treatments", "unannotated")
+PER_NETWORK_TABLES = (
+    "accuracy_by_fold",
+    "accuracy",
+    "average_precision",
+    "nearest_neighbours",
+    "postprocessing",
+    "treatments",
+    "unannotated",
+)
 
 
 def _table_network(path: Path) -> str | None:
     """The network (or ensemble) a per-network table is of, None for the other tables."""
     for kind in PER_NETWORK_TABLES:
         if path.stem.startswith(kind + "_"):
-            return path.stem[len(kind) + 1:]
+            return path.stem[len(kind) + 1 :]
     return None
 
 
@@ -28,18 +35,51 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
     ensemble = [t for t in tables if t.stem == "unannotated_Ensemble"]
     for path in ensemble or tables:
         table = read_tsv(path)
-        columns = [c for c in ("Metadata_Compound", "Metadata_Concentration", "top_moa", "top_probability", "margin",
-                               "prediction_set", "novel", "novel_reason", "dose_consistent", "neighbour_1_compound",
-                               "neighbour_1_similarity") if c in table.columns]
-        print(f"\n== {path.stem[len('unannotated_'):]}: unannotated compounds, most confident first ({path})")
+        columns = [
+            c
+            for c in (
+                "Metadata_Compound",
+                "Metadata_Concentration",
+                "top_moa",
+                "top_probability",
+                "margin",
+                "prediction_set",
+                "novel",
+                "novel_reason",
+                "dose_consistent",
+                "neighbour_1_compound",
+                "neighbour_1_similarity",
+            )
+            if c in table.columns
+        ]
+        print(
+            f"\n== {path.stem[len('unannotated_') :]}: unannotated compounds, most confident first ({path})"
+        )
         print(format_table(table[columns]))
     calibration = folder / "calibration.tsv"
     if calibration.exists():
         table = read_tsv(calibration)
         table = table[table["configured"].astype(str).str.lower() == "true"]
-        print(f"\n== Prediction sets at the configured coverage: leave-one-compound-out coverage and set size ({calibration})")
-        print(format_table(table[["Metadata_Network", "nominal_coverage", "empirical_coverage", "coverage_ci_low",
-                                  "coverage_ci_high", "mean_set_size", "empty_sets", "n_treatments", "n_compounds"]]))
+        print(
+            f"\n== Prediction sets at the configured coverage: leave-one-compound-out coverage and set size ({calibration})"
+        )
+        print(
+            format_table(
+                table[
+                    [
+                        "Metadata_Network",
+                        "nominal_coverage",
+                        "empirical_coverage",
+                        "coverage_ci_low",
+                        "coverage_ci_high",
+                        "mean_set_size",
+                        "empty_sets",
+                        "n_treatments",
+                        "n_compounds",
+                    ]
+                ]
+            )
+        )
 
 
 def _tables(args) -> int:
@@ -49,7 +89,10 @@ def _tables(args) -> int:
     folder = Path(args.folder)
     summary = folder / "summary.tsv"
     if not summary.exists():
-        print(f"{summary} does not exist yet: run the pipeline first (make demo, or snakemake)", file=sys.stderr)
+        print(
+            f"{summary} does not exist yet: run the pipeline first (make demo, or snakemake)",
+            file=sys.stderr,
+        )
         return 1
     summary_table = read_tsv(summary)
     # only the run's own tables: another config's run in the same folder (say make demo, then make
@@ -57,8 +100,10 @@ def _tables(args) -> int:
     names = set(summary_table["Metadata_Network"].astype(str))
     others = sorted({n for n in map(_table_network, folder.glob("*.tsv")) if n} - names)
     if others:
-        print(f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; its summary.tsv "
-              f"lists {', '.join(sorted(names))}; make clean-demo removes them)")
+        print(
+            f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; its summary.tsv "
+            f"lists {', '.join(sorted(names))}; make clean-demo removes them)"
+        )
     for path in sorted(folder.glob("accuracy_*.tsv")):
         network = _table_network(path)
         if path.stem.startswith("accuracy_by_fold_") or network not in names:
@@ -75,7 +120,9 @@ def _tables(args) -> int:
         print(format_table(read_tsv(per_moa)))
     print(f"\n== Summary across networks ({summary}; every column there)")
     print(compact_summary(summary_table).to_string(index=False))
-    print(f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; mAP: copairs)")
+    print(
+        f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; mAP: copairs)"
+    )
     _print_unannotated(folder, read_tsv, format_table, names)
     report = folder.parent / "report.html"
     if report.exists():
@@ -98,7 +145,9 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
     for pair in pairs or []:
         old, sep, new = pair.partition("=")
         if not sep or not old or not new:
-            raise SystemExit(f"--rename takes OLD=NEW (e.g. Metadata_moa=Metadata_MoA), not {pair!r}")
+            raise SystemExit(
+                f"--rename takes OLD=NEW (e.g. Metadata_moa=Metadata_MoA), not {pair!r}"
+            )
         out[old] = new
     return out
 
@@ -111,7 +160,9 @@ def _evaluate_profiles(args) -> int:
     from cellmoa.report.tables import format_table
     from cellmoa.validation import TableError, rename_columns
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     schemes = [s.strip() for s in args.scheme.split(",") if s.strip()]
     unknown = sorted(set(schemes) - {"nsc", "nscb"})
     if unknown or not schemes:
@@ -135,24 +186,37 @@ def _evaluate_profiles(args) -> int:
             return 2
     features = None
     if args.features:
-        features = [line.strip() for line in Path(args.features).read_text().splitlines() if line.strip()]
+        features = [
+            line.strip() for line in Path(args.features).read_text().splitlines() if line.strip()
+        ]
     try:
         table = rename_columns(read_table(args.table), mapping, args.table)
-        tables = evaluate_profiles(table, schemes, control=args.control, features=features,
-                                   nan_policy=args.features_with_nan, seed=args.seed, source=args.table,
-                                   postprocess=chain)
+        tables = evaluate_profiles(
+            table,
+            schemes,
+            control=args.control,
+            features=features,
+            nan_policy=args.features_with_nan,
+            seed=args.seed,
+            source=args.table,
+            postprocess=chain,
+        )
     except (TableError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     out = Path(args.out)
     for name, frame in tables.items():
         write_tsv(frame, out / f"{name}.tsv")
-    print(f"{args.table}: {len(tables['profiles'])} treatments; tables in {out}/ "
-          "(profiles, matches, average_precision, map_by_moa, summary, postprocessing .tsv)")
+    print(
+        f"{args.table}: {len(tables['profiles'])} treatments; tables in {out}/ "
+        "(profiles, matches, average_precision, map_by_moa, summary, postprocessing .tsv)"
+    )
     for _, note in tables["postprocessing"].iterrows():
         print(f"  {note['step']}: {note['what']}")
-    print("1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; exact: Clopper-Pearson), "
-          "mAP of MoA retrieval (copairs):")
+    print(
+        "1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; exact: Clopper-Pearson), "
+        "mAP of MoA retrieval (copairs):"
+    )
     print(format_table(tables["summary"]))
     return 0
 
@@ -166,11 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     tables = sub.add_parser("tables", help="print the accuracy tables of a finished run")
     tables.add_argument("folder", nargs="?", default="results/tables")
     tables.set_defaults(func=_tables)
-    synth = sub.add_parser("synthesize", help="write a synthetic dataset in a registered dataset's layout")
+    synth = sub.add_parser(
+        "synthesize", help="write a synthetic dataset in a registered dataset's layout"
+    )
     synth.add_argument("out", help="output folder")
-    synth.add_argument("--dataset", default=names[0], choices=names, help=f"whose layout (default {names[0]})")
-    synth.add_argument("--spec", help="JSON file with the synthetic spec's fields (default: the built-in spec)")
-    synth.add_argument("--folders", action="store_true", help="write plate folders instead of zip archives")
+    synth.add_argument(
+        "--dataset", default=names[0], choices=names, help=f"whose layout (default {names[0]})"
+    )
+    synth.add_argument(
+        "--spec", help="JSON file with the synthetic spec's fields (default: the built-in spec)"
+    )
+    synth.add_argument(
+        "--folders", action="store_true", help="write plate folders instead of zip archives"
+    )
     synth.set_defaults(func=_synthesize)
     ev = sub.add_parser(
         "evaluate-profiles",
@@ -180,21 +252,45 @@ def main(argv: list[str] | None = None) -> int:
         "(copairs). Needs Metadata_Compound, Metadata_Concentration, Metadata_MoA (and Metadata_Batch for nscb); "
         "map other names with --rename.",
     )
-    ev.add_argument("table", help="profile table: .csv, .csv.gz, .tsv, .tsv.gz or .parquet, one row per cell/well/crop")
+    ev.add_argument(
+        "table",
+        help="profile table: .csv, .csv.gz, .tsv, .tsv.gz or .parquet, one row per cell/well/crop",
+    )
     ev.add_argument("--out", required=True, help="folder for the tables")
     ev.add_argument("--scheme", default="nsc,nscb", help="nsc, nscb or nsc,nscb (default)")
-    ev.add_argument("--control", help="control compound left out of matching and scoring (e.g. DMSO)")
-    ev.add_argument("--batch-column", help="column holding each row's batch (renamed Metadata_Batch), needed for nscb")
-    ev.add_argument("--rename", action="append", metavar="OLD=NEW",
-                    help="rename a column to cellmoa's name, e.g. Metadata_moa=Metadata_MoA (repeatable)")
-    ev.add_argument("--features", help="file listing the feature columns, one per line (default: every numeric "
-                    "column not named Metadata_*, logged)")
-    ev.add_argument("--features-with-nan", choices=["error", "drop"], default="error",
-                    help="a feature with NaN/inf values: error (default) or drop the column (logged)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations")
-    ev.add_argument("--postprocess", metavar="CONFIG",
-                    help="YAML list of post-processing steps (normalize, feature_select, pca, spherize, align_batches) "
-                    "run on the rows, fit on the --control rows, before treatments are averaged")
+    ev.add_argument(
+        "--control", help="control compound left out of matching and scoring (e.g. DMSO)"
+    )
+    ev.add_argument(
+        "--batch-column",
+        help="column holding each row's batch (renamed Metadata_Batch), needed for nscb",
+    )
+    ev.add_argument(
+        "--rename",
+        action="append",
+        metavar="OLD=NEW",
+        help="rename a column to cellmoa's name, e.g. Metadata_moa=Metadata_MoA (repeatable)",
+    )
+    ev.add_argument(
+        "--features",
+        help="file listing the feature columns, one per line (default: every numeric "
+        "column not named Metadata_*, logged)",
+    )
+    ev.add_argument(
+        "--features-with-nan",
+        choices=["error", "drop"],
+        default="error",
+        help="a feature with NaN/inf values: error (default) or drop the column (logged)",
+    )
+    ev.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations"
+    )
+    ev.add_argument(
+        "--postprocess",
+        metavar="CONFIG",
+        help="YAML list of post-processing steps (normalize, feature_select, pca, spherize, align_batches) "
+        "run on the rows, fit on the --control rows, before treatments are averaged",
+    )
     ev.set_defaults(func=_evaluate_profiles)
     args = parser.parse_args(argv)
     return args.func(args)

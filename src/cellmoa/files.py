@@ -105,5 +105,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: unknown table format; use one of {', '.join(TABLE_FORMATS)}")
     sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt")) else ","
     header = pd.read_csv(path, sep=sep, nrows=0).columns
-    text = {c: str for c in header if str(c).startswith("Metadata_") and "concentration" not in str(c).lower()}
+    text = {
+        c: str
+        for c in header
+        if str(c).startswith("Metadata_") and "concentration" not in str(c).lower()
+    }
     return pd.read_csv(path, sep=sep, dtype=text, keep_default_na=True)

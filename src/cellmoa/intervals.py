@@ -17,7 +17,9 @@ from scipy.stats import binomtest
 METHODS = {"clopper-pearson": "exact", "wilson": "wilson"}
 
 
-def exact_interval(k: int, n: int, level: float = 0.95, method: str = "clopper-pearson") -> tuple[float, float]:
+def exact_interval(
+    k: int, n: int, level: float = 0.95, method: str = "clopper-pearson"
+) -> tuple[float, float]:
     """Two-sided interval for a proportion ``k / n``: Clopper-Pearson (default) or Wilson.
 
     >>> [round(v, 3) for v in exact_interval(100, 103)]
@@ -32,7 +34,9 @@ def exact_interval(k: int, n: int, level: float = 0.95, method: str = "clopper-p
     return float(ci.low), float(ci.high)
 
 
-def compound_bootstrap(correct, compounds, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def compound_bootstrap(
+    correct, compounds, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the accuracy ``mean(correct)``, resampling compounds with
     replacement (each draw keeps all of a compound's treatments). Seeded; NaN without data.
 
@@ -42,10 +46,16 @@ def compound_bootstrap(correct, compounds, n_boot: int = 2000, level: float = 0.
     correct = np.asarray(correct, dtype=float)
     compounds = np.asarray(compounds)
     if len(correct) != len(compounds):
-        raise ValueError(f"{len(correct)} outcomes for {len(compounds)} compounds: they must be aligned")
+        raise ValueError(
+            f"{len(correct)} outcomes for {len(compounds)} compounds: they must be aligned"
+        )
     if len(correct) == 0:
         return float("nan"), float("nan")
-    frame = pd.DataFrame({"c": compounds, "y": correct}).groupby("c", sort=True)["y"].agg(["sum", "size"])
+    frame = (
+        pd.DataFrame({"c": compounds, "y": correct})
+        .groupby("c", sort=True)["y"]
+        .agg(["sum", "size"])
+    )
     sums, sizes = frame["sum"].to_numpy(), frame["size"].to_numpy()
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(frame), (n_boot, len(frame)))
@@ -54,8 +64,9 @@ def compound_bootstrap(correct, compounds, n_boot: int = 2000, level: float = 0.
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
 
 
-def accuracy_with_intervals(correct, compounds, level: float = 0.95, seed: int = 0, n_boot: int = 2000,
-                            prefix: str = "") -> dict:
+def accuracy_with_intervals(
+    correct, compounds, level: float = 0.95, seed: int = 0, n_boot: int = 2000, prefix: str = ""
+) -> dict:
     """``{prefix}n``, ``n_correct``, ``accuracy``, the compound-bootstrap interval (``ci_low``,
     ``ci_high``) and the Clopper-Pearson interval (``exact_ci_low``, ``exact_ci_high``) of a
     vector of outcomes (NaN entries, units that cannot be scored, are left out)."""
@@ -77,7 +88,9 @@ def accuracy_with_intervals(correct, compounds, level: float = 0.95, seed: int =
     }
 
 
-def paired_difference(before, after, compounds, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+def paired_difference(
+    before, after, compounds, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict:
     """How much ``after`` beats ``before`` on the same units (e.g. a treatment matched from raw and
     from post-processed profiles): ``lift`` = mean(after) - mean(before), its percentile bootstrap
     interval resampling compounds (each draw keeps a compound's units, both outcomes together:
@@ -93,15 +106,32 @@ def paired_difference(before, after, compounds, n_boot: int = 2000, level: float
     after = np.asarray(after, dtype=float)
     compounds = np.asarray(compounds)
     if not len(before) == len(after) == len(compounds):
-        raise ValueError(f"{len(before)}, {len(after)} outcomes for {len(compounds)} compounds: they must be aligned")
+        raise ValueError(
+            f"{len(before)}, {len(after)} outcomes for {len(compounds)} compounds: they must be aligned"
+        )
     keep = ~(np.isnan(before) | np.isnan(after))
     before, after, compounds = before[keep], after[keep], compounds[keep]
     if len(before) == 0:
-        return {"lift": float("nan"), "lift_ci_low": float("nan"), "lift_ci_high": float("nan"),
-                "gained": 0, "lost": 0, "lift_p_value": float("nan")}
+        return {
+            "lift": float("nan"),
+            "lift_ci_low": float("nan"),
+            "lift_ci_high": float("nan"),
+            "gained": 0,
+            "lost": 0,
+            "lift_p_value": float("nan"),
+        }
     # the interval of a paired difference is the compound bootstrap of the per-unit differences
     low, high = compound_bootstrap(after - before, compounds, n_boot=n_boot, level=level, seed=seed)
-    gained, lost = int(((after == 1) & (before == 0)).sum()), int(((after == 0) & (before == 1)).sum())
+    gained, lost = (
+        int(((after == 1) & (before == 0)).sum()),
+        int(((after == 0) & (before == 1)).sum()),
+    )
     p = float(binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0
-    return {"lift": float((after - before).mean()), "lift_ci_low": low, "lift_ci_high": high,
-            "gained": gained, "lost": lost, "lift_p_value": p}
+    return {
+        "lift": float((after - before).mean()),
+        "lift_ci_low": low,
+        "lift_ci_high": high,
+        "gained": gained,
+        "lost": lost,
+        "lift_p_value": p,
+    }

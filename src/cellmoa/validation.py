@@ -83,8 +83,12 @@ def round_significant(values, digits: int = CONCENTRATION_DIGITS) -> np.ndarray:
     return np.array([float(f"{v:.{digits}g}") if np.isfinite(v) else v for v in arr])
 
 
-def concentration_values(values: pd.Series, source: str, column: str = "Metadata_Concentration",
-                         digits: int = CONCENTRATION_DIGITS) -> np.ndarray:
+def concentration_values(
+    values: pd.Series,
+    source: str,
+    column: str = "Metadata_Concentration",
+    digits: int = CONCENTRATION_DIGITS,
+) -> np.ndarray:
     """Concentrations as floats rounded to ``digits`` significant digits, so that ``0.3``,
     ``"0.300000"`` and ``0.30000000000000004`` are the same treatment.
 
@@ -95,7 +99,9 @@ def concentration_values(values: pd.Series, source: str, column: str = "Metadata
     bad = parsed.isna() & values.notna()
     if bad.any():
         shown = ", ".join(repr(v) for v in values[bad].unique()[:_SHOWN])
-        raise TableError(f"{source}: {column} must be numbers; {shown} in {_rows(values.index[bad.to_numpy()])} are not")
+        raise TableError(
+            f"{source}: {column} must be numbers; {shown} in {_rows(values.index[bad.to_numpy()])} are not"
+        )
     return round_significant(parsed.to_numpy(dtype=float), digits)
 
 
@@ -107,7 +113,9 @@ def check_one_moa(table: pd.DataFrame, keys: list[str], moa: str, source: str) -
         first = clash.index[0]
         first = first if isinstance(first, tuple) else (first,)
         where = ", ".join(f"{k}={v}" for k, v in zip(keys, first))
-        moas = sorted(table.loc[(table[keys] == pd.Series(first, index=keys)).all(axis=1), moa].unique())
+        moas = sorted(
+            table.loc[(table[keys] == pd.Series(first, index=keys)).all(axis=1), moa].unique()
+        )
         raise TableError(
             f"{source}: {len(clash)} treatment(s) have more than one {moa}, e.g. {where}: {', '.join(map(str, moas))}; "
             "a treatment has one MoA - fix the labels"
@@ -124,12 +132,21 @@ def check_finite(table: pd.DataFrame, columns, source: str, what: str = "value")
         raise TableError(
             f"{source}: {len(cols)} {what} column(s) hold NaN or infinite values: "
             f"{', '.join(map(str, cols[:_SHOWN]))}{' ...' if len(cols) > _SHOWN else ''} ({_rows(rows)}); "
-            + ("remove or impute them, or choose features_with_nan: drop" if what == "feature" else "they cannot be ranked")
+            + (
+                "remove or impute them, or choose features_with_nan: drop"
+                if what == "feature"
+                else "they cannot be ranked"
+            )
         )
 
 
-def drop_controls(table: pd.DataFrame, control: str | None, source: str,
-                  compound: str = "Metadata_Compound", moa: str = "Metadata_MoA") -> pd.DataFrame:
+def drop_controls(
+    table: pd.DataFrame,
+    control: str | None,
+    source: str,
+    compound: str = "Metadata_Compound",
+    moa: str = "Metadata_MoA",
+) -> pd.DataFrame:
     """The table without its control rows (compound or MoA equal to ``control``): controls are
     never scored as a treatment. Logs how many rows were removed."""
     if not control:
@@ -143,7 +160,9 @@ def drop_controls(table: pd.DataFrame, control: str | None, source: str,
     return table[~mask.to_numpy()]
 
 
-def select_features(table: pd.DataFrame, source: str, features=None, nan_policy: str = "error") -> list[str]:
+def select_features(
+    table: pd.DataFrame, source: str, features=None, nan_policy: str = "error"
+) -> list[str]:
     """The feature columns of a profile table.
 
     ``features`` lists them explicitly (each must exist and be numeric); by default they are the
@@ -156,27 +175,42 @@ def select_features(table: pd.DataFrame, source: str, features=None, nan_policy:
     ['f1']
     """
     if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"features_with_nan must be one of {', '.join(NAN_POLICIES)}, not {nan_policy!r}")
+        raise ValueError(
+            f"features_with_nan must be one of {', '.join(NAN_POLICIES)}, not {nan_policy!r}"
+        )
     if features is not None:
         features = list(features)
         require_columns(table, features, source, "the listed features must be columns of the table")
         not_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(table[c])]
         if not_numeric:
-            raise TableError(f"{source}: feature column(s) {', '.join(not_numeric)} are not numeric")
+            raise TableError(
+                f"{source}: feature column(s) {', '.join(not_numeric)} are not numeric"
+            )
         log.info("%s: %d feature column(s), as listed", source, len(features))
     else:
-        features = [c for c in table.columns
-                    if not str(c).startswith("Metadata_") and pd.api.types.is_numeric_dtype(table[c])
-                    and not pd.api.types.is_bool_dtype(table[c])]
+        features = [
+            c
+            for c in table.columns
+            if not str(c).startswith("Metadata_")
+            and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c])
+        ]
         if not features:
-            raise TableError(f"{source}: the profile table has no numeric feature columns besides Metadata_*")
-        log.info("%s: %d feature column(s): the numeric columns not named Metadata_* (list them to choose)",
-                 source, len(features))
+            raise TableError(
+                f"{source}: the profile table has no numeric feature columns besides Metadata_*"
+            )
+        log.info(
+            "%s: %d feature column(s): the numeric columns not named Metadata_* (list them to choose)",
+            source,
+            len(features),
+        )
         suspicious = [c for c in features if BOOKKEEPING.search(str(c))]
         if suspicious:
             log.warning(
                 "%s: column(s) %s look like bookkeeping, not morphology, but are taken as features: "
-                "rename them Metadata_* or list the features explicitly", source, ", ".join(map(str, suspicious)),
+                "rename them Metadata_* or list the features explicitly",
+                source,
+                ", ".join(map(str, suspicious)),
             )
     if not features:
         raise TableError(f"{source}: no feature columns")
@@ -186,25 +220,35 @@ def select_features(table: pd.DataFrame, source: str, features=None, nan_policy:
         if nan_policy == "error":
             check_finite(table, features, source, "feature")
         dropped = [c for c, ok in zip(features, finite) if not ok]
-        log.warning("%s: features_with_nan=drop: %d feature column(s) with NaN/inf left out: %s",
-                    source, len(dropped), ", ".join(map(str, dropped[:20])) + (" ..." if len(dropped) > 20 else ""))
+        log.warning(
+            "%s: features_with_nan=drop: %d feature column(s) with NaN/inf left out: %s",
+            source,
+            len(dropped),
+            ", ".join(map(str, dropped[:20])) + (" ..." if len(dropped) > 20 else ""),
+        )
         features = [c for c, ok in zip(features, finite) if ok]
         if not features:
             raise TableError(f"{source}: every feature column holds NaN or infinite values")
     return features
 
 
-def rename_columns(table: pd.DataFrame, mapping: dict[str, str] | None, source: str) -> pd.DataFrame:
+def rename_columns(
+    table: pd.DataFrame, mapping: dict[str, str] | None, source: str
+) -> pd.DataFrame:
     """Rename a table's columns to cellmoa's (``{"Metadata_moa": "Metadata_MoA"}``), refusing a
     mapping whose source column is absent or whose target already exists."""
     if not mapping:
         return table
     missing = [old for old in mapping if old not in table.columns]
     if missing:
-        raise TableError(f"{source}: the column mapping names column(s) the table lacks: {', '.join(missing)}")
+        raise TableError(
+            f"{source}: the column mapping names column(s) the table lacks: {', '.join(missing)}"
+        )
     clash = [new for old, new in mapping.items() if new in table.columns and new != old]
     if clash:
-        raise TableError(f"{source}: the column mapping would overwrite existing column(s) {', '.join(clash)}")
+        raise TableError(
+            f"{source}: the column mapping would overwrite existing column(s) {', '.join(clash)}"
+        )
     return table.rename(columns=mapping)
 
 

@@ -22,7 +22,7 @@ write_tsv(treatments, Path(snakemake.output.treatments))
 by_moa = accuracy.accuracy_by_moa(treatments)
 write_tsv(by_moa, Path(snakemake.output.accuracy))
 write_tsv(accuracy.accuracy_by_fold(predictions, control), Path(snakemake.output.by_fold))
-classes = [c[len(accuracy.PROB_PREFIX):] for c in accuracy.class_columns(predictions)]
+classes = [c[len(accuracy.PROB_PREFIX) :] for c in accuracy.class_columns(predictions)]
 total = by_moa.iloc[-1]
 plot_confusion(
     treatments,

@@ -23,7 +23,8 @@ if missing and snakemake.params.on_bad_image != "skip":
     raise RawDataError(missing_files_message(str(folder), missing))
 if missing:
     logging.getLogger("check_raw_plate").warning(
-        "%s (on_bad_image: skip, their fields will be left out)", missing_files_message(str(folder), missing, False)
+        "%s (on_bad_image: skip, their fields will be left out)",
+        missing_files_message(str(folder), missing, False),
     )
 present = [folder / name for name in expected if (folder / name).is_file()]
 write_manifest(Path(snakemake.output.manifest), folder.parent, present)

@@ -21,8 +21,14 @@ for name, dest in snakemake.output.items():
     if name == "manifest":
         continue
     url = p.sources[name]
-    fetch(url, Path(dest), retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"],
-          validate=lambda path, name=Path(dest).name: dataset.check_metadata_file(name, path))
+    fetch(
+        url,
+        Path(dest),
+        retries=data["retries"],
+        timeout=data["timeout"],
+        max_bytes=data["max_bytes"],
+        validate=lambda path, name=Path(dest).name: dataset.check_metadata_file(name, path),
+    )
     sources[Path(dest).name] = url
     files.append(Path(dest))
 write_manifest(Path(snakemake.output.manifest), files[0].parent, files, sources)

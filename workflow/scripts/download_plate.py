@@ -18,7 +18,14 @@ archive = Path(snakemake.output.archive)
 name = dataset_from_config(snakemake.config).archive_name(snakemake.wildcards.plate)
 url = join_url(p.base_url, name)
 data = snakemake.config["data"]
-fetch(url, archive, retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"], validate=check_zip)
+fetch(
+    url,
+    archive,
+    retries=data["retries"],
+    timeout=data["timeout"],
+    max_bytes=data["max_bytes"],
+    validate=check_zip,
+)
 logging.getLogger("download_plate").info(
     "%s: %d bytes, sha256 %s", url, archive.stat().st_size, sha256sum(archive)
 )

@@ -26,7 +26,9 @@ for path in snakemake.input.embeddings:  # results/models/<network>/<fold>/embed
         embeddings[network][p.folds[fold]] = f["embeddings"][()]
 chain = parse_chain(p.postprocess)
 control = dataset_from_config(snakemake.config).control
-matches, average_precision, notes = ensemble_fold_matches(metadata, embeddings, chain=chain, control=control)
+matches, average_precision, notes = ensemble_fold_matches(
+    metadata, embeddings, chain=chain, control=control
+)
 write_tsv(matches, Path(snakemake.output.matches))
 write_tsv(average_precision, Path(snakemake.output.average_precision))
 write_tsv(notes, Path(snakemake.output.postprocessing))

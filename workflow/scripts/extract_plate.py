@@ -20,13 +20,18 @@ archive = Path(snakemake.input.archive)
 images = Path(snakemake.output.images)
 try:
     files = extract_zip(
-        archive, images, strip_prefix=plate, expected=dataset.plate_files(metadata, plate),
+        archive,
+        images,
+        strip_prefix=plate,
+        expected=dataset.plate_files(metadata, plate),
         allow_missing=p.on_bad_image == "skip",
     )
 except ArchiveError as exc:
     # a rejected archive never stays under its finished name: the next run fetches it again
     archive.unlink(missing_ok=True)
-    raise ArchiveError(f"{exc} (the archive was deleted, so that the next run downloads it again)") from exc
+    raise ArchiveError(
+        f"{exc} (the archive was deleted, so that the next run downloads it again)"
+    ) from exc
 logging.getLogger("extract_plate").info("extracted %d files into %s", len(files), images)
 source = f"{join_url(p.base_url, dataset.archive_name(plate))}#sha256={sha256sum(archive)}"
 write_manifest(

@@ -25,17 +25,41 @@ listed = dataset.plate_sources(metadata, plate)
 items = [(name, source, f"{loaddata} line {line}") for name, source, line in listed]
 images = Path(snakemake.output.images)
 log = logging.getLogger("fetch_plate_images")
-log.info("plate %s: %d images (%d fields x %d channels)", plate, len(items),
-         len(items) // max(len(dataset.channels), 1), len(dataset.channels))
+log.info(
+    "plate %s: %d images (%d fields x %d channels)",
+    plate,
+    len(items),
+    len(items) // max(len(dataset.channels), 1),
+    len(dataset.channels),
+)
 files, sources, missing = fetch_images(
-    items, images, Path(p.staging), allow_missing=p.on_bad_image == "skip", link_local=p.link_local,
-    retries=data["retries"], timeout=data["timeout"], max_bytes=data["max_bytes"],
+    items,
+    images,
+    Path(p.staging),
+    allow_missing=p.on_bad_image == "skip",
+    link_local=p.link_local,
+    retries=data["retries"],
+    timeout=data["timeout"],
+    max_bytes=data["max_bytes"],
 )
 if missing:
-    log.warning("%d image(s) missing (on_bad_image: skip, their fields will be left out): %s",
-                len(missing), "; ".join(missing[:10]))
+    log.warning(
+        "%d image(s) missing (on_bad_image: skip, their fields will be left out): %s",
+        len(missing),
+        "; ".join(missing[:10]),
+    )
 line_of = {name: line for name, _, line in listed}
 found = check_plate_images([(images / name, line_of[name]) for name in sources], plate, loaddata)
-log.info("plate %s: %d images of %s %s", plate, len(files), " x ".join(map(str, found["shape"])), found["dtype"])
-write_manifest(Path(snakemake.output.manifest), images.parent, files,
-               {f"{plate}/{name}": source for name, source in sources.items()})
+log.info(
+    "plate %s: %d images of %s %s",
+    plate,
+    len(files),
+    " x ".join(map(str, found["shape"])),
+    found["dtype"],
+)
+write_manifest(
+    Path(snakemake.output.manifest),
+    images.parent,
+    files,
+    {f"{plate}/{name}": source for name, source in sources.items()},
+)

@@ -24,13 +24,22 @@ metadata_dir = Path(snakemake.input.metadata[0]).parent
 raw_dir = Path(snakemake.input.images).parent
 # the downloaded (or checked) files must not have changed since their manifests were written
 verify_manifest(Path(snakemake.input.metadata_manifest), metadata_dir)
-verify_manifest(Path(snakemake.input.manifest), raw_dir, origin="raw_dir" if snakemake.config["data"].get("raw_dir") else "download")
+verify_manifest(
+    Path(snakemake.input.manifest),
+    raw_dir,
+    origin="raw_dir" if snakemake.config["data"].get("raw_dir") else "download",
+)
 metadata = dataset.read_metadata(metadata_dir)
 rows = metadata[metadata["plate"] == plate]
 params = IlluminationParams.from_dict(p.illumination)
 bad = BadImages(skip=p.on_bad_image == "skip")
 functions, reference_stats = illumination_pass(
-    rows, raw_dir, dataset.channels, params, bad, reference=dataset.reference(rows),
+    rows,
+    raw_dir,
+    dataset.channels,
+    params,
+    bad,
+    reference=dataset.reference(rows),
     prefetch=max(0, snakemake.threads - 1),
 )
 write_tsv(bad.table(), Path(snakemake.output.skipped))
@@ -42,8 +51,12 @@ checks = qc.check(functions, n_fields)
 write_tsv(checks, Path(snakemake.output.checks))
 warned = checks[checks["warnings"] != ""]
 for _, row in warned.iterrows():
-    logging.getLogger("illumination").warning("%s %s: illumination QC: %s", plate, row["channel"], row["warnings"])
+    logging.getLogger("illumination").warning(
+        "%s %s: illumination QC: %s", plate, row["channel"], row["warnings"]
+    )
 title = f"Illumination functions of plate {plate}"
 if len(warned):
-    title += f"\nQC warnings ({', '.join(warned['channel'])}): see {Path(snakemake.output.checks).name}"
+    title += (
+        f"\nQC warnings ({', '.join(warned['channel'])}): see {Path(snakemake.output.checks).name}"
+    )
 plot_illumination(functions, title, Path(snakemake.output.qc))

@@ -22,7 +22,11 @@ metadata = read_crop_metadata(Path(snakemake.input.tensors))
 with h5py.File(snakemake.input.embeddings, "r") as f:
     embeddings = f["embeddings"][()]
 control = dataset_from_config(snakemake.config).control
-variants, notes = fold_profiles(metadata, embeddings, parse_chain(p.postprocess), control, f"fold {p.compound}")
+variants, notes = fold_profiles(
+    metadata, embeddings, parse_chain(p.postprocess), control, f"fold {p.compound}"
+)
 title = f"{snakemake.wildcards.network}: treatment profiles of the fold model that held out {p.compound}"
 plot_profile_map(variants, title, Path(snakemake.output.plot))
-logging.getLogger("profile_map").info("%s: %s", title, ", ".join(f"{n} ({len(t)} treatments)" for n, t in variants))
+logging.getLogger("profile_map").info(
+    "%s: %s", title, ", ".join(f"{n} ({len(t)} treatments)" for n, t in variants)
+)

@@ -30,11 +30,15 @@ by_network = {
 # no nearest-neighbour tables for a dataset with one compound (BBBC014)
 nn = {
     network: summary_by_scheme(read_tsv(matches), read_tsv(ap), seed=p.seed)
-    for network, matches, ap in zip(p.networks, snakemake.input.matches, snakemake.input.average_precision)
+    for network, matches, ap in zip(
+        p.networks, snakemake.input.matches, snakemake.input.average_precision
+    )
 }
 if snakemake.input.ensemble_matches:
     nn["Ensemble"] = summary_by_scheme(
-        read_tsv(snakemake.input.ensemble_matches[0]), read_tsv(snakemake.input.ensemble_average_precision[0]), seed=p.seed
+        read_tsv(snakemake.input.ensemble_matches[0]),
+        read_tsv(snakemake.input.ensemble_average_precision[0]),
+        seed=p.seed,
     )
 control = dataset_from_config(snakemake.config).control
 table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed, control=control)
@@ -46,5 +50,8 @@ per_moa = per_moa_table(treatments)
 write_tsv(per_moa, Path(snakemake.output.per_moa))
 plot_accuracy(table, Path(snakemake.output.plot))
 logging.getLogger("summary").info(
-    "\n%s\n\n%s\n\n%s", compact_summary(table).to_string(index=False), format_table(table), format_table(per_moa)
+    "\n%s\n\n%s\n\n%s",
+    compact_summary(table).to_string(index=False),
+    format_table(table),
+    format_table(per_moa),
 )

@@ -11,4 +11,6 @@ from cellmoa.data.synthetic import spec_for
 
 spec = spec_for(snakemake.params.dataset, snakemake.params.spec)
 out = spec.write(Path(snakemake.output[0]))
-logging.getLogger("synthesize_dataset").info("synthesized %d plates into %s", len(spec.plates()), out)
+logging.getLogger("synthesize_dataset").info(
+    "synthesized %d plates into %s", len(spec.plates()), out
+)

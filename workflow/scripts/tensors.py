@@ -20,10 +20,19 @@ p = snakemake.params
 dataset = dataset_from_config(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 settings = TensorSettings.from_config(
-    {"crops": p.crops, "normalization": p.normalization, "control_fields_per_plate": p.control_fields}, dataset
+    {
+        "crops": p.crops,
+        "normalization": p.normalization,
+        "control_fields_per_plate": p.control_fields,
+    },
+    dataset,
 )
 plate = plate_fields(
-    dataset, metadata, snakemake.wildcards.plate, Path(snakemake.input.images).parent, p.restrictions,
+    dataset,
+    metadata,
+    snakemake.wildcards.plate,
+    Path(snakemake.input.images).parent,
+    p.restrictions,
     settings.control_fields,
     unannotated=p.unannotated,
 )

@@ -20,13 +20,21 @@ def files(name) -> dict[str, Path]:
 
 # params.training holds only what changes outputs (for Snakemake's rerun check); the job's
 # settings come from the whole training section
-settings = TrainSettings.from_config(snakemake.config["training"], snakemake.wildcards.network, threads=snakemake.threads)
+settings = TrainSettings.from_config(
+    snakemake.config["training"], snakemake.wildcards.network, threads=snakemake.threads
+)
 use_backend(settings.backend, settings.deterministic)  # before Keras is imported (KERAS_BACKEND)
 models, histories, predictions = files("model"), files("history"), files("predictions")
 fold_files, embeddings = files("fold"), files("embeddings")
 folds = {
-    held_out: FoldOutputs(models.get(slug), histories[slug], predictions[slug], fold_files[slug], Path(checkpoint),
-                          embeddings[slug])
+    held_out: FoldOutputs(
+        models.get(slug),
+        histories[slug],
+        predictions[slug],
+        fold_files[slug],
+        Path(checkpoint),
+        embeddings[slug],
+    )
     for held_out, slug, checkpoint in zip(
         snakemake.params.held_out,
         [Path(c).name for c in snakemake.params.checkpoint_dir],

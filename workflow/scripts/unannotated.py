@@ -46,18 +46,33 @@ for network in p.networks:
     }
 ensemble_matches = by_network(inputs.matches, p.ensemble)
 tables, calibration = predict_screen(
-    metadata, networks, p.coverage, p.score, p.neighbours, parse_chain(p.postprocess),
-    dataset_from_config(snakemake.config).control, p.ensemble,
+    metadata,
+    networks,
+    p.coverage,
+    p.score,
+    p.neighbours,
+    parse_chain(p.postprocess),
+    dataset_from_config(snakemake.config).control,
+    p.ensemble,
     read_tsv(ensemble_matches) if ensemble_matches else None,
 )
 for path in snakemake.output.tables:
-    name = Path(path).stem[len("unannotated_"):]
+    name = Path(path).stem[len("unannotated_") :]
     write_tsv(tables[name], Path(path))
     novel = int(tables[name]["novel"].sum())
-    log.info("%s: %d unannotated treatment(s), %d flagged novel, mean set size %.2f at coverage %g",
-             name, len(tables[name]), novel, tables[name]["set_size"].mean(), p.coverage)
+    log.info(
+        "%s: %d unannotated treatment(s), %d flagged novel, mean set size %.2f at coverage %g",
+        name,
+        len(tables[name]),
+        novel,
+        tables[name]["set_size"].mean(),
+        p.coverage,
+    )
 write_tsv(calibration, Path(snakemake.output.calibration))
 shown = p.ensemble if p.ensemble in tables else p.networks[0]
-plot_unannotated(tables[shown], f"{shown}: unannotated treatments (most confident first), coverage {p.coverage:g}",
-                 Path(snakemake.output.heatmap))
+plot_unannotated(
+    tables[shown],
+    f"{shown}: unannotated treatments (most confident first), coverage {p.coverage:g}",
+    Path(snakemake.output.heatmap),
+)
 plot_calibration(calibration, Path(snakemake.output.calibration_plot))

@@ -45,7 +45,14 @@ CHUNK = 1 << 20
 #: the longest Retry-After honoured (seconds); a longer one is waited for this long
 MAX_RETRY_AFTER = 300.0
 #: what a failed attempt may raise and still be retried (the HTTP stack raises many classes)
-TRANSIENT = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout, OSError)
+TRANSIENT = (
+    urllib.error.URLError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+    socket.timeout,
+    OSError,
+)
 
 
 class DownloadError(RuntimeError):
@@ -66,8 +73,10 @@ def missing_files_message(where: str, missing: list[str], allow_skip: bool = Tru
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
     message = f"{where}: {len(missing)} file(s) listed in the metadata are missing: {shown}"
     if allow_skip:
-        message += (". Either restore them, or set preprocessing.normalization.on_bad_image: skip to leave "
-                    "their fields out (they are then listed in results/tensors/<plate>.skipped.tsv)")
+        message += (
+            ". Either restore them, or set preprocessing.normalization.on_bad_image: skip to leave "
+            "their fields out (they are then listed in results/tensors/<plate>.skipped.tsv)"
+        )
     return message
 
 
@@ -148,7 +157,14 @@ def fetch(
             delay = backoff * 2 ** (attempt - 1)
             if wait is not None:
                 delay = max(delay, min(wait, MAX_RETRY_AFTER))
-            log.warning("%s: attempt %d/%d failed (%s); retrying in %.0f s", url, attempt, retries + 1, last_error, delay)
+            log.warning(
+                "%s: attempt %d/%d failed (%s); retrying in %.0f s",
+                url,
+                attempt,
+                retries + 1,
+                last_error,
+                delay,
+            )
             time.sleep(delay)
         wait = None
         try:
@@ -181,7 +197,9 @@ def _finish(url: str, part: Path, dest: Path, validate) -> None:
             validate(part)
         except Exception as exc:
             part.unlink(missing_ok=True)
-            raise DownloadError(f"{url}: the file fetched is not valid, so nothing was kept under {dest}: {exc}") from exc
+            raise DownloadError(
+                f"{url}: the file fetched is not valid, so nothing was kept under {dest}: {exc}"
+            ) from exc
     part.replace(dest)
 
 
@@ -204,7 +222,9 @@ class _Incomplete(OSError):
     pass
 
 
-def _http_attempt(url: str, part: Path, validator: Path, *, timeout: float, max_bytes: int | None) -> None:
+def _http_attempt(
+    url: str, part: Path, validator: Path, *, timeout: float, max_bytes: int | None
+) -> None:
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "cellmoa"})
     if have:
@@ -219,8 +239,12 @@ def _http_attempt(url: str, part: Path, validator: Path, *, timeout: float, max_
             if size == have:
                 log.info("%s: the partial file is already complete (%d bytes)", url, have)
                 return
-            log.warning("%s: the partial file (%d bytes) does not fit the server's (%s bytes); starting again",
-                        url, have, size)
+            log.warning(
+                "%s: the partial file (%d bytes) does not fit the server's (%s bytes); starting again",
+                url,
+                have,
+                size,
+            )
             part.unlink(missing_ok=True)
             validator.unlink(missing_ok=True)
             raise _Incomplete(f"HTTP 416 for a partial file of {have} bytes") from exc
@@ -235,16 +259,23 @@ def _http_attempt(url: str, part: Path, validator: Path, *, timeout: float, max_
             log.info("%s: resuming at byte %d", url, have)
         else:
             if have:
-                log.info("%s: the server sent the whole file (it changed, or does not resume); starting again", url)
+                log.info(
+                    "%s: the server sent the whole file (it changed, or does not resume); starting again",
+                    url,
+                )
             have, total, mode = 0, length, "wb"
             tag = response.headers.get("ETag") or response.headers.get("Last-Modified") or ""
-            validator.write_text(tag if not tag.startswith("W/") else "")  # weak ETags cannot guard a Range
+            validator.write_text(
+                tag if not tag.startswith("W/") else ""
+            )  # weak ETags cannot guard a Range
         if max_bytes is not None and total is not None and total > max_bytes:
             raise DownloadError(f"{url}: {total} bytes is over the ceiling of {max_bytes} bytes")
         progress = _Progress(url, total, have)
         received = have
         with open(part, mode) as out:
-            read = getattr(response, "read1", response.read)  # what has arrived: a stall keeps what came before it
+            read = getattr(
+                response, "read1", response.read
+            )  # what has arrived: a stall keeps what came before it
             while True:
                 chunk = read(CHUNK)
                 if not chunk:
@@ -281,7 +312,9 @@ def safe_members(archive: zipfile.ZipFile, name: str) -> list[zipfile.ZipInfo]:
         if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
             raise ArchiveError(f"{name}: refusing unsafe member path {info.filename!r}")
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
-            raise ArchiveError(f"{name}: refusing the link member {info.filename!r} (an archive of images holds no links)")
+            raise ArchiveError(
+                f"{name}: refusing the link member {info.filename!r} (an archive of images holds no links)"
+            )
         members.append(info)
     return members
 
@@ -295,7 +328,11 @@ def check_zip(path: Path) -> None:
                 raise ValueError("the zip archive is empty")
     except zipfile.BadZipFile as exc:
         head = Path(path).read_bytes()[:64] if Path(path).stat().st_size else b""
-        hint = " (it looks like an HTML page: the server answered with an error page)" if b"<" in head[:16] else ""
+        hint = (
+            " (it looks like an HTML page: the server answered with an error page)"
+            if b"<" in head[:16]
+            else ""
+        )
         raise ValueError(f"not a zip archive{hint}: {exc}") from exc
 
 
@@ -345,12 +382,21 @@ def extract_zip(
             if missing and not allow_missing:
                 raise ArchiveError(missing_files_message(str(archive_path), missing))
             if missing:
-                log.warning("%s (on_bad_image: skip, their fields will be left out)", missing_files_message(str(archive_path), missing, False))
+                log.warning(
+                    "%s (on_bad_image: skip, their fields will be left out)",
+                    missing_files_message(str(archive_path), missing, False),
+                )
             listed = set(expected)
-            skipped = [info.filename for info in wanted if str(relative[info.filename]) not in listed]
+            skipped = [
+                info.filename for info in wanted if str(relative[info.filename]) not in listed
+            ]
             if skipped:
-                log.info("%s: %d member(s) the metadata does not list are not extracted: %s", archive_path,
-                         len(skipped), ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+                log.info(
+                    "%s: %d member(s) the metadata does not list are not extracted: %s",
+                    archive_path,
+                    len(skipped),
+                    ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""),
+                )
             wanted = [info for info in wanted if str(relative[info.filename]) in listed]
         written = []
         total = 0
@@ -359,8 +405,10 @@ def extract_zip(
                 staging.mkdir()
                 for info in wanted:
                     if info.file_size > max_member_bytes:
-                        raise ArchiveError(f"{archive_path}: member {info.filename!r} inflates to {info.file_size} "
-                                           f"bytes, over the ceiling of {max_member_bytes} per member")
+                        raise ArchiveError(
+                            f"{archive_path}: member {info.filename!r} inflates to {info.file_size} "
+                            f"bytes, over the ceiling of {max_member_bytes} per member"
+                        )
                     out = staging / relative[info.filename]
                     out.parent.mkdir(parents=True, exist_ok=True)
                     size = 0
@@ -370,18 +418,26 @@ def extract_zip(
                                 size += len(block)
                                 total += len(block)
                                 if size > max_member_bytes:
-                                    raise ArchiveError(f"{archive_path}: member {info.filename!r} inflates beyond the "
-                                                       f"ceiling of {max_member_bytes} bytes per member")
+                                    raise ArchiveError(
+                                        f"{archive_path}: member {info.filename!r} inflates beyond the "
+                                        f"ceiling of {max_member_bytes} bytes per member"
+                                    )
                                 if total > max_archive_bytes:
-                                    raise ArchiveError(f"{archive_path}: the members inflate beyond the ceiling of "
-                                                       f"{max_archive_bytes} bytes per archive")
+                                    raise ArchiveError(
+                                        f"{archive_path}: the members inflate beyond the ceiling of "
+                                        f"{max_archive_bytes} bytes per archive"
+                                    )
                                 dst.write(block)
                     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-                        raise ArchiveError(f"{archive_path}: corrupt archive: member {info.filename!r} cannot be "
-                                           f"decompressed ({type(exc).__name__}: {exc})") from exc
+                        raise ArchiveError(
+                            f"{archive_path}: corrupt archive: member {info.filename!r} cannot be "
+                            f"decompressed ({type(exc).__name__}: {exc})"
+                        ) from exc
                     written.append(relative[info.filename])
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
-            raise ArchiveError(f"{archive_path}: corrupt archive ({type(exc).__name__}: {exc})") from exc
+            raise ArchiveError(
+                f"{archive_path}: corrupt archive ({type(exc).__name__}: {exc})"
+            ) from exc
     return [target / p for p in written]
 
 
@@ -396,7 +452,9 @@ def sha256sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(manifest: Path, root: Path, files: list[Path], sources: dict[str, str] | None = None) -> None:
+def write_manifest(
+    manifest: Path, root: Path, files: list[Path], sources: dict[str, str] | None = None
+) -> None:
     """A TSV of ``path`` (relative to ``root``), ``size``, ``sha256`` and ``source`` per file, written atomically."""
     manifest, root = Path(manifest), Path(root)
     with atomic_path(manifest) as tmp, open(tmp, "w") as out:
@@ -419,7 +477,9 @@ def read_manifest(manifest: Path) -> list[dict]:
     return rows
 
 
-def verify_manifest(manifest: Path, root: Path, check_hash: bool = True, origin: str = "download") -> None:
+def verify_manifest(
+    manifest: Path, root: Path, check_hash: bool = True, origin: str = "download"
+) -> None:
     """Raise :class:`RawDataError` naming every file under ``root`` that is missing or differs
     (size, and sha256 when ``check_hash``) from ``manifest``, with advice that fits where the
     files came from: ``origin="download"`` (delete and fetch again) or ``"raw_dir"`` (the
@@ -432,20 +492,28 @@ def verify_manifest(manifest: Path, root: Path, check_hash: bool = True, origin:
         if not path.is_file():
             problems.append(f"{row['path']} is missing")
         elif path.stat().st_size != int(row["size"]):
-            problems.append(f"{row['path']} changed size ({path.stat().st_size} != {row['size']} bytes)")
+            problems.append(
+                f"{row['path']} changed size ({path.stat().st_size} != {row['size']} bytes)"
+            )
         elif check_hash and sha256sum(path) != row["sha256"]:
             problems.append(f"{row['path']} changed content (sha256 differs)")
     if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
         if origin == "download":
-            advice = (f"Delete {root} and the manifest {manifest}, and run the workflow again to fetch them anew.")
+            advice = f"Delete {root} and the manifest {manifest}, and run the workflow again to fetch them anew."
             when = "written when they were downloaded"
         else:
-            advice = (f"These are your own files (data.raw_dir): restore them; or, to accept them as they are "
-                      f"now, delete only the manifest {manifest} (the next run records them again). Do not "
-                      "delete the folder: nothing would fetch it again.")
+            advice = (
+                f"These are your own files (data.raw_dir): restore them; or, to accept them as they are "
+                f"now, delete only the manifest {manifest} (the next run records them again). Do not "
+                "delete the folder: nothing would fetch it again."
+            )
             when = "written when they were first checked"
-        raise RawDataError(f"files under {root} differ from the manifest {manifest} {when}: {shown}. {advice}")
+        raise RawDataError(
+            f"files under {root} differ from the manifest {manifest} {when}: {shown}. {advice}"
+        )
 
 
 def fetch_images(
@@ -495,7 +563,9 @@ def fetch_images(
         if done % 200 == 0 or done == len(items):
             log.info("%s: %d of %d images in place", dest, done, len(items))
     if missing and not allow_missing:
-        shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = "; ".join(missing[:5]) + (
+            f"; and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise RawDataError(
             f"{len(missing)} image(s) listed in the LoadData CSV do not exist: {shown}. Fix the FileName_/PathName_ "
             "columns (or data.image_root, against which relative folders are resolved), or set "

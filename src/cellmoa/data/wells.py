@@ -44,11 +44,15 @@ def parse_well(name: str, plate_format: str | None = None) -> tuple[int, int]:
     on such a plate. Raises ValueError naming the well and what a well looks like."""
     match = _WELL_RE.match(str(name))
     if match is None:
-        raise ValueError(f"well {name!r} is not a well name (a row letter or two and a column number, e.g. A01 or AF48)")
+        raise ValueError(
+            f"well {name!r} is not a well name (a row letter or two and a column number, e.g. A01 or AF48)"
+        )
     row, column = row_index(match.group(1)), int(match.group(2)) - 1
     rows, columns = PLATE_FORMATS[plate_format] if plate_format else PLATE_FORMATS["1536"]
     if not (0 <= row < rows and 0 <= column < columns):
-        what = f"a {plate_format}-well plate" if plate_format else "any plate format (96, 384, 1536)"
+        what = (
+            f"a {plate_format}-well plate" if plate_format else "any plate format (96, 384, 1536)"
+        )
         raise ValueError(
             f"well {name!r} is not on {what} (rows A..{row_letters(rows - 1)}, columns 1..{columns})"
         )

@@ -42,13 +42,13 @@ def class_columns(predictions: pd.DataFrame) -> list[str]:
     cols = [c for c in predictions.columns if str(c).startswith(PROB_PREFIX)]
     if not cols:
         raise validation.TableError(f"the predictions have no '{PROB_PREFIX}<moa>' columns")
-    return sorted(cols, key=lambda c: c[len(PROB_PREFIX):])
+    return sorted(cols, key=lambda c: c[len(PROB_PREFIX) :])
 
 
 def predicted_classes(probabilities: np.ndarray, prob_cols: list[str]) -> np.ndarray:
     """The argmax class of each row; ties go to the alphabetically first MoA (``prob_cols`` as
     :func:`class_columns` sorts them)."""
-    classes = np.array([c[len(PROB_PREFIX):] for c in prob_cols])
+    classes = np.array([c[len(PROB_PREFIX) :] for c in prob_cols])
     order = np.argsort(classes, kind="stable")
     return classes[order][np.asarray(probabilities)[:, order].argmax(axis=1)]
 
@@ -59,8 +59,12 @@ def treatment_keys(predictions: pd.DataFrame) -> list[str]:
     return [c for c in TREATMENT if c != "Metadata_CellLine" or c in predictions.columns]
 
 
-def checked_predictions(predictions: pd.DataFrame, keys: list[str], control: str | None = None,
-                        source: str = "predictions") -> pd.DataFrame:
+def checked_predictions(
+    predictions: pd.DataFrame,
+    keys: list[str],
+    control: str | None = None,
+    source: str = "predictions",
+) -> pd.DataFrame:
     """The prediction table after the checks of this module's rules: required columns (``keys``,
     MoA and the probabilities), filled-in keys, finite probabilities, concentrations as rounded
     numbers, controls left out."""
@@ -71,7 +75,9 @@ def checked_predictions(predictions: pd.DataFrame, keys: list[str], control: str
     validation.check_finite(table, prob_cols, source, "probability")
     if "Metadata_Concentration" in keys:
         table = table.copy()
-        table["Metadata_Concentration"] = validation.concentration_values(table["Metadata_Concentration"], source)
+        table["Metadata_Concentration"] = validation.concentration_values(
+            table["Metadata_Concentration"], source
+        )
     return table
 
 
@@ -89,32 +95,42 @@ def median_of_replicates(table: pd.DataFrame, keys: list[str], columns: list[str
     return per_replicate.groupby(level=keys, sort=True).median()
 
 
-def treatment_predictions(predictions: pd.DataFrame, control: str | None = None, source: str = "predictions") -> pd.DataFrame:
+def treatment_predictions(
+    predictions: pd.DataFrame, control: str | None = None, source: str = "predictions"
+) -> pd.DataFrame:
     """One row per treatment: true MoA, predicted MoA, correct, and the aggregated probabilities."""
     prob_cols = class_columns(predictions)
     keys = treatment_keys(predictions)
     out_cols = keys + [MOA, "n_replicates", "n_crops", "predicted_moa", "correct"] + prob_cols
     validation.require_columns(
-        predictions, keys + [MOA, REPLICATE], source,
+        predictions,
+        keys + [MOA, REPLICATE],
+        source,
         "the paper's rule takes the median within each replicate, then across replicates",
     )
     if predictions.empty:
         return pd.DataFrame(columns=out_cols)
     table = checked_predictions(predictions, keys + [REPLICATE], control, source)
     if table.empty:
-        raise validation.TableError(f"{source}: no treatment rows left once the {control} control rows are out")
+        raise validation.TableError(
+            f"{source}: no treatment rows left once the {control} control rows are out"
+        )
     validation.check_one_moa(table, keys, MOA, source)
     per_treatment = median_of_replicates(table, keys + [MOA], prob_cols)
     counts = table.groupby(keys + [MOA], sort=True).agg(
         n_replicates=(REPLICATE, "nunique"), n_crops=(REPLICATE, "size")
     )
     out = counts.join(per_treatment).reset_index()
-    out["predicted_moa"] = predicted_classes(out[prob_cols].to_numpy(), prob_cols) if len(out) else []
+    out["predicted_moa"] = (
+        predicted_classes(out[prob_cols].to_numpy(), prob_cols) if len(out) else []
+    )
     out["correct"] = out["predicted_moa"] == out[MOA]
     return out[out_cols]
 
 
-def _grouped_accuracy(predictions: pd.DataFrame, keys: list[str], control: str | None = None) -> tuple[float, int]:
+def _grouped_accuracy(
+    predictions: pd.DataFrame, keys: list[str], control: str | None = None
+) -> tuple[float, int]:
     """(accuracy, number of groups) where a group's prediction is the argmax of the median of its
     crops' probabilities."""
     prob_cols = class_columns(predictions)
@@ -154,7 +170,9 @@ def accuracy_by_fold(predictions: pd.DataFrame, control: str | None = None) -> p
                 "n_wells": n_wells,
                 "well_accuracy": well,
                 "n_treatments": len(treatments),
-                "treatment_accuracy": float(treatments["correct"].mean()) if len(treatments) else float("nan"),
+                "treatment_accuracy": float(treatments["correct"].mean())
+                if len(treatments)
+                else float("nan"),
             }
         )
     return pd.DataFrame(rows)
@@ -175,10 +193,16 @@ def crop_accuracy(predictions: pd.DataFrame, control: str | None = None) -> floa
 def accuracy_by_moa(treatments: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Per-MoA treatment accuracy plus an ``all`` row: Metadata_MoA, n_treatments, n_correct,
     accuracy and its Clopper-Pearson interval (exact_ci_low, exact_ci_high)."""
-    grouped = treatments.groupby(MOA, sort=True)["correct"].agg(n_treatments="size", n_correct="sum")
+    grouped = treatments.groupby(MOA, sort=True)["correct"].agg(
+        n_treatments="size", n_correct="sum"
+    )
     grouped = grouped.reset_index()
     total = pd.DataFrame(
-        {MOA: ["all"], "n_treatments": [len(treatments)], "n_correct": [int(treatments["correct"].sum())]}
+        {
+            MOA: ["all"],
+            "n_treatments": [len(treatments)],
+            "n_correct": [int(treatments["correct"].sum())],
+        }
     )
     table = pd.concat([grouped, total], ignore_index=True)
     table["n_correct"] = table["n_correct"].astype(int)
@@ -203,8 +227,10 @@ def ensemble_treatments(treatments_by_network: dict[str, pd.DataFrame]) -> pd.Da
     keys = treatment_keys(tables[0]) + [MOA]
     for name, t in treatments_by_network.items():
         if class_columns(t) != prob_cols or len(t) != len(tables[0]):
-            raise validation.TableError(f"{name}: its treatments or classes differ from the other networks'; "
-                                        "an ensemble needs the same folds and classes")
+            raise validation.TableError(
+                f"{name}: its treatments or classes differ from the other networks'; "
+                "an ensemble needs the same folds and classes"
+            )
     stacked = pd.concat(tables, ignore_index=True)
     out = stacked.groupby(keys, sort=True)[prob_cols].mean()
     counts = stacked.groupby(keys, sort=True)[["n_replicates", "n_crops"]].first()
@@ -219,12 +245,18 @@ def ensemble_crops(predictions_by_network: dict[str, pd.DataFrame]) -> pd.DataFr
     matched by fold, plate, well, site and crop), for its crop-, field- and well-level accuracy."""
     tables = list(predictions_by_network.values())
     prob_cols = class_columns(tables[0])
-    meta = [c for c in tables[0].columns if str(c).startswith("Metadata_") and c != "Metadata_Network"]
+    meta = [
+        c for c in tables[0].columns if str(c).startswith("Metadata_") and c != "Metadata_Network"
+    ]
     keys = [c for c in CROP if c in meta]
     stacked = pd.concat([t[meta + prob_cols] for t in tables], ignore_index=True)
     n = stacked.groupby(keys, sort=True).size()
     if (n != len(tables)).any():
-        raise validation.TableError(f"the networks' crops do not pair up by {', '.join(keys)}; an ensemble needs the same folds")
+        raise validation.TableError(
+            f"the networks' crops do not pair up by {', '.join(keys)}; an ensemble needs the same folds"
+        )
     other = [c for c in meta if c not in keys]
-    out = stacked.groupby(keys, sort=True).agg({**dict.fromkeys(other, "first"), **dict.fromkeys(prob_cols, "mean")})
+    out = stacked.groupby(keys, sort=True).agg(
+        {**dict.fromkeys(other, "first"), **dict.fromkeys(prob_cols, "mean")}
+    )
     return out.reset_index()

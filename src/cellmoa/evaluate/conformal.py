@@ -71,7 +71,9 @@ def conformal_quantile(scores, compounds, coverage: float = 0.9) -> float:
     scores = np.asarray(scores, dtype=np.float64)
     compounds = np.asarray(compounds)
     if len(scores) != len(compounds) or len(scores) == 0:
-        raise ValueError(f"{len(scores)} scores for {len(compounds)} compounds (need at least one, aligned)")
+        raise ValueError(
+            f"{len(scores)} scores for {len(compounds)} compounds (need at least one, aligned)"
+        )
     frame = pd.DataFrame({"c": compounds, "s": scores})
     frame["w"] = 1.0 / frame.groupby("c")["c"].transform("size")
     n = frame["c"].nunique()
@@ -96,8 +98,13 @@ def prediction_sets(probabilities: np.ndarray, threshold: float, method: str = "
     return mass <= threshold + 1e-12
 
 
-def leave_one_compound_out(probabilities: np.ndarray, labels: np.ndarray, compounds, coverage: float = 0.9,
-                           method: str = "aps") -> pd.DataFrame:
+def leave_one_compound_out(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    compounds,
+    coverage: float = 0.9,
+    method: str = "aps",
+) -> pd.DataFrame:
     """Honest coverage on the calibration treatments themselves: each compound's treatments get
     the sets of a threshold calibrated on the other compounds. One row per treatment:
     ``Metadata_Compound``, ``threshold``, ``covered`` (the true class is in the set), ``set_size``."""
@@ -106,9 +113,20 @@ def leave_one_compound_out(probabilities: np.ndarray, labels: np.ndarray, compou
     rows = []
     for compound in pd.unique(compounds):
         mine = compounds == compound
-        q = conformal_quantile(scores[~mine], compounds[~mine], coverage) if (~mine).any() else float("inf")
+        q = (
+            conformal_quantile(scores[~mine], compounds[~mine], coverage)
+            if (~mine).any()
+            else float("inf")
+        )
         sets = prediction_sets(np.asarray(probabilities)[mine], q, method)
         truth = np.asarray(labels)[mine]
         for s, t in zip(sets, truth):
-            rows.append({"Metadata_Compound": compound, "threshold": q, "covered": bool(s[t]), "set_size": int(s.sum())})
+            rows.append(
+                {
+                    "Metadata_Compound": compound,
+                    "threshold": q,
+                    "covered": bool(s[t]),
+                    "set_size": int(s.sum()),
+                }
+            )
     return pd.DataFrame(rows)

@@ -28,7 +28,14 @@ import pandas as pd
 
 from cellmoa import validation
 from cellmoa.evaluate import conformal
-from cellmoa.evaluate.accuracy import MOA, REPLICATE, class_columns, ensemble_treatments, median_of_replicates, predicted_classes
+from cellmoa.evaluate.accuracy import (
+    MOA,
+    REPLICATE,
+    class_columns,
+    ensemble_treatments,
+    median_of_replicates,
+    predicted_classes,
+)
 from cellmoa.intervals import exact_interval
 from cellmoa.profiles.matching import concatenate_profiles, fold_profiles
 
@@ -45,7 +52,9 @@ def normalised(table: pd.DataFrame) -> pd.DataFrame:
     out = table.copy()
     total = out[cols].sum(axis=1).to_numpy()
     if (total <= 0).any():
-        raise validation.TableError("a treatment's probabilities sum to 0: the predictions are broken")
+        raise validation.TableError(
+            "a treatment's probabilities sum to 0: the predictions are broken"
+        )
     out[cols] = out[cols].to_numpy() / total[:, None]
     return out
 
@@ -55,15 +64,24 @@ def unannotated_treatments(predictions: pd.DataFrame, source: str = "predictions
     predictions: ``n_crops``, ``n_wells``, ``n_replicates`` and the treatment probabilities (median
     within each replicate, then across replicates, scaled to sum to 1)."""
     prob_cols = class_columns(predictions)
-    validation.require_columns(predictions, TREATMENT + [REPLICATE, "Metadata_Plate", "Metadata_Well"], source)
+    validation.require_columns(
+        predictions, TREATMENT + [REPLICATE, "Metadata_Plate", "Metadata_Well"], source
+    )
     validation.check_keys(predictions, TREATMENT + [REPLICATE], source)
     validation.check_finite(predictions, prob_cols, source, "probability")
     table = predictions.copy()
     table[CONCENTRATION] = validation.concentration_values(table[CONCENTRATION], source)
     per_treatment = median_of_replicates(table, TREATMENT, prob_cols)
     wells = table["Metadata_Plate"].astype(str) + "/" + table["Metadata_Well"].astype(str)
-    counts = table.assign(_well=wells).groupby(TREATMENT, sort=True).agg(
-        n_crops=(REPLICATE, "size"), n_wells=("_well", "nunique"), n_replicates=(REPLICATE, "nunique"))
+    counts = (
+        table.assign(_well=wells)
+        .groupby(TREATMENT, sort=True)
+        .agg(
+            n_crops=(REPLICATE, "size"),
+            n_wells=("_well", "nunique"),
+            n_replicates=(REPLICATE, "nunique"),
+        )
+    )
     return normalised(counts.join(per_treatment).reset_index())
 
 
@@ -95,14 +113,22 @@ class Calibration:
     [[True, False], [False, False]]
     """
 
-    def __init__(self, treatments: pd.DataFrame, coverage: float = 0.9, score: str = "lac",
-                 similarities: np.ndarray | None = None, similarity_compounds=None):
+    def __init__(
+        self,
+        treatments: pd.DataFrame,
+        coverage: float = 0.9,
+        score: str = "lac",
+        similarities: np.ndarray | None = None,
+        similarity_compounds=None,
+    ):
         table = normalised(treatments)
         self.prob_cols = class_columns(table)
-        self.classes = [c[len("prob_"):] for c in self.prob_cols]
+        self.classes = [c[len("prob_") :] for c in self.prob_cols]
         unknown = sorted(set(table[MOA]) - set(self.classes))
         if unknown:
-            raise validation.TableError(f"calibration: MoA(s) {', '.join(unknown)} have no probability column")
+            raise validation.TableError(
+                f"calibration: MoA(s) {', '.join(unknown)} have no probability column"
+            )
         self.coverage, self.score = float(coverage), score
         self.probabilities = table[self.prob_cols].to_numpy(np.float64)
         self.labels = np.array([self.classes.index(m) for m in table[MOA]])
@@ -113,7 +139,11 @@ class Calibration:
         self.similarities = None
         if similarities is not None:
             # without their compounds every similarity counts as a compound of its own
-            owners = np.arange(len(similarities)) if similarity_compounds is None else np.asarray(similarity_compounds)
+            owners = (
+                np.arange(len(similarities))
+                if similarity_compounds is None
+                else np.asarray(similarity_compounds)
+            )
             sims = pd.DataFrame({"compound": owners, "s": np.asarray(similarities, np.float64)})
             self.similarities = sims[np.isfinite(sims["s"])]
         self.n_compounds = len(set(self.compounds))
@@ -145,27 +175,37 @@ class Calibration:
         ``mean_set_size``, ``empty_sets``, ``n_treatments``, ``n_compounds``, ``score``."""
         rows = []
         for level in sorted({*map(float, levels), self.coverage}):
-            held = conformal.leave_one_compound_out(self.probabilities, self.labels, self.compounds, level, self.score)
+            held = conformal.leave_one_compound_out(
+                self.probabilities, self.labels, self.compounds, level, self.score
+            )
             k, n = int(held["covered"].sum()), len(held)
             low, high = exact_interval(k, n)
-            rows.append({
-                "Metadata_Network": name,
-                "nominal_coverage": level,
-                "empirical_coverage": k / n if n else np.nan,
-                "coverage_ci_low": low,
-                "coverage_ci_high": high,
-                "compound_coverage": float(held.groupby("Metadata_Compound")["covered"].mean().mean()) if n else np.nan,
-                "mean_set_size": float(held["set_size"].mean()) if n else np.nan,
-                "empty_sets": int((held["set_size"] == 0).sum()),
-                "n_treatments": n,
-                "n_compounds": self.n_compounds,
-                "score": self.score,
-                "configured": level == self.coverage,
-            })
+            rows.append(
+                {
+                    "Metadata_Network": name,
+                    "nominal_coverage": level,
+                    "empirical_coverage": k / n if n else np.nan,
+                    "coverage_ci_low": low,
+                    "coverage_ci_high": high,
+                    "compound_coverage": float(
+                        held.groupby("Metadata_Compound")["covered"].mean().mean()
+                    )
+                    if n
+                    else np.nan,
+                    "mean_set_size": float(held["set_size"].mean()) if n else np.nan,
+                    "empty_sets": int((held["set_size"] == 0).sum()),
+                    "n_treatments": n,
+                    "n_compounds": self.n_compounds,
+                    "score": self.score,
+                    "configured": level == self.coverage,
+                }
+            )
         return pd.DataFrame(rows)
 
 
-def nearest_annotated(profiles: pd.DataFrame, k: int = 3, unannotated_label: str = "(unannotated)") -> pd.DataFrame:
+def nearest_annotated(
+    profiles: pd.DataFrame, k: int = 3, unannotated_label: str = "(unannotated)"
+) -> pd.DataFrame:
     """For every unannotated treatment profile (``Metadata_MoA`` = ``unannotated_label``) its ``k``
     most similar annotated treatments by cosine similarity: columns ``neighbour_<i>_compound``,
     ``_concentration``, ``_moa``, ``_similarity`` (i = 1..k), keyed by compound and concentration."""
@@ -181,16 +221,31 @@ def nearest_annotated(profiles: pd.DataFrame, k: int = 3, unannotated_label: str
         order = np.argsort(-similarity[i], kind="stable")[:k]
         for rank in range(k):
             j = known[order[rank]] if rank < len(order) else None
-            out[f"neighbour_{rank + 1}_compound"] = profiles[COMPOUND].iloc[j] if j is not None else None
-            out[f"neighbour_{rank + 1}_concentration"] = profiles[CONCENTRATION].iloc[j] if j is not None else np.nan
+            out[f"neighbour_{rank + 1}_compound"] = (
+                profiles[COMPOUND].iloc[j] if j is not None else None
+            )
+            out[f"neighbour_{rank + 1}_concentration"] = (
+                profiles[CONCENTRATION].iloc[j] if j is not None else np.nan
+            )
             out[f"neighbour_{rank + 1}_moa"] = profiles[MOA].iloc[j] if j is not None else None
-            out[f"neighbour_{rank + 1}_similarity"] = float(similarity[i, order[rank]]) if j is not None else np.nan
+            out[f"neighbour_{rank + 1}_similarity"] = (
+                float(similarity[i, order[rank]]) if j is not None else np.nan
+            )
         rows.append(out)
-    return pd.DataFrame(rows, columns=[COMPOUND, CONCENTRATION] + [
-        f"neighbour_{r}_{c}" for r in range(1, k + 1) for c in ("compound", "concentration", "moa", "similarity")])
+    return pd.DataFrame(
+        rows,
+        columns=[COMPOUND, CONCENTRATION]
+        + [
+            f"neighbour_{r}_{c}"
+            for r in range(1, k + 1)
+            for c in ("compound", "concentration", "moa", "similarity")
+        ],
+    )
 
 
-def predict(treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.DataFrame | None = None) -> pd.DataFrame:
+def predict(
+    treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The unannotated table: one row per treatment of :func:`unannotated_treatments`, with
     ``top_moa``, ``top_probability``, ``margin`` (to the second MoA), ``prediction_set`` (MoAs
     joined by "; ", most probable first), ``set_size``, ``novel`` and ``novel_reason`` (see the
@@ -200,7 +255,9 @@ def predict(treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.D
     prob_cols = calibration.prob_cols
     missing = [c for c in prob_cols if c not in treatments.columns]
     if missing:
-        raise validation.TableError(f"the unannotated predictions lack {', '.join(missing)}: they were made by another model")
+        raise validation.TableError(
+            f"the unannotated predictions lack {', '.join(missing)}: they were made by another model"
+        )
     table = treatments.copy()
     p = table[prob_cols].to_numpy(np.float64)
     order = np.argsort(-p, axis=1, kind="stable")
@@ -210,12 +267,17 @@ def predict(treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.D
     table["top_moa"] = predicted_classes(p, prob_cols) if len(p) else []
     table["top_probability"] = top
     table["margin"] = top - second
-    table["prediction_set"] = ["; ".join(calibration.classes[j] for j in o if s[j]) for o, s in zip(order, sets)]
+    table["prediction_set"] = [
+        "; ".join(calibration.classes[j] for j in o if s[j]) for o, s in zip(order, sets)
+    ]
     table["set_size"] = sets.sum(axis=1).astype(int)
     if neighbours is not None and len(neighbours):
         table = table.merge(neighbours, on=TREATMENT, how="left", validate="one_to_one")
-    similarity = table["neighbour_1_similarity"].to_numpy(np.float64) if "neighbour_1_similarity" in table.columns \
+    similarity = (
+        table["neighbour_1_similarity"].to_numpy(np.float64)
+        if "neighbour_1_similarity" in table.columns
         else np.full(len(table), np.nan)
+    )
     p_values = calibration.novelty_p_values(similarity) if len(table) else np.zeros(0)
     alpha = 1.0 - calibration.coverage
     table["novelty_p_value"] = p_values
@@ -225,25 +287,48 @@ def predict(treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.D
         if table["set_size"].iloc[i] == 0:
             why.append("empty set")
         if top[i] < calibration.min_top_probability:
-            why.append(f"top probability below every annotated treatment's ({calibration.min_top_probability:.3g})")
+            why.append(
+                f"top probability below every annotated treatment's ({calibration.min_top_probability:.3g})"
+            )
         if np.isfinite(p_values[i]) and p_values[i] <= alpha:
             why.append(f"far from every annotated treatment (novelty p = {p_values[i]:.2g})")
         reasons.append("; ".join(why))
     table["novel"] = [bool(r) for r in reasons]
     table["novel_reason"] = reasons
     by_compound = table.groupby(COMPOUND)["top_moa"].agg(["nunique", "size"])
-    consistent = {c: (bool(r["nunique"] == 1) if r["size"] > 1 else None) for c, r in by_compound.iterrows()}
+    consistent = {
+        c: (bool(r["nunique"] == 1) if r["size"] > 1 else None) for c, r in by_compound.iterrows()
+    }
     table["dose_consistent"] = table[COMPOUND].map(consistent)
-    first = [COMPOUND, CONCENTRATION, "n_crops", "n_wells", "n_replicates", "top_moa", "top_probability", "margin",
-             "prediction_set", "set_size", "novel", "novel_reason", "novelty_p_value", "dose_consistent"]
+    first = [
+        COMPOUND,
+        CONCENTRATION,
+        "n_crops",
+        "n_wells",
+        "n_replicates",
+        "top_moa",
+        "top_probability",
+        "margin",
+        "prediction_set",
+        "set_size",
+        "novel",
+        "novel_reason",
+        "novelty_p_value",
+        "dose_consistent",
+    ]
     first = [c for c in first if c in table.columns]
     rest = [c for c in table.columns if c.startswith("neighbour_")]
     table = table[first + rest + prob_cols]
-    return table.sort_values(["novel", "set_size", "top_probability", COMPOUND, CONCENTRATION],
-                             ascending=[True, True, False, True, True], kind="stable").reset_index(drop=True)
+    return table.sort_values(
+        ["novel", "set_size", "top_probability", COMPOUND, CONCENTRATION],
+        ascending=[True, True, False, True, True],
+        kind="stable",
+    ).reset_index(drop=True)
 
 
-def calibration_similarities(matches: pd.DataFrame | None, postprocessed: bool) -> np.ndarray | None:
+def calibration_similarities(
+    matches: pd.DataFrame | None, postprocessed: bool
+) -> np.ndarray | None:
     """The calibration treatments' similarity to their nearest annotated other-compound treatment:
     the NSC rows of a ``nearest_neighbours_<network>.tsv`` table (post-processed profiles where
     there are some, as the unannotated neighbours use): (similarities, their compounds)."""
@@ -262,9 +347,17 @@ def _profiles(metadata, embeddings, chain, control, source):
     return variants[-1][1], notes
 
 
-def predict_screen(metadata: pd.DataFrame, networks: dict[str, dict], coverage: float = 0.9, score: str = "lac",
-                   neighbours: int = 3, chain: list | None = None, control: str | None = None,
-                   ensemble: str | None = "Ensemble", ensemble_matches: pd.DataFrame | None = None):
+def predict_screen(
+    metadata: pd.DataFrame,
+    networks: dict[str, dict],
+    coverage: float = 0.9,
+    score: str = "lac",
+    neighbours: int = 3,
+    chain: list | None = None,
+    control: str | None = None,
+    ensemble: str | None = "Ensemble",
+    ensemble_matches: pd.DataFrame | None = None,
+):
     """The unannotated tables of every network (and of their ensemble) and the calibration table.
 
     ``networks`` maps a network to ``treatments`` (its leave-one-compound-out treatment table),
@@ -280,26 +373,43 @@ def predict_screen(metadata: pd.DataFrame, networks: dict[str, dict], coverage: 
     for network, inputs in networks.items():
         sims, sim_compounds = calibration_similarities(inputs.get("matches"), bool(chain))
         calibration = Calibration(inputs["treatments"], coverage, score, sims, sim_compounds)
-        new = unannotated_treatments(inputs["predictions"], f"{network}: all-compound fold predictions")
+        new = unannotated_treatments(
+            inputs["predictions"], f"{network}: all-compound fold predictions"
+        )
         near = None
         if inputs.get("embeddings") is not None and neighbours:
-            profiles[network], _ = _profiles(metadata, inputs["embeddings"], chain, control,
-                                             f"{network} embeddings of the all-compound fold")
+            profiles[network], _ = _profiles(
+                metadata,
+                inputs["embeddings"],
+                chain,
+                control,
+                f"{network} embeddings of the all-compound fold",
+            )
             near = nearest_annotated(profiles[network], neighbours)
         tables[network] = predict(new, calibration, near)
         calibrations.append(calibration.table(name=network))
         news[network] = new
     if ensemble and len(networks) > 1:
-        treatments = ensemble_treatments({n: normalised(i["treatments"]) for n, i in networks.items()})
+        treatments = ensemble_treatments(
+            {n: normalised(i["treatments"]) for n, i in networks.items()}
+        )
         sims, sim_compounds = calibration_similarities(ensemble_matches, bool(chain))
         calibration = Calibration(treatments, coverage, score, sims, sim_compounds)
         prob_cols = calibration.prob_cols
         stacked = pd.concat([t.assign(_network=n) for n, t in news.items()], ignore_index=True)
-        counts = stacked.groupby(TREATMENT, sort=True)[["n_crops", "n_wells", "n_replicates"]].first()
+        counts = stacked.groupby(TREATMENT, sort=True)[
+            ["n_crops", "n_wells", "n_replicates"]
+        ].first()
         new = counts.join(stacked.groupby(TREATMENT, sort=True)[prob_cols].mean()).reset_index()
         if (stacked.groupby(TREATMENT).size() != len(news)).any():
-            raise validation.TableError("ensemble: the networks predicted different unannotated treatments")
-        near = nearest_annotated(concatenate_profiles(profiles), neighbours) if len(profiles) == len(networks) and neighbours else None
+            raise validation.TableError(
+                "ensemble: the networks predicted different unannotated treatments"
+            )
+        near = (
+            nearest_annotated(concatenate_profiles(profiles), neighbours)
+            if len(profiles) == len(networks) and neighbours
+            else None
+        )
         tables[ensemble] = predict(normalised(new), calibration, near)
         calibrations.append(calibration.table(name=ensemble))
     return tables, pd.concat(calibrations, ignore_index=True)

@@ -45,7 +45,9 @@ class CropGeometry:
         out = self.output_field(shape)
         ch, cw = out[0] // grid.rows, out[1] // grid.cols
         if ch < 1 or cw < 1:
-            raise ValueError(f"crops of {out[0]} x {out[1]} fields in a {grid.rows} x {grid.cols} grid would be empty")
+            raise ValueError(
+                f"crops of {out[0]} x {out[1]} fields in a {grid.rows} x {grid.cols} grid would be empty"
+            )
         return ch, cw
 
     def resize(self, field: np.ndarray) -> np.ndarray:
@@ -87,7 +89,9 @@ class EmptyCropFilter:
 def crop_grid(field: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
     """Cut an (H, W, C) field into rows x cols equal crops, row-major (remainder pixels dropped)."""
     h, w = field.shape[0] // rows, field.shape[1] // cols
-    return [field[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(rows) for c in range(cols)]
+    return [
+        field[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(rows) for c in range(cols)
+    ]
 
 
 def resize_field(field: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -97,6 +101,12 @@ def resize_field(field: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
         return field
     from skimage.transform import resize
 
-    out = resize(field, (size[0], size[1], field.shape[2]), order=1, mode="edge", anti_aliasing=True,
-                 preserve_range=True)
+    out = resize(
+        field,
+        (size[0], size[1], field.shape[2]),
+        order=1,
+        mode="edge",
+        anti_aliasing=True,
+        preserve_range=True,
+    )
     return out.astype(np.float32)

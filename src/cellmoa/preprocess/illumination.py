@@ -88,7 +88,9 @@ def smooth(mean: np.ndarray, params: IlluminationParams) -> np.ndarray:
     elif params.smoothing == "gaussian":
         smoothed = ndimage.gaussian_filter(small, sigma=window / 3.0, mode="reflect")
     else:
-        raise ValueError(f"unknown illumination smoothing {params.smoothing!r}; use 'median' or 'gaussian'")
+        raise ValueError(
+            f"unknown illumination smoothing {params.smoothing!r}; use 'median' or 'gaussian'"
+        )
     if factor == 1 and (hh, ww) == (h, w):
         return smoothed
     return resize(smoothed, (h, w), order=1, mode="edge", anti_aliasing=False, preserve_range=True)
@@ -108,7 +110,9 @@ def illumination_function(mean: np.ndarray, params: IlluminationParams) -> np.nd
 def correct(image: np.ndarray, function: np.ndarray) -> np.ndarray:
     """Apply an illumination function by division (float32 result)."""
     if image.shape != function.shape:
-        raise ValueError(f"image shape {image.shape} does not match the illumination function's {function.shape}")
+        raise ValueError(
+            f"image shape {image.shape} does not match the illumination function's {function.shape}"
+        )
     return image.astype(np.float32) / function
 
 
@@ -132,8 +136,12 @@ def write_illumination(
         if reference_stats:
             groups = sorted(reference_stats)
             f.attrs["reference_groups"] = groups
-            f.create_dataset("reference_mean", data=np.stack([reference_stats[g][0] for g in groups]))
-            f.create_dataset("reference_std", data=np.stack([reference_stats[g][1] for g in groups]))
+            f.create_dataset(
+                "reference_mean", data=np.stack([reference_stats[g][0] for g in groups])
+            )
+            f.create_dataset(
+                "reference_std", data=np.stack([reference_stats[g][1] for g in groups])
+            )
         f.attrs["cellmoa_version"] = __version__
 
 
@@ -192,15 +200,28 @@ class IlluminationQC:
             structure = _structure(f)
             warnings = []
             if ratio > self.max_ratio:
-                warnings.append(f"max/min {ratio:.1f} is above {self.max_ratio:g} (real fall-off is ~2-3x)")
+                warnings.append(
+                    f"max/min {ratio:.1f} is above {self.max_ratio:g} (real fall-off is ~2-3x)"
+                )
             if structure > self.max_structure:
-                warnings.append(f"{100 * structure:.1f}% structure beyond a smooth surface (above {100 * self.max_structure:g}%): "
-                                "cells showing through? more fields or a larger smoothing size help")
+                warnings.append(
+                    f"{100 * structure:.1f}% structure beyond a smooth surface (above {100 * self.max_structure:g}%): "
+                    "cells showing through? more fields or a larger smoothing size help"
+                )
             if n_fields < self.min_fields:
                 warnings.append(f"only {n_fields} fields fed it (fewer than {self.min_fields})")
-            rows.append({"channel": channel, "n_fields": int(n_fields), "max_min_ratio": ratio,
-                         "structure": structure, "warnings": "; ".join(warnings)})
-        return pd.DataFrame(rows, columns=["channel", "n_fields", "max_min_ratio", "structure", "warnings"])
+            rows.append(
+                {
+                    "channel": channel,
+                    "n_fields": int(n_fields),
+                    "max_min_ratio": ratio,
+                    "structure": structure,
+                    "warnings": "; ".join(warnings),
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["channel", "n_fields", "max_min_ratio", "structure", "warnings"]
+        )
 
 
 def _structure(function: np.ndarray, size: int = 64) -> float:

@@ -29,16 +29,31 @@ class BadImages:
     def handle(self, row, error: ImageError, stage: str) -> None:
         if not self.skip:
             raise error
-        log.warning("skipping field %s (image %s) in %s: %s", row.get("well"), row.get("image_number"), stage, error)
-        self.records.append({"image_number": int(row["image_number"]), "well": row["well"], "site": int(row["site"]),
-                             "stage": stage, "reason": str(error)})
+        log.warning(
+            "skipping field %s (image %s) in %s: %s",
+            row.get("well"),
+            row.get("image_number"),
+            stage,
+            error,
+        )
+        self.records.append(
+            {
+                "image_number": int(row["image_number"]),
+                "well": row["well"],
+                "site": int(row["site"]),
+                "stage": stage,
+                "reason": str(error),
+            }
+        )
 
     @property
     def image_numbers(self) -> set[int]:
         return {r["image_number"] for r in self.records}
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.records, columns=["image_number", "well", "site", "stage", "reason"])
+        return pd.DataFrame(
+            self.records, columns=["image_number", "well", "site", "stage", "reason"]
+        )
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -62,11 +77,18 @@ def _decode(path: Path) -> np.ndarray:
             raise ImageError(f"{path}: cannot be read as {kind} ({exc})") from exc
         if image.ndim == 3 and image.shape[-1] in (3, 4):
             rgb = image[..., :3]
-            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
-                raise ImageError(f"{path}: expected a grey-level image, got colour (RGB channels differ)")
+            if not (
+                np.array_equal(rgb[..., 0], rgb[..., 1])
+                and np.array_equal(rgb[..., 0], rgb[..., 2])
+            ):
+                raise ImageError(
+                    f"{path}: expected a grey-level image, got colour (RGB channels differ)"
+                )
             image = rgb[..., 0]
     if image.size == 0:
-        raise ImageError(f"{path}: cannot be read as {kind} (no image data; the file is corrupt or truncated)")
+        raise ImageError(
+            f"{path}: cannot be read as {kind} (no image data; the file is corrupt or truncated)"
+        )
     return image
 
 
@@ -90,7 +112,9 @@ def read_raw(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
 
 def require_shape(path: Path, image: np.ndarray, shape) -> None:
     if shape is not None and image.shape != tuple(shape):
-        raise ImageError(f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}")
+        raise ImageError(
+            f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}"
+        )
 
 
 def prefetched(rows: pd.DataFrame, load, ahead: int = 2):
@@ -144,8 +168,17 @@ def image_header(path: Path) -> tuple[tuple[int, ...], str]:
     from PIL import Image
 
     with Image.open(path) as img:
-        dtype = {"1": "bool", "L": "uint8", "P": "uint8", "RGB": "uint8", "RGBA": "uint8", "I;16": "uint16",
-                 "I;16B": "uint16", "I": "int32", "F": "float32"}.get(img.mode, img.mode)
+        dtype = {
+            "1": "bool",
+            "L": "uint8",
+            "P": "uint8",
+            "RGB": "uint8",
+            "RGBA": "uint8",
+            "I;16": "uint16",
+            "I;16B": "uint16",
+            "I": "int32",
+            "F": "float32",
+        }.get(img.mode, img.mode)
         return (img.height, img.width), dtype
 
 

@@ -25,7 +25,12 @@ import pandas as pd
 from cellmoa.preprocess.crops import CropGeometry, EmptyCropFilter
 from cellmoa.preprocess.illumination import IlluminationParams, RunningMean, illumination_function
 from cellmoa.preprocess.images import BadImages, ImageError, check_shape, prefetched, read_channels
-from cellmoa.preprocess.normalization import FieldNormalizer, Normalization, ReferenceSums, corrected_field
+from cellmoa.preprocess.normalization import (
+    FieldNormalizer,
+    Normalization,
+    ReferenceSums,
+    corrected_field,
+)
 from cellmoa.preprocess.tensors import METADATA_FIELDS, PlateTensorWriter, assemble
 
 log = logging.getLogger(__name__)
@@ -44,8 +49,15 @@ class Progress:
     def step(self, detail: str = "") -> None:
         self.done += 1
         if self.done % self.every == 0 or self.done == self.total:
-            log.info("%s %s: %d of %d fields (%d%%)%s", self.plate, self.stage, self.done, self.total,
-                     100 * self.done // max(1, self.total), detail)
+            log.info(
+                "%s %s: %d of %d fields (%d%%)%s",
+                self.plate,
+                self.stage,
+                self.done,
+                self.total,
+                100 * self.done // max(1, self.total),
+                detail,
+            )
 
 
 @dataclass(frozen=True)
@@ -66,24 +78,45 @@ class TensorSettings:
         if self.on_bad_image not in ON_BAD_IMAGE:
             raise ValueError(f"on_bad_image must be 'error' or 'skip', not {self.on_bad_image!r}")
         if int(self.control_fields) < 0:
-            raise ValueError(f"control_fields_per_plate must be 0 or more, not {self.control_fields}")
+            raise ValueError(
+                f"control_fields_per_plate must be 0 or more, not {self.control_fields}"
+            )
 
     @classmethod
     def from_config(cls, preprocessing: dict, dataset) -> TensorSettings:
         """From the ``preprocessing:`` config section; crop geometry defaults from ``dataset``."""
         crops = preprocessing.get("crops") or {}
         norm = dict(preprocessing.get("normalization") or {})
-        unknown = sorted(set(norm) - {"anscombe", "stored_dtype", "on_bad_image", "empty_crop_min_fraction",
-                                      "empty_crop_channel", "empty_crop_z"})
+        unknown = sorted(
+            set(norm)
+            - {
+                "anscombe",
+                "stored_dtype",
+                "on_bad_image",
+                "empty_crop_min_fraction",
+                "empty_crop_channel",
+                "empty_crop_z",
+            }
+        )
         if unknown:
-            raise ValueError(f"preprocessing.normalization: unknown setting(s) {', '.join(unknown)}")
+            raise ValueError(
+                f"preprocessing.normalization: unknown setting(s) {', '.join(unknown)}"
+            )
         resize = crops.get("resize", dataset.field_size)
         return cls(
-            crops=CropGeometry(crops.get("rows", dataset.crop_grid[0]), crops.get("cols", dataset.crop_grid[1]),
-                               tuple(resize) if resize is not None else None),
-            normalization=Normalization(norm.get("anscombe", False), norm.get("stored_dtype", "float16")),
-            empty_crops=EmptyCropFilter(norm.get("empty_crop_min_fraction", 0.0),
-                                        norm.get("empty_crop_channel", "DAPI"), norm.get("empty_crop_z", 2.0)),
+            crops=CropGeometry(
+                crops.get("rows", dataset.crop_grid[0]),
+                crops.get("cols", dataset.crop_grid[1]),
+                tuple(resize) if resize is not None else None,
+            ),
+            normalization=Normalization(
+                norm.get("anscombe", False), norm.get("stored_dtype", "float16")
+            ),
+            empty_crops=EmptyCropFilter(
+                norm.get("empty_crop_min_fraction", 0.0),
+                norm.get("empty_crop_channel", "DAPI"),
+                norm.get("empty_crop_z", 2.0),
+            ),
             on_bad_image=norm.get("on_bad_image", "error"),
             control_fields=int(preprocessing.get("control_fields_per_plate", 8)),
         )
@@ -108,9 +141,15 @@ class PlateFields:
     reference_name: str = "DMSO control fields"
 
 
-def plate_fields(dataset, metadata: pd.DataFrame, plate: str, raw_dir: Path,
-                 restrictions: list[dict] | None = None, control_fields: int = 0,
-                 unannotated: bool = False) -> PlateFields:
+def plate_fields(
+    dataset,
+    metadata: pd.DataFrame,
+    plate: str,
+    raw_dir: Path,
+    restrictions: list[dict] | None = None,
+    control_fields: int = 0,
+    unannotated: bool = False,
+) -> PlateFields:
     """The fields of ``plate`` the tensors store: labelled (``annotated`` = 1), with
     ``unannotated`` the fields of compounds without an MoA too (``annotated`` = 0, to be
     predicted), ``restrictions`` applied to both, and ``control_fields`` of its control fields
@@ -119,20 +158,42 @@ def plate_fields(dataset, metadata: pd.DataFrame, plate: str, raw_dir: Path,
     labelled = dataset.labelled(on_plate)
     kept = restrict(labelled, restrictions).assign(is_control=0, annotated=1)
     if len(kept) < len(labelled):
-        log.info("%s: %d labelled field(s) left out by preprocessing.restrictions", plate, len(labelled) - len(kept))
+        log.info(
+            "%s: %d labelled field(s) left out by preprocessing.restrictions",
+            plate,
+            len(labelled) - len(kept),
+        )
     if unannotated:
         others = dataset.unannotated(on_plate)
         kept_others = restrict(others, restrictions).assign(is_control=0, annotated=0)
-        log.info("%s: %d field(s) of %d unannotated compound(s) stored, to be predicted", plate, len(kept_others),
-                 kept_others["compound"].nunique())
+        log.info(
+            "%s: %d field(s) of %d unannotated compound(s) stored, to be predicted",
+            plate,
+            len(kept_others),
+            kept_others["compound"].nunique(),
+        )
         kept = pd.concat([kept, kept_others], ignore_index=True)
     controls = control_sample(dataset.controls(on_plate), control_fields)
     if control_fields:
-        log.info("%s: %d of %d control field(s) stored for profile normalisation", plate, len(controls),
-                 len(dataset.controls(on_plate)))
-    rows = pd.concat([kept, controls.assign(is_control=1, annotated=0)], ignore_index=True) if len(controls) else kept
-    return PlateFields(plate, rows, dataset.reference(on_plate), Path(raw_dir), tuple(dataset.channels),
-                       dataset.reference_description)
+        log.info(
+            "%s: %d of %d control field(s) stored for profile normalisation",
+            plate,
+            len(controls),
+            len(dataset.controls(on_plate)),
+        )
+    rows = (
+        pd.concat([kept, controls.assign(is_control=1, annotated=0)], ignore_index=True)
+        if len(controls)
+        else kept
+    )
+    return PlateFields(
+        plate,
+        rows,
+        dataset.reference(on_plate),
+        Path(raw_dir),
+        tuple(dataset.channels),
+        dataset.reference_description,
+    )
 
 
 def control_sample(controls: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -142,7 +203,9 @@ def control_sample(controls: pd.DataFrame, n: int) -> pd.DataFrame:
         return controls.iloc[0:0]
     ordered = controls.sort_values(["well", "site"])
     rank = ordered.groupby("well").cumcount()
-    ordered = ordered.assign(_rank=rank.to_numpy()).sort_values(["_rank", "well", "site"], kind="stable")
+    ordered = ordered.assign(_rank=rank.to_numpy()).sort_values(
+        ["_rank", "well", "site"], kind="stable"
+    )
     return ordered.head(n).drop(columns="_rank").sort_values(["well", "site"])
 
 
@@ -169,7 +232,9 @@ def restrict(metadata: pd.DataFrame, restrictions: list[dict] | None) -> pd.Data
             match &= metadata["well"].str.match(rule["wells"]).to_numpy()
         if "concentrations" in rule:
             conc = metadata["concentration"].to_numpy(dtype=float)
-            match &= np.isclose(conc[:, None], np.asarray(rule["concentrations"], float)[None, :], rtol=1e-6).any(axis=1)
+            match &= np.isclose(
+                conc[:, None], np.asarray(rule["concentrations"], float)[None, :], rtol=1e-6
+            ).any(axis=1)
         keep &= ~(metadata["compound"] == rule["compound"]).to_numpy() | match
     return metadata[keep]
 
@@ -241,8 +306,13 @@ def _readable_fields(rows: pd.DataFrame, plate: PlateFields, shape, bad: BadImag
         yield raws
 
 
-def fit_normalizer(plate: PlateFields, functions, settings: TensorSettings, bad: BadImages,
-                   reference_stats: dict | None = None) -> FieldNormalizer:
+def fit_normalizer(
+    plate: PlateFields,
+    functions,
+    settings: TensorSettings,
+    bad: BadImages,
+    reference_stats: dict | None = None,
+) -> FieldNormalizer:
     """A normalizer for every cell line of ``plate.rows``: the statistics from ``reference_stats``
     (the illumination pass; not with Anscombe), else from a read of the reference fields."""
     normalizer = FieldNormalizer(functions, plate.channels, settings.normalization)
@@ -253,7 +323,9 @@ def fit_normalizer(plate: PlateFields, functions, settings: TensorSettings, bad:
                 continue
             ref = plate.reference[plate.reference["cell_line"] == group]
             if ref.empty:
-                raise ValueError(f"no reference fields ({plate.reference_name}) of cell line {group!r} to normalise with")
+                raise ValueError(
+                    f"no reference fields ({plate.reference_name}) of cell line {group!r} to normalise with"
+                )
             normalizer.fit(group, _readable_fields(ref, plate, normalizer.shape, bad))
         except ValueError as err:
             raise ValueError(f"plate {plate.name}: {err}") from err
@@ -297,15 +369,25 @@ def write_plate_tensors(
         field = geometry.resize(normalizer.transform(raws, row["cell_line"]))
         crops = geometry.cut(field)
         stored = geometry.cut(normalizer.store(field))
-        kept = [(k, stored[k]) for k, crop in enumerate(crops) if not empty.is_empty(crop, empty_channel)]
+        kept = [
+            (k, stored[k])
+            for k, crop in enumerate(crops)
+            if not empty.is_empty(crop, empty_channel)
+        ]
         return kept, len(crops) - len(kept)
 
     n_empty = 0
     capacity = len(plate.rows) * geometry.rows * geometry.cols
     dtype = settings.normalization.stored_dtype
     rows = plate.rows
-    if "annotated" not in rows.columns:  # rows not made by plate_fields: labelled ones are annotated
-        is_control = rows["is_control"].astype(bool) if "is_control" in rows.columns else pd.Series(False, index=rows.index)
+    if (
+        "annotated" not in rows.columns
+    ):  # rows not made by plate_fields: labelled ones are annotated
+        is_control = (
+            rows["is_control"].astype(bool)
+            if "is_control" in rows.columns
+            else pd.Series(False, index=rows.index)
+        )
         rows = rows.assign(annotated=((rows["moa"] != "") & ~is_control).astype(int))
     todo = _well_order(rows, bad.image_numbers)
     progress = Progress(plate.name, "tensors", len(todo))
@@ -318,16 +400,33 @@ def write_plate_tensors(
             kept, dropped = prepared
             n_empty += dropped
             for k, crop in kept:
-                writer.add(crop, {key: k if key == "crop" else row.get(key, 0) if key in ("is_control", "annotated") else row[key]
-                                  for key in METADATA_FIELDS})
-        writer.attrs.update(_plate_attributes(plate, normalizer, settings, n_empty, len(bad.records), geometry))
+                writer.add(
+                    crop,
+                    {
+                        key: k
+                        if key == "crop"
+                        else row.get(key, 0)
+                        if key in ("is_control", "annotated")
+                        else row[key]
+                        for key in METADATA_FIELDS
+                    },
+                )
+        writer.attrs.update(
+            _plate_attributes(plate, normalizer, settings, n_empty, len(bad.records), geometry)
+        )
     if n_empty:
         log.info("%s: dropped %d empty crops (%s)", plate.name, n_empty, empty.channel)
     return writer.count
 
 
-def _plate_attributes(plate: PlateFields, normalizer: FieldNormalizer, settings: TensorSettings,
-                      n_empty: int, n_skipped: int, geometry) -> dict:
+def _plate_attributes(
+    plate: PlateFields,
+    normalizer: FieldNormalizer,
+    settings: TensorSettings,
+    n_empty: int,
+    n_skipped: int,
+    geometry,
+) -> dict:
     norm = settings.normalization
     groups = sorted(normalizer.statistics)
     out_shape = geometry.output_field(normalizer.shape)
@@ -343,8 +442,12 @@ def _plate_attributes(plate: PlateFields, normalizer: FieldNormalizer, settings:
         "field_size": out_shape,
         "reference": plate.reference_name,
         "reference_groups": [str(g) for g in groups],
-        "reference_mean": np.array([normalizer.statistics[g][0] for g in groups], np.float32).reshape(len(groups), n_channels),
-        "reference_std": np.array([normalizer.statistics[g][1] for g in groups], np.float32).reshape(len(groups), n_channels),
+        "reference_mean": np.array(
+            [normalizer.statistics[g][0] for g in groups], np.float32
+        ).reshape(len(groups), n_channels),
+        "reference_std": np.array(
+            [normalizer.statistics[g][1] for g in groups], np.float32
+        ).reshape(len(groups), n_channels),
         "anscombe": norm.anscombe,
         "empty_crops_dropped": n_empty,
         "fields_skipped": n_skipped,
@@ -352,10 +455,16 @@ def _plate_attributes(plate: PlateFields, normalizer: FieldNormalizer, settings:
     }
 
 
-def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | None = None,
-                  illumination: IlluminationParams | None = None,
-                  settings: TensorSettings | None = None, restrictions: list[dict] | None = None,
-                  unannotated: bool = False) -> Path:
+def build_tensors(
+    dataset,
+    raw_dir: Path,
+    out_dir: Path,
+    plates: list[str] | None = None,
+    illumination: IlluminationParams | None = None,
+    settings: TensorSettings | None = None,
+    restrictions: list[dict] | None = None,
+    unannotated: bool = False,
+) -> Path:
     """All stages from raw plate folders to ``out_dir/all.h5`` in one call, through the same
     plate functions as the illumination, tensors and assemble_tensors rules (for tests,
     benchmarks, notebooks). ``settings`` defaults to the dataset's crop geometry; ``unannotated``
@@ -366,9 +475,13 @@ def build_tensors(dataset, raw_dir: Path, out_dir: Path, plates: list[str] | Non
     out_dir = Path(out_dir)
     paths = []
     for name in plates or sorted(metadata["plate"].unique()):
-        plate = plate_fields(dataset, metadata, name, raw_dir, restrictions, settings.control_fields, unannotated)
+        plate = plate_fields(
+            dataset, metadata, name, raw_dir, restrictions, settings.control_fields, unannotated
+        )
         rows = metadata[metadata["plate"] == name]
-        functions, stats = illumination_pass(rows, raw_dir, dataset.channels, illumination, reference=plate.reference)
+        functions, stats = illumination_pass(
+            rows, raw_dir, dataset.channels, illumination, reference=plate.reference
+        )
         path = out_dir / f"{name}.h5"
         write_plate_tensors(path, plate, functions, settings, reference_stats=stats)
         paths.append(path)

@@ -55,12 +55,15 @@ class Normalization:
 
     def __post_init__(self):
         if self.stored_dtype not in STORED_DTYPES:
-            raise ValueError(f"stored_dtype must be 'float16' or 'uint8', not {self.stored_dtype!r}")
+            raise ValueError(
+                f"stored_dtype must be 'float16' or 'uint8', not {self.stored_dtype!r}"
+            )
 
     def describe(self, reference_name: str) -> str:
         """The normalisation in words (stored with the tensors)."""
         return (
-            "illumination-corrected" + (", Anscombe-transformed" if self.anscombe else "")
+            "illumination-corrected"
+            + (", Anscombe-transformed" if self.anscombe else "")
             + f", z-score per channel by the plate's {reference_name} of the same cell line"
         )
 
@@ -89,7 +92,9 @@ def pixels_to_z(pixels, pixel_scale: float):
     return (pixels - PIXEL_CENTRE) / pixel_scale
 
 
-def corrected_field(raws: list[np.ndarray], channels, functions, use_anscombe: bool = False) -> np.ndarray:
+def corrected_field(
+    raws: list[np.ndarray], channels, functions, use_anscombe: bool = False
+) -> np.ndarray:
     """A field's raw channel images illumination-corrected (and Anscombe-transformed), (H, W, C) float32."""
     field = np.stack([correct(raw, functions[c]) for raw, c in zip(raws, channels)], axis=-1)
     return anscombe(field).astype(np.float32) if use_anscombe else field
@@ -145,7 +150,12 @@ class FieldNormalizer:
         Anscombe and storage settings.
     """
 
-    def __init__(self, functions: dict[str, np.ndarray], channels, normalization: Normalization = Normalization()):
+    def __init__(
+        self,
+        functions: dict[str, np.ndarray],
+        channels,
+        normalization: Normalization = Normalization(),
+    ):
         self.functions = functions
         self.channels = tuple(channels)
         self.normalization = normalization
@@ -158,7 +168,9 @@ class FieldNormalizer:
         """Use given statistics of the corrected reference fields (e.g. from :class:`ReferenceSums`)."""
         mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         if np.any(~np.isfinite(std)) or np.any(std <= 0):
-            raise ValueError(f"a channel of the reference images of {group!r} is constant; cannot standardise")
+            raise ValueError(
+                f"a channel of the reference images of {group!r} is constant; cannot standardise"
+            )
         self.statistics[group] = (mean, std)
         if not self.normalization.anscombe:
             # (x / F - mean) / std = x * (1 / (F * std)) - mean / std: one multiply-add per pixel
@@ -202,4 +214,8 @@ class FieldNormalizer:
 
     def store(self, field: np.ndarray) -> np.ndarray:
         """A (resized) z-scored field in the stored dtype."""
-        return to_uint8(field) if self.normalization.stored_dtype == "uint8" else field.astype(np.float16)
+        return (
+            to_uint8(field)
+            if self.normalization.stored_dtype == "uint8"
+            else field.astype(np.float16)
+        )

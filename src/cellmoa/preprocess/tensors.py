@@ -62,22 +62,31 @@ class PlateTensorWriter:
     (1, 13)
     """
 
-    def __init__(self, path: Path, capacity: int, crop_shape: tuple[int, int], channels, dtype="float16"):
+    def __init__(
+        self, path: Path, capacity: int, crop_shape: tuple[int, int], channels, dtype="float16"
+    ):
         self.path = Path(path)
         self.capacity = capacity
         self.shape = (*crop_shape, len(channels))
         self.dtype = np.dtype(dtype)
         self.count = 0
         self.meta: dict[str, list] = {k: [] for k in METADATA_FIELDS}
-        self.attrs: dict = {"channels": list(channels), "crop_shape": tuple(crop_shape), "stored_dtype": str(self.dtype)}
+        self.attrs: dict = {
+            "channels": list(channels),
+            "crop_shape": tuple(crop_shape),
+            "stored_dtype": str(self.dtype),
+        }
 
     def __enter__(self) -> PlateTensorWriter:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
         self._file = h5py.File(tmp, "w")
         self._images = self._file.create_dataset(
-            "images", shape=(self.capacity, *self.shape), maxshape=(None, *self.shape),
-            dtype=self.dtype, chunks=(1, *self.shape),
+            "images",
+            shape=(self.capacity, *self.shape),
+            maxshape=(None, *self.shape),
+            dtype=self.dtype,
+            chunks=(1, *self.shape),
         )
         return self
 
@@ -106,7 +115,11 @@ def write_metadata(f: h5py.File, meta: dict[str, list]) -> None:
     for key in METADATA_FIELDS:
         values = meta[key]
         if key in STRING_FIELDS:
-            group.create_dataset(key, data=np.array([str(v) for v in values], dtype=object), dtype=h5py.string_dtype())
+            group.create_dataset(
+                key,
+                data=np.array([str(v) for v in values], dtype=object),
+                dtype=h5py.string_dtype(),
+            )
         elif key in FLOAT_FIELDS:
             group.create_dataset(key, data=np.asarray(values, dtype=np.float64))
         else:
@@ -120,12 +133,18 @@ def read_crop_metadata(path: Path) -> pd.DataFrame:
         data = {}
         n = group["plate"].shape[0]
         for key in METADATA_FIELDS:
-            if key == "is_control" and key not in group:  # tensors written before controls were kept
+            if (
+                key == "is_control" and key not in group
+            ):  # tensors written before controls were kept
                 data[key] = np.zeros(n, np.int64)
                 continue
-            if key == "annotated" and key not in group:  # tensors written before unannotated crops were kept
+            if (
+                key == "annotated" and key not in group
+            ):  # tensors written before unannotated crops were kept
                 moa = [v.decode() for v in group["moa"][()]]
-                data[key] = ((np.array(moa) != "") & (np.asarray(data["is_control"]) == 0)).astype(np.int64)
+                data[key] = ((np.array(moa) != "") & (np.asarray(data["is_control"]) == 0)).astype(
+                    np.int64
+                )
                 continue
             values = group[key][()]
             data[key] = [v.decode() for v in values] if key in STRING_FIELDS else values
@@ -148,25 +167,33 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
         with h5py.File(path, "r") as f:
             shapes.append(f["images"].shape)
             dtypes.append(f["images"].dtype)
-            attrs.append(dict(channels=list(f.attrs["channels"]), crop_shape=tuple(f.attrs["crop_shape"])))
+            attrs.append(
+                dict(channels=list(f.attrs["channels"]), crop_shape=tuple(f.attrs["crop_shape"]))
+            )
             counts.append(f["images"].shape[0])
             for key in METADATA_FIELDS:
                 if key not in f["metadata"]:
-                    raise ValueError(f"{path}: /metadata/{key} is missing; the plate tensors are older than this "
-                                     "cellmoa - delete results/tensors and rerun")
+                    raise ValueError(
+                        f"{path}: /metadata/{key} is missing; the plate tensors are older than this "
+                        "cellmoa - delete results/tensors and rerun"
+                    )
                 values = f["metadata"][key][()]
                 meta[key].extend(v.decode() if isinstance(v, bytes) else v for v in values)
     if not shapes:
         raise ValueError("no plate tensors to assemble")
     if any(a != attrs[0] for a in attrs) or len(set(dtypes)) > 1:
-        raise ValueError("plate tensors differ in channels, crop shape or dtype; rebuild them with one config")
+        raise ValueError(
+            "plate tensors differ in channels, crop shape or dtype; rebuild them with one config"
+        )
     total = sum(counts)
     item_shape = shapes[0][1:]
     layout = h5py.VirtualLayout(shape=(total,) + item_shape, dtype=dtypes[0])
     start = 0
     for path, n in zip(plate_files, counts):
         if n:
-            layout[start : start + n] = h5py.VirtualSource(Path(path).name, "images", shape=(n,) + item_shape)
+            layout[start : start + n] = h5py.VirtualSource(
+                Path(path).name, "images", shape=(n,) + item_shape
+            )
         start += n
     with atomic_path(out_path) as tmp, h5py.File(tmp, "w", libver="latest") as f:
         f.create_virtual_dataset("images", layout, fillvalue=np.nan if dtypes[0].kind == "f" else 0)

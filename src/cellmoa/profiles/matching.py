@@ -39,8 +39,13 @@ BATCH = "Metadata_Batch"
 SCHEMES = ("nsc", "nscb")
 
 
-def treatment_profiles(table: pd.DataFrame, features=None, control: str | None = None,
-                       nan_policy: str = "error", source: str = "profiles") -> pd.DataFrame:
+def treatment_profiles(
+    table: pd.DataFrame,
+    features=None,
+    control: str | None = None,
+    nan_policy: str = "error",
+    source: str = "profiles",
+) -> pd.DataFrame:
     """Mean feature vector per treatment, with its MoA and (where the table has a
     ``Metadata_Batch`` column) the set of batches it was seen in. ``features`` lists the feature
     columns (default: the numeric columns not named ``Metadata_*``, logged); rows of ``control``
@@ -56,7 +61,10 @@ def treatment_profiles(table: pd.DataFrame, features=None, control: str | None =
     keys = [COMPOUND, CONCENTRATION, MOA] + ([BATCH] if BATCH in table.columns else [])
     validation.check_keys(table, keys, source)
     if table.empty:
-        raise validation.TableError(f"{source}: no treatment rows left" + (f" once the {control} controls are out" if control else ""))
+        raise validation.TableError(
+            f"{source}: no treatment rows left"
+            + (f" once the {control} controls are out" if control else "")
+        )
     features = validation.select_features(table, source, features, nan_policy)
     table = table.copy()
     table[CONCENTRATION] = validation.concentration_values(table[CONCENTRATION], source)
@@ -99,25 +107,40 @@ def nearest_neighbours(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFr
         scored = positive if scheme == "nscb" else len(candidates) > 0
         base = {COMPOUND: compounds[i], CONCENTRATION: concentrations[i], MOA: moas[i]}
         if len(candidates) == 0:
-            rows.append({**base, "neighbour_compound": None, "neighbour_concentration": np.nan,
-                         "neighbour_moa": None, "similarity": np.nan, "positive_available": False,
-                         "scored": False, "correct": np.nan})
+            rows.append(
+                {
+                    **base,
+                    "neighbour_compound": None,
+                    "neighbour_concentration": np.nan,
+                    "neighbour_moa": None,
+                    "similarity": np.nan,
+                    "positive_available": False,
+                    "scored": False,
+                    "correct": np.nan,
+                }
+            )
             continue
-        j = candidates[np.argmax(similarity[i, candidates])]  # first of equals: (compound, concentration) order
-        rows.append({
-            **base,
-            "neighbour_compound": compounds[j],
-            "neighbour_concentration": concentrations[j],
-            "neighbour_moa": moas[j],
-            "similarity": float(similarity[i, j]),
-            "positive_available": positive,
-            "scored": scored,
-            "correct": bool(moas[j] == moas[i]) if scored else np.nan,
-        })
+        j = candidates[
+            np.argmax(similarity[i, candidates])
+        ]  # first of equals: (compound, concentration) order
+        rows.append(
+            {
+                **base,
+                "neighbour_compound": compounds[j],
+                "neighbour_concentration": concentrations[j],
+                "neighbour_moa": moas[j],
+                "similarity": float(similarity[i, j]),
+                "positive_available": positive,
+                "scored": scored,
+                "correct": bool(moas[j] == moas[i]) if scored else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def nearest_neighbour_accuracy(table: pd.DataFrame, scheme: str = "nsc", control: str | None = None) -> float:
+def nearest_neighbour_accuracy(
+    table: pd.DataFrame, scheme: str = "nsc", control: str | None = None
+) -> float:
     """Treatment-level 1-NN accuracy of a profile table (NaN if no treatment is scored)."""
     matches = nearest_neighbours(treatment_profiles(table, control=control), scheme)
     scored = matches.loc[matches["scored"], "correct"]
@@ -132,28 +155,42 @@ UNANNOTATED = "(unannotated)"
 PROFILES = "Metadata_Profiles"
 
 
-def embedding_table(metadata: pd.DataFrame, embeddings: np.ndarray, controls: bool = False,
-                    unannotated: bool = False) -> pd.DataFrame:
+def embedding_table(
+    metadata: pd.DataFrame,
+    embeddings: np.ndarray,
+    controls: bool = False,
+    unannotated: bool = False,
+) -> pd.DataFrame:
     """A profile table from cellmoa tensors metadata (one row per crop) and crop embeddings: the
     annotated treatment crops, with ``controls`` the control crops too (``Metadata_IsControl`` =
     1), with ``unannotated`` the crops of unannotated compounds too (their ``Metadata_MoA`` is
     :data:`UNANNOTATED`)."""
     if len(metadata) != len(embeddings):
-        raise ValueError(f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row")
-    is_control = metadata["is_control"].to_numpy(dtype=bool) if "is_control" in metadata.columns else np.zeros(len(metadata), bool)
+        raise ValueError(
+            f"{len(embeddings)} embeddings for {len(metadata)} crops: they must be aligned row by row"
+        )
+    is_control = (
+        metadata["is_control"].to_numpy(dtype=bool)
+        if "is_control" in metadata.columns
+        else np.zeros(len(metadata), bool)
+    )
     is_unannotated = unannotated_rows(metadata)
-    keep = (np.ones(len(metadata), bool) if controls else ~is_control) & (unannotated | ~is_unannotated)
+    keep = (np.ones(len(metadata), bool) if controls else ~is_control) & (
+        unannotated | ~is_unannotated
+    )
     metadata = metadata[keep].copy()
     if unannotated:
         metadata.loc[is_unannotated[keep], "moa"] = UNANNOTATED
-    table = pd.DataFrame({
-        "Metadata_Plate": metadata["plate"].to_numpy(),
-        "Metadata_Well": metadata["well"].to_numpy(),
-        COMPOUND: metadata["compound"].to_numpy(),
-        CONCENTRATION: metadata["concentration"].to_numpy(),
-        MOA: metadata["moa"].to_numpy(),
-        BATCH: metadata["batch"].to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "Metadata_Plate": metadata["plate"].to_numpy(),
+            "Metadata_Well": metadata["well"].to_numpy(),
+            COMPOUND: metadata["compound"].to_numpy(),
+            CONCENTRATION: metadata["concentration"].to_numpy(),
+            MOA: metadata["moa"].to_numpy(),
+            BATCH: metadata["batch"].to_numpy(),
+        }
+    )
     if controls:
         table[IS_CONTROL] = is_control[keep].astype(int)
     values = np.asarray(embeddings, dtype=np.float32)[keep]
@@ -181,8 +218,14 @@ def match_and_rank(profiles: pd.DataFrame, schemes=SCHEMES) -> tuple[pd.DataFram
     return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True)
 
 
-def fold_profiles(metadata: pd.DataFrame, embeddings: np.ndarray, chain: list | None = None,
-                  control: str | None = None, source: str = "embeddings", unannotated: bool = False):
+def fold_profiles(
+    metadata: pd.DataFrame,
+    embeddings: np.ndarray,
+    chain: list | None = None,
+    control: str | None = None,
+    source: str = "embeddings",
+    unannotated: bool = False,
+):
     """Treatment profiles of one fold model's embeddings: ``[("raw", profiles)]`` and, with a
     post-processing ``chain``, ``("postprocessed", profiles)`` from the well profiles (controls
     included) put through the chain before averaging; returns (variants, what each step did).
@@ -194,8 +237,15 @@ def fold_profiles(metadata: pd.DataFrame, embeddings: np.ndarray, chain: list | 
     if chain:
         wells = embedding_table(metadata, embeddings, controls=True, unannotated=unannotated)
         features = [c for c in wells.columns if not str(c).startswith("Metadata_")]
-        wells, features, notes = postprocess(well_profiles(wells, features), features, chain, source)
-        variants.append(("postprocessed", treatment_profiles(wells, features=features, control=control, source=source)))
+        wells, features, notes = postprocess(
+            well_profiles(wells, features), features, chain, source
+        )
+        variants.append(
+            (
+                "postprocessed",
+                treatment_profiles(wells, features=features, control=control, source=source),
+            )
+        )
     return variants, notes
 
 
@@ -218,22 +268,35 @@ def concatenate_profiles(profiles_by_network: dict[str, pd.DataFrame]) -> pd.Dat
         features = validation.feature_columns(profiles)
         x = profiles[features].to_numpy(np.float64)
         norms = np.linalg.norm(x, axis=1, keepdims=True)
-        block = pd.DataFrame(x / np.where(norms == 0, 1.0, norms), columns=[f"{network}_{c}" for c in features])
-        meta = profiles[keys + ([BATCH] if BATCH in profiles.columns else [])].reset_index(drop=True)
+        block = pd.DataFrame(
+            x / np.where(norms == 0, 1.0, norms), columns=[f"{network}_{c}" for c in features]
+        )
+        meta = profiles[keys + ([BATCH] if BATCH in profiles.columns else [])].reset_index(
+            drop=True
+        )
         part = pd.concat([meta, block], axis=1)
         if out is None:
             out = part
         else:
             n = len(out)
-            out = out.merge(part.drop(columns=[BATCH], errors="ignore"), on=keys, how="inner", validate="one_to_one")
+            out = out.merge(
+                part.drop(columns=[BATCH], errors="ignore"),
+                on=keys,
+                how="inner",
+                validate="one_to_one",
+            )
             if len(out) != n or len(out) != len(part):
-                raise validation.TableError(f"ensemble: {network}'s treatments differ from the other networks'")
+                raise validation.TableError(
+                    f"ensemble: {network}'s treatments differ from the other networks'"
+                )
         names += list(block.columns)
     out.attrs["features"] = names
     return out
 
 
-def _held_out_rows(profiles: pd.DataFrame, compound: str, name: str, schemes) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _held_out_rows(
+    profiles: pd.DataFrame, compound: str, name: str, schemes
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     m, ap = match_and_rank(profiles, schemes)
     out = []
     for table in (m, ap):
@@ -251,8 +314,13 @@ def _assemble(matches, aps, notes):
     return pd.concat(matches, ignore_index=True), pd.concat(aps, ignore_index=True), notes
 
 
-def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.ndarray], schemes=SCHEMES,
-                 chain: list | None = None, control: str | None = None):
+def fold_matches(
+    metadata: pd.DataFrame,
+    embeddings_by_compound: dict[str, np.ndarray],
+    schemes=SCHEMES,
+    chain: list | None = None,
+    control: str | None = None,
+):
     """Nearest-neighbour matches and average precisions of each held-out compound's treatments,
     each computed with the embeddings of the model of its own fold (which never trained on that
     compound), from the raw profiles and, with a post-processing ``chain``, from the
@@ -260,7 +328,9 @@ def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.nd
     what each post-processing step did in each fold)."""
     matches, aps, notes = [], [], []
     for compound, embeddings in embeddings_by_compound.items():
-        variants, done = fold_profiles(metadata, embeddings, chain, control, f"embeddings of fold {compound}")
+        variants, done = fold_profiles(
+            metadata, embeddings, chain, control, f"embeddings of fold {compound}"
+        )
         if chain:
             notes.append(done.assign(Metadata_Fold=compound))
         for name, profiles in variants:
@@ -270,8 +340,13 @@ def fold_matches(metadata: pd.DataFrame, embeddings_by_compound: dict[str, np.nd
     return _assemble(matches, aps, notes)
 
 
-def ensemble_fold_matches(metadata: pd.DataFrame, embeddings_by_network: dict[str, dict[str, np.ndarray]],
-                          schemes=SCHEMES, chain: list | None = None, control: str | None = None):
+def ensemble_fold_matches(
+    metadata: pd.DataFrame,
+    embeddings_by_network: dict[str, dict[str, np.ndarray]],
+    schemes=SCHEMES,
+    chain: list | None = None,
+    control: str | None = None,
+):
     """:func:`fold_matches` of the networks' ensemble: in each fold, every network's treatment
     profiles (raw, and post-processed network by network) concatenated by
     :func:`concatenate_profiles`. ``embeddings_by_network`` maps network -> fold compound ->
@@ -280,15 +355,21 @@ def ensemble_fold_matches(metadata: pd.DataFrame, embeddings_by_network: dict[st
     folds = list(embeddings_by_network[networks[0]])
     for network in networks[1:]:
         if list(embeddings_by_network[network]) != folds:
-            raise ValueError(f"ensemble: {network} has folds {list(embeddings_by_network[network])}, {networks[0]} {folds}")
+            raise ValueError(
+                f"ensemble: {network} has folds {list(embeddings_by_network[network])}, {networks[0]} {folds}"
+            )
     matches, aps, notes = [], [], []
     for compound in folds:
         per_network = {}
         for network in networks:
             source = f"{network} embeddings of fold {compound}"
-            variants, done = fold_profiles(metadata, embeddings_by_network[network][compound], chain, control, source)
+            variants, done = fold_profiles(
+                metadata, embeddings_by_network[network][compound], chain, control, source
+            )
             if chain:
-                notes.append(done.assign(Metadata_Fold=compound, step=network + ": " + done["step"]))
+                notes.append(
+                    done.assign(Metadata_Fold=compound, step=network + ": " + done["step"])
+                )
             for name, profiles in variants:
                 per_network.setdefault(name, {})[network] = profiles
         for name, profiles in per_network.items():
@@ -298,8 +379,9 @@ def ensemble_fold_matches(metadata: pd.DataFrame, embeddings_by_network: dict[st
     return _assemble(matches, aps, notes)
 
 
-def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, seed: int = 0,
-                      level: float = 0.95) -> pd.DataFrame:
+def summary_by_scheme(
+    matches: pd.DataFrame, aps: pd.DataFrame | None = None, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """One row per scheme (and :data:`PROFILES`, where the matches have it): treatments, scored
     treatments (``n``), correct, 1-NN accuracy with the
     compound-bootstrap interval (``ci_low``/``ci_high``) and the Clopper-Pearson one
@@ -313,7 +395,9 @@ def summary_by_scheme(matches: pd.DataFrame, aps: pd.DataFrame | None = None, se
         key = key if isinstance(key, tuple) else (key,)
         scored = group[group["scored"].astype(bool)]
         row = {**dict(zip(keys, key)), "n_treatments": len(group)}
-        row.update(accuracy_with_intervals(scored["correct"].astype(float), scored[COMPOUND], level, seed))
+        row.update(
+            accuracy_with_intervals(scored["correct"].astype(float), scored[COMPOUND], level, seed)
+        )
         if aps is not None and len(aps):
             mask = np.ones(len(aps), bool)
             for k, v in zip(keys, key):
@@ -335,15 +419,29 @@ def _lift(matches: pd.DataFrame, scheme: str, level: float, seed: int) -> dict:
     mine = matches[matches["Metadata_MatchScheme"] == scheme]
     raw = mine[mine[PROFILES] == "raw"].set_index(keys)
     post = mine[mine[PROFILES] == "postprocessed"].set_index(keys)
-    both = raw[["correct", "scored"]].join(post[["correct", "scored"]], lsuffix="_raw", rsuffix="_post", how="inner")
+    both = raw[["correct", "scored"]].join(
+        post[["correct", "scored"]], lsuffix="_raw", rsuffix="_post", how="inner"
+    )
     both = both[both["scored_raw"].astype(bool) & both["scored_post"].astype(bool)]
-    return paired_difference(both["correct_raw"].astype(float), both["correct_post"].astype(float),
-                             both.index.get_level_values(COMPOUND), level=level, seed=seed)
+    return paired_difference(
+        both["correct_raw"].astype(float),
+        both["correct_post"].astype(float),
+        both.index.get_level_values(COMPOUND),
+        level=level,
+        seed=seed,
+    )
 
 
-def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None = None, features=None,
-                      nan_policy: str = "error", seed: int = 0, source: str = "profiles",
-                      postprocess: list | None = None) -> dict[str, pd.DataFrame]:
+def evaluate_profiles(
+    table: pd.DataFrame,
+    schemes=SCHEMES,
+    control: str | None = None,
+    features=None,
+    nan_policy: str = "error",
+    seed: int = 0,
+    source: str = "profiles",
+    postprocess: list | None = None,
+) -> dict[str, pd.DataFrame]:
     """Score any profile table the way cellmoa scores its embeddings: ``profiles`` (one per
     treatment), ``matches`` (1-NN per scheme), ``average_precision`` (per treatment and scheme),
     ``map_by_moa`` (copairs' per-MoA mAP with p-values, per scheme) and ``summary`` (one row per
@@ -360,14 +458,27 @@ def evaluate_profiles(table: pd.DataFrame, schemes=SCHEMES, control: str | None 
             is_control = rows[COMPOUND].astype(str).eq(control) | rows[MOA].astype(str).eq(control)
             rows[IS_CONTROL] = is_control.astype(int).to_numpy()
         rows, features, notes = run_chain(rows, features, postprocess, source)
-    profiles = treatment_profiles(table if not postprocess else rows, features=features, control=control,
-                                  nan_policy=nan_policy, source=source)
-    log.info("%s: %d treatments of %d compounds and %d MoAs", source, len(profiles), profiles[COMPOUND].nunique(),
-             profiles[MOA].nunique())
+    profiles = treatment_profiles(
+        table if not postprocess else rows,
+        features=features,
+        control=control,
+        nan_policy=nan_policy,
+        source=source,
+    )
+    log.info(
+        "%s: %d treatments of %d compounds and %d MoAs",
+        source,
+        len(profiles),
+        profiles[COMPOUND].nunique(),
+        profiles[MOA].nunique(),
+    )
     matches, aps = match_and_rank(profiles, schemes)
     per_moa = []
     for scheme in schemes:
-        t = map_by_moa(aps[aps["Metadata_MatchScheme"] == scheme].drop(columns="Metadata_MatchScheme"), seed=seed)
+        t = map_by_moa(
+            aps[aps["Metadata_MatchScheme"] == scheme].drop(columns="Metadata_MatchScheme"),
+            seed=seed,
+        )
         t.insert(0, "Metadata_MatchScheme", scheme)
         per_moa.append(t)
     shown = profiles.copy()

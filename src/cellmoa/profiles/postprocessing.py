@@ -42,11 +42,15 @@ METHODS = ("standardize", "robustize", "mad_robustize", "center")
 
 def _controls(table: pd.DataFrame, step: str) -> np.ndarray:
     if IS_CONTROL not in table.columns:
-        raise TableError(f"step {step} is fit on the control samples, but the table has no {IS_CONTROL} column "
-                         "(give --control for a profile table; use samples: all / fit_on: all otherwise)")
+        raise TableError(
+            f"step {step} is fit on the control samples, but the table has no {IS_CONTROL} column "
+            "(give --control for a profile table; use samples: all / fit_on: all otherwise)"
+        )
     mask = table[IS_CONTROL].to_numpy().astype(bool)
     if not mask.any():
-        raise TableError(f"step {step} is fit on the control samples, but the table has no control rows")
+        raise TableError(
+            f"step {step} is fit on the control samples, but the table has no control rows"
+        )
     return mask
 
 
@@ -82,9 +86,13 @@ class Normalize:
         from pycytominer import normalize
 
         if self.method not in METHODS:
-            raise ValueError(f"step normalize: method must be one of {', '.join(METHODS)}, not {self.method!r}")
+            raise ValueError(
+                f"step normalize: method must be one of {', '.join(METHODS)}, not {self.method!r}"
+            )
         if self.samples not in ("controls", "all"):
-            raise ValueError(f"step normalize: samples must be controls or all, not {self.samples!r}")
+            raise ValueError(
+                f"step normalize: samples must be controls or all, not {self.samples!r}"
+            )
         if self.samples == "controls":
             _controls(table, "normalize")
         meta = [c for c in table.columns if c not in features]
@@ -95,25 +103,39 @@ class Normalize:
             if self.samples == "controls":
                 n = int(part[IS_CONTROL].astype(bool).sum())
                 if n < (1 if self.method == "center" else 2):
-                    raise TableError(f"step normalize by {self.by}: {key} has {n} control sample(s); "
-                                     "statistics need at least 2, a mean 1 (normalise by batch or screen)")
+                    raise TableError(
+                        f"step normalize by {self.by}: {key} has {n} control sample(s); "
+                        "statistics need at least 2, a mean 1 (normalise by batch or screen)"
+                    )
                 query = f"{IS_CONTROL} == 1"
             if self.method == "center":
-                reference = part[part[IS_CONTROL].astype(bool)] if self.samples == "controls" else part
+                reference = (
+                    part[part[IS_CONTROL].astype(bool)] if self.samples == "controls" else part
+                )
                 out = part.copy()
-                out[features] = part[features].to_numpy(np.float64) - reference[features].to_numpy(np.float64).mean(axis=0)
+                out[features] = part[features].to_numpy(np.float64) - reference[features].to_numpy(
+                    np.float64
+                ).mean(axis=0)
             else:
-                out = normalize(part, features=features, meta_features=meta, samples=query, method=self.method)
+                out = normalize(
+                    part, features=features, meta_features=meta, samples=query, method=self.method
+                )
             parts.append(out[table.columns])
         result = pd.concat(parts).loc[table.index]
-        return result, features, f"{self.method} by {self.by} on {self.samples} samples ({len(features)} features)"
+        return (
+            result,
+            features,
+            f"{self.method} by {self.by} on {self.samples} samples ({len(features)} features)",
+        )
 
 
 @dataclass
 class FeatureSelect:
     """pycytominer ``feature_select``: drop near-constant, highly correlated and NaN-laden features."""
 
-    operations: list = field(default_factory=lambda: ["variance_threshold", "correlation_threshold", "drop_na_columns"])
+    operations: list = field(
+        default_factory=lambda: ["variance_threshold", "correlation_threshold", "drop_na_columns"]
+    )
     corr_threshold: float = 0.9
     freq_cut: float = 0.05
     unique_cut: float = 0.01
@@ -121,13 +143,22 @@ class FeatureSelect:
     def apply(self, table, features):
         from pycytominer import feature_select
 
-        out = feature_select(table, features=features, operation=list(self.operations),
-                             corr_threshold=self.corr_threshold, freq_cut=self.freq_cut, unique_cut=self.unique_cut)
+        out = feature_select(
+            table,
+            features=features,
+            operation=list(self.operations),
+            corr_threshold=self.corr_threshold,
+            freq_cut=self.freq_cut,
+            unique_cut=self.unique_cut,
+        )
         kept = [c for c in features if c in out.columns]
         if not kept:
             raise TableError("step feature_select removed every feature")
-        return table[[c for c in table.columns if c not in features] + kept], kept, \
-            f"{', '.join(self.operations)}: kept {len(kept)} of {len(features)} features"
+        return (
+            table[[c for c in table.columns if c not in features] + kept],
+            kept,
+            f"{', '.join(self.operations)}: kept {len(kept)} of {len(features)} features",
+        )
 
 
 @dataclass
@@ -149,7 +180,13 @@ class PCA:
         if n >= 1:
             n = int(n)
             if n > limit:
-                log.info("pca: %d components asked, %d fit samples and %d features allow %d", n, len(fit), len(features), limit)
+                log.info(
+                    "pca: %d components asked, %d fit samples and %d features allow %d",
+                    n,
+                    len(fit),
+                    len(features),
+                    limit,
+                )
                 n = limit
         model = SkPCA(n_components=n, svd_solver="full", random_state=0).fit(fit)
         values = model.transform(x)
@@ -157,8 +194,10 @@ class PCA:
         meta = table[[c for c in table.columns if c not in features]]
         out = pd.concat([meta, pd.DataFrame(values, columns=names, index=table.index)], axis=1)
         kept = float(model.explained_variance_ratio_.sum())
-        note = (f"{len(names)} components of {len(features)} features, fit on {int(mask.sum())} {self.fit_on} samples "
-                f"({100 * kept:.1f}% of their variance)")
+        note = (
+            f"{len(names)} components of {len(features)} features, fit on {int(mask.sum())} {self.fit_on} samples "
+            f"({100 * kept:.1f}% of their variance)"
+        )
         return out, names, note
 
 
@@ -181,12 +220,18 @@ class Spherize:
                 f"step spherize would fit {len(features)} features on {n} control samples: the controls' covariance "
                 f"is singular and sphering collapses. Reduce first: a pca step with n_components below {n}, or feature_select"
             )
-        model = PcmSpherize(epsilon=self.epsilon, center=self.center, method=self.method, return_numpy=True)
+        model = PcmSpherize(
+            epsilon=self.epsilon, center=self.center, method=self.method, return_numpy=True
+        )
         model.fit(table.loc[mask, features].astype(np.float64))
         values = np.asarray(model.transform(table[features].astype(np.float64)))
         out = table.copy()
         out[features] = values
-        return out, features, f"{self.method}, epsilon {self.epsilon:g}, fit on {n} control samples ({len(features)} features)"
+        return (
+            out,
+            features,
+            f"{self.method}, epsilon {self.epsilon:g}, fit on {n} control samples ({len(features)} features)",
+        )
 
 
 @dataclass
@@ -208,14 +253,20 @@ class AlignBatches:
         for batch, index in table.groupby(BATCH, sort=True).indices.items():
             controls = x[index][mask[index]]
             if len(controls) <= len(features):
-                raise TableError(f"step align_batches: batch {batch} has {len(controls)} control samples for "
-                                 f"{len(features)} features; reduce first (pca) or drop this step")
+                raise TableError(
+                    f"step align_batches: batch {batch} has {len(controls)} control samples for "
+                    f"{len(features)} features; reduce first (pca) or drop this step"
+                )
             mean, cov = _moments(controls, self.epsilon)
             out[index] = (x[index] - mean) @ _matrix_power(cov, -0.5) @ colour + target_mean
         result = table.copy()
         result[features] = out
         n_batches = table[BATCH].nunique()
-        return result, features, f"CORAL over {n_batches} batches, epsilon {self.epsilon:g} ({len(features)} features)"
+        return (
+            result,
+            features,
+            f"CORAL over {n_batches} batches, epsilon {self.epsilon:g} ({len(features)} features)",
+        )
 
 
 @dataclass
@@ -240,15 +291,28 @@ class Harmony:
         x = table[features].to_numpy(np.float64)
         meta = pd.DataFrame({"batch": table[BATCH].astype(str).to_numpy()})
         logging.getLogger("harmonypy").setLevel(logging.WARNING)
-        model = harmonypy.run_harmony(x, meta, ["batch"], theta=self.theta, max_iter_harmony=self.max_iter,
-                                      verbose=False, random_state=self.seed)
+        model = harmonypy.run_harmony(
+            x,
+            meta,
+            ["batch"],
+            theta=self.theta,
+            max_iter_harmony=self.max_iter,
+            verbose=False,
+            random_state=self.seed,
+        )
         corrected = np.asarray(model.Z_corr, dtype=np.float64)
         if corrected.shape != x.shape:
             corrected = corrected.T
         out = table.copy()
         out[features] = corrected
-        return out, features, (f"Harmony over {n_batches} batches, theta {self.theta:g}, "
-                               f"{len(table)} samples ({len(features)} features)")
+        return (
+            out,
+            features,
+            (
+                f"Harmony over {n_batches} batches, theta {self.theta:g}, "
+                f"{len(table)} samples ({len(features)} features)"
+            ),
+        )
 
 
 def _moments(x: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -260,8 +324,14 @@ def _matrix_power(cov: np.ndarray, power: float) -> np.ndarray:
     return (vectors * np.clip(values, 1e-12, None) ** power) @ vectors.T
 
 
-STEPS = {"normalize": Normalize, "feature_select": FeatureSelect, "pca": PCA, "spherize": Spherize,
-         "align_batches": AlignBatches, "harmony": Harmony}
+STEPS = {
+    "normalize": Normalize,
+    "feature_select": FeatureSelect,
+    "pca": PCA,
+    "spherize": Spherize,
+    "align_batches": AlignBatches,
+    "harmony": Harmony,
+}
 
 
 def parse_chain(items: list[dict] | None) -> list:
@@ -271,12 +341,16 @@ def parse_chain(items: list[dict] | None) -> list:
         item = dict(item)
         name = item.pop("step", None)
         if name not in STEPS:
-            raise ValueError(f"postprocess step {i + 1}: unknown step {name!r}; use one of {', '.join(STEPS)}")
+            raise ValueError(
+                f"postprocess step {i + 1}: unknown step {name!r}; use one of {', '.join(STEPS)}"
+            )
         known = {f.name for f in fields(STEPS[name])}
         unknown = sorted(set(item) - known)
         if unknown:
-            raise ValueError(f"postprocess step {i + 1} ({name}): unknown setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"postprocess step {i + 1} ({name}): unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
         chain.append(STEPS[name](**item))
     return chain
 

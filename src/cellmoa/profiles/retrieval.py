@@ -36,7 +36,15 @@ MOA = "Metadata_MoA"
 BATCH = "Metadata_Batch"
 _BATCHES = "Metadata_BatchList"
 SCHEMES = ("nsc", "nscb")
-OUTPUT = [COMPOUND, CONCENTRATION, MOA, "average_precision", "normalized_average_precision", "n_positives", "n_ranked"]
+OUTPUT = [
+    COMPOUND,
+    CONCENTRATION,
+    MOA,
+    "average_precision",
+    "normalized_average_precision",
+    "n_positives",
+    "n_ranked",
+]
 
 
 @contextlib.contextmanager
@@ -85,8 +93,16 @@ def _average_precision(profiles: pd.DataFrame, scheme: str) -> pd.DataFrame:
     meta[MOA] = meta[MOA].astype(str)
     if scheme == "nsc":
         try:
-            result = copairs_ap(meta[[COMPOUND, MOA]], feats, pos_sameby=[MOA], pos_diffby=[COMPOUND],
-                                neg_sameby=[], neg_diffby=[MOA], distance="cosine", progress_bar=False)
+            result = copairs_ap(
+                meta[[COMPOUND, MOA]],
+                feats,
+                pos_sameby=[MOA],
+                pos_diffby=[COMPOUND],
+                neg_sameby=[],
+                neg_diffby=[MOA],
+                distance="cosine",
+                progress_bar=False,
+            )
         except UnpairedException as e:
             log.warning("mAP (nsc): %s; no treatment has an AP", e)
             return out[OUTPUT]
@@ -96,15 +112,23 @@ def _average_precision(profiles: pd.DataFrame, scheme: str) -> pd.DataFrame:
         out["n_ranked"] = result["n_total_pairs"].to_numpy()
     else:
         if BATCH not in profiles.columns:
-            raise TableError("mAP under nscb needs the batch of every profile (a Metadata_Batch column)")
+            raise TableError(
+                "mAP under nscb needs the batch of every profile (a Metadata_Batch column)"
+            )
         meta[_BATCHES] = [sorted(map(str, b)) for b in profiles[BATCH]]
-        pos = find_pairs_multilabel(meta, sameby=[MOA], diffby=[COMPOUND, _BATCHES], multilabel_col=_BATCHES)
-        neg = find_pairs_multilabel(meta, sameby=[], diffby=[MOA, _BATCHES], multilabel_col=_BATCHES)
+        pos = find_pairs_multilabel(
+            meta, sameby=[MOA], diffby=[COMPOUND, _BATCHES], multilabel_col=_BATCHES
+        )
+        neg = find_pairs_multilabel(
+            meta, sameby=[], diffby=[MOA, _BATCHES], multilabel_col=_BATCHES
+        )
         pos = np.asarray(pos, dtype=np.uint32).reshape(-1, 2)
         neg = np.asarray(neg, dtype=np.uint32).reshape(-1, 2)
         if len(pos) == 0 or len(neg) == 0:
-            log.warning("mAP (nscb): no %s pairs in a disjoint batch; no treatment has an AP",
-                        "positive" if len(pos) == 0 else "negative")
+            log.warning(
+                "mAP (nscb): no %s pairs in a disjoint batch; no treatment has an AP",
+                "positive" if len(pos) == 0 else "negative",
+            )
             return out[OUTPUT]
         similarity = copairs.compute.get_similarity_fn("cosine", progress_bar=False)
         pos_sims = similarity(feats, pos, 20000)
@@ -112,7 +136,9 @@ def _average_precision(profiles: pd.DataFrame, scheme: str) -> pd.DataFrame:
         paired, rel_k, counts = build_rank_lists(pos, neg, pos_sims, neg_sims)
         ap, configs = copairs.compute.ap_contiguous(rel_k, counts)
         out.loc[paired, "average_precision"] = ap
-        out.loc[paired, "normalized_average_precision"] = normalize_ap(ap, configs[:, 0], configs[:, 1] - configs[:, 0])
+        out.loc[paired, "normalized_average_precision"] = normalize_ap(
+            ap, configs[:, 0], configs[:, 1] - configs[:, 0]
+        )
         out.loc[paired, "n_positives"] = configs[:, 0]
         out.loc[paired, "n_ranked"] = configs[:, 1]
     out.loc[out["n_positives"] == 0, ["average_precision", "normalized_average_precision"]] = np.nan
@@ -127,15 +153,34 @@ def mean_average_precision(ap: pd.DataFrame) -> tuple[float, int]:
     return (float(scored.mean()) if len(scored) else float("nan")), int(len(scored))
 
 
-def map_by_moa(ap: pd.DataFrame, null_size: int = 10000, seed: int = 0, threshold: float = 0.05) -> pd.DataFrame:
+def map_by_moa(
+    ap: pd.DataFrame, null_size: int = 10000, seed: int = 0, threshold: float = 0.05
+) -> pd.DataFrame:
     """Per-MoA mAP with copairs' permutation p-values and Benjamini-Hochberg correction
     (:func:`copairs.map.mean_average_precision`, grouping the treatments' APs by MoA)."""
     from copairs.map import mean_average_precision as copairs_map
 
-    scored = ap.dropna(subset=["average_precision"]).rename(columns={"n_positives": "n_pos_pairs", "n_ranked": "n_total_pairs"})
+    scored = ap.dropna(subset=["average_precision"]).rename(
+        columns={"n_positives": "n_pos_pairs", "n_ranked": "n_total_pairs"}
+    )
     if scored.empty:
-        return pd.DataFrame(columns=[MOA, "mean_average_precision", "p_value", "corrected_p_value", "below_corrected_p"])
+        return pd.DataFrame(
+            columns=[
+                MOA,
+                "mean_average_precision",
+                "p_value",
+                "corrected_p_value",
+                "below_corrected_p",
+            ]
+        )
     with _quiet_copairs():
-        table = copairs_map(scored, sameby=[MOA], null_size=null_size, threshold=threshold, seed=seed, progress_bar=False)
+        table = copairs_map(
+            scored,
+            sameby=[MOA],
+            null_size=null_size,
+            threshold=threshold,
+            seed=seed,
+            progress_bar=False,
+        )
     keep = [MOA, "mean_average_precision", "p_value", "corrected_p_value", "below_corrected_p"]
     return table[keep].sort_values(MOA).reset_index(drop=True)

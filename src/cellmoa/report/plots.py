@@ -41,8 +41,15 @@ def plot_confusion(treatments: pd.DataFrame, classes: list[str], title: str, pat
     for i in range(len(classes)):
         for j in range(len(classes)):
             if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                        color="white" if matrix[i, j] > matrix.max() / 2 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if matrix[i, j] > matrix.max() / 2 else "black",
+                    fontsize=8,
+                )
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="treatments")
     fig.tight_layout()
@@ -59,10 +66,19 @@ def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
     acc = summary["treatment_accuracy"].to_numpy(dtype=float)
     lo = summary.get("treatment_accuracy_exact_ci_low", pd.Series(acc)).to_numpy(dtype=float)
     hi = summary.get("treatment_accuracy_exact_ci_high", pd.Series(acc)).to_numpy(dtype=float)
-    ax.bar(x - 0.2, acc, 0.4, yerr=[acc - lo, hi - acc], capsize=4, label="this run (95% Clopper-Pearson)")
+    ax.bar(
+        x - 0.2,
+        acc,
+        0.4,
+        yerr=[acc - lo, hi - acc],
+        capsize=4,
+        label="this run (95% Clopper-Pearson)",
+    )
     paper = summary[REFERENCE_COLUMN].to_numpy(dtype=float)
     if np.isfinite(paper).any():
-        ax.bar(x + 0.2, np.nan_to_num(paper), 0.4, color="0.7", label="Kensert et al. 2019 (reference)")
+        ax.bar(
+            x + 0.2, np.nan_to_num(paper), 0.4, color="0.7", label="Kensert et al. 2019 (reference)"
+        )
     chance = summary["chance_accuracy"].to_numpy(dtype=float)
     ax.hlines(chance, x - 0.45, x + 0.45, colors="red", linestyles="dashed", label="chance")
     ax.set_xticks(x, summary["Metadata_Network"])
@@ -95,22 +111,49 @@ def plot_matching(summary: pd.DataFrame, path: Path) -> None:
     (networks and the ensemble), raw profiles beside post-processed ones where the summary has
     them (``pp_*`` columns)."""
     plt = _pyplot()
-    rows = summary[np.isfinite(summary.get("nn_nsc_accuracy", pd.Series(np.nan, index=summary.index)).astype(float))]
-    variants = [("", "raw")] + ([("pp_", "post-processed")] if "pp_nn_nsc_accuracy" in rows.columns else [])
+    rows = summary[
+        np.isfinite(
+            summary.get("nn_nsc_accuracy", pd.Series(np.nan, index=summary.index)).astype(float)
+        )
+    ]
+    variants = [("", "raw")] + (
+        [("pp_", "post-processed")] if "pp_nn_nsc_accuracy" in rows.columns else []
+    )
     bars = [(prefix, scheme, label) for scheme in ("nsc", "nscb") for prefix, label in variants]
     fig, (ax, ax_map) = plt.subplots(1, 2, figsize=(2.2 * max(len(rows), 1) + 6, 4.2))
     x = np.arange(len(rows))
     width = 0.8 / len(bars)
-    colours = {("", "nsc"): "#9ecae1", ("pp_", "nsc"): "#3182bd", ("", "nscb"): "#fdae6b", ("pp_", "nscb"): "#e6550d"}
+    colours = {
+        ("", "nsc"): "#9ecae1",
+        ("pp_", "nsc"): "#3182bd",
+        ("", "nscb"): "#fdae6b",
+        ("pp_", "nscb"): "#e6550d",
+    }
     for k, (prefix, scheme, label) in enumerate(bars):
         acc = rows[f"{prefix}nn_{scheme}_accuracy"].to_numpy(dtype=float)
         lo = rows[f"{prefix}nn_{scheme}_exact_ci_low"].to_numpy(dtype=float)
         hi = rows[f"{prefix}nn_{scheme}_exact_ci_high"].to_numpy(dtype=float)
-        ax.bar(x - 0.4 + (k + 0.5) * width, acc, width, yerr=[acc - lo, hi - acc], capsize=3,
-               color=colours[(prefix, scheme)], label=f"{scheme.upper()} {label}")
+        ax.bar(
+            x - 0.4 + (k + 0.5) * width,
+            acc,
+            width,
+            yerr=[acc - lo, hi - acc],
+            capsize=3,
+            color=colours[(prefix, scheme)],
+            label=f"{scheme.upper()} {label}",
+        )
         values = rows[f"{prefix}map_{scheme}"].to_numpy(dtype=float)
-        ax_map.bar(x - 0.4 + (k + 0.5) * width, values, width, color=colours[(prefix, scheme)], label=f"{scheme.upper()} {label}")
-    for a, ylabel in ((ax, "1-NN treatment accuracy (95% Clopper-Pearson)"), (ax_map, "mean average precision")):
+        ax_map.bar(
+            x - 0.4 + (k + 0.5) * width,
+            values,
+            width,
+            color=colours[(prefix, scheme)],
+            label=f"{scheme.upper()} {label}",
+        )
+    for a, ylabel in (
+        (ax, "1-NN treatment accuracy (95% Clopper-Pearson)"),
+        (ax_map, "mean average precision"),
+    ):
         a.set_xticks(x, rows["Metadata_Network"], fontsize=8)
         a.set_ylim(0, 1.05)
         a.set_ylabel(ylabel, fontsize=9)
@@ -151,31 +194,54 @@ def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path:
     length (the cosine geometry of the matching), on their first two principal components,
     coloured by MoA, one marker per batch (``Metadata_Batch``)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants) + 1.5, 4.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(variants), figsize=(5.2 * len(variants) + 1.5, 4.6), squeeze=False
+    )
     moas = sorted({m for _, t in variants for m in t[MOA].astype(str)})
     cmap = plt.get_cmap("tab20" if len(moas) > 10 else "tab10")
     markers = "osD^vP*Xhp<>"
     for ax, (name, profiles) in zip(axes[0], variants):
-        features = profiles.attrs.get("features") or [c for c in profiles.columns if not str(c).startswith("Metadata_")]
+        features = profiles.attrs.get("features") or [
+            c for c in profiles.columns if not str(c).startswith("Metadata_")
+        ]
         x = profiles[features].to_numpy(np.float64)
         # the geometry the matching sees: cosine similarity, i.e. unit-length profiles
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
         xy = principal_components(x, 2)
-        batches = [";".join(sorted(b)) if isinstance(b, frozenset) else str(b)
-                   for b in profiles.get(BATCH, pd.Series(["all"] * len(profiles)))]
+        batches = [
+            ";".join(sorted(b)) if isinstance(b, frozenset) else str(b)
+            for b in profiles.get(BATCH, pd.Series(["all"] * len(profiles)))
+        ]
         order = sorted(set(batches))
         for i, moa in enumerate(moas):
             for j, batch in enumerate(order):
                 mask = (profiles[MOA].astype(str).to_numpy() == moa) & (np.array(batches) == batch)
                 if mask.any():
-                    ax.scatter(xy[mask, 0], xy[mask, 1], color=cmap(i % cmap.N), marker=markers[j % len(markers)],
-                               s=40, edgecolors="black", linewidths=0.4,
-                               label=f"{moa} / {batch}")
-        ax.set_title(f"{name.replace('postprocessed', 'post-processed')} profiles (unit length)", fontsize=10)
+                    ax.scatter(
+                        xy[mask, 0],
+                        xy[mask, 1],
+                        color=cmap(i % cmap.N),
+                        marker=markers[j % len(markers)],
+                        s=40,
+                        edgecolors="black",
+                        linewidths=0.4,
+                        label=f"{moa} / {batch}",
+                    )
+        ax.set_title(
+            f"{name.replace('postprocessed', 'post-processed')} profiles (unit length)", fontsize=10
+        )
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=6, loc="center left", bbox_to_anchor=(0.8, 0.5), title="MoA / batch", title_fontsize=7)
+    fig.legend(
+        handles,
+        labels,
+        fontsize=6,
+        loc="center left",
+        bbox_to_anchor=(0.8, 0.5),
+        title="MoA / batch",
+        title_fontsize=7,
+    )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.8, 1))
     fig.savefig(path, dpi=100)
@@ -188,20 +254,40 @@ def plot_unannotated(table: pd.DataFrame, title: str, path: Path) -> None:
     treatments marked in their label."""
     plt = _pyplot()
     prob_cols = [c for c in table.columns if str(c).startswith("prob_")]
-    classes = [c[len("prob_"):] for c in prob_cols]
+    classes = [c[len("prob_") :] for c in prob_cols]
     values = table[prob_cols].to_numpy(np.float64) if len(table) else np.zeros((0, len(classes)))
-    labels = [f"{c} {float(x):g} uM" + ("  [novel]" if bool(n) else "")
-              for c, x, n in zip(table["Metadata_Compound"], table["Metadata_Concentration"], table["novel"])]
+    labels = [
+        f"{c} {float(x):g} uM" + ("  [novel]" if bool(n) else "")
+        for c, x, n in zip(
+            table["Metadata_Compound"], table["Metadata_Concentration"], table["novel"]
+        )
+    ]
     fig, ax = plt.subplots(figsize=(0.7 * len(classes) + 5.5, 0.32 * max(len(table), 1) + 2.6))
-    im = ax.imshow(values if len(table) else np.zeros((1, len(classes))), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    im = ax.imshow(
+        values if len(table) else np.zeros((1, len(classes))),
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        aspect="auto",
+    )
     for i, members in enumerate(table["prediction_set"].fillna("")):
         for j, moa in enumerate(classes):
             if moa in str(members).split("; "):
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2))
+                ax.add_patch(
+                    plt.Rectangle(
+                        (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2
+                    )
+                )
     ax.set_xticks(range(len(classes)), classes, rotation=50, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_title(title, fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="treatment probability (outlined: in the prediction set)")
+    fig.colorbar(
+        im,
+        ax=ax,
+        fraction=0.046,
+        pad=0.04,
+        label="treatment probability (outlined: in the prediction set)",
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -215,10 +301,17 @@ def plot_calibration(calibration: pd.DataFrame, path: Path) -> None:
     for name, rows in calibration.groupby("Metadata_Network", sort=False):
         rows = rows.sort_values("nominal_coverage")
         x = rows["nominal_coverage"].to_numpy(float)
-        line, = ax.plot(x, rows["empirical_coverage"].to_numpy(float), marker="o", label=name)
-        ax.fill_between(x, rows["coverage_ci_low"].to_numpy(float), rows["coverage_ci_high"].to_numpy(float),
-                        color=line.get_color(), alpha=0.12)
-        ax_size.plot(x, rows["mean_set_size"].to_numpy(float), marker="o", color=line.get_color(), label=name)
+        (line,) = ax.plot(x, rows["empirical_coverage"].to_numpy(float), marker="o", label=name)
+        ax.fill_between(
+            x,
+            rows["coverage_ci_low"].to_numpy(float),
+            rows["coverage_ci_high"].to_numpy(float),
+            color=line.get_color(),
+            alpha=0.12,
+        )
+        ax_size.plot(
+            x, rows["mean_set_size"].to_numpy(float), marker="o", color=line.get_color(), label=name
+        )
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="nominal")
     ax.set_xlim(0.45, 1.0)
     ax.set_ylim(0.0, 1.05)

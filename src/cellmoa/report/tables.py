@@ -43,13 +43,17 @@ def summarize(
     control = adapter.control if control is None else control
     rows = []
     for network, predictions in predictions_by_network.items():
-        treatments = accuracy.treatment_predictions(predictions, control, source=f"{network} predictions")
+        treatments = accuracy.treatment_predictions(
+            predictions, control, source=f"{network} predictions"
+        )
         n_classes = len(accuracy.class_columns(predictions))
         row = {
             "Metadata_Network": network,
             "Metadata_Dataset": dataset,
             "Metadata_FoldScheme": scheme,
-            "n_folds": int(predictions["Metadata_Fold"].nunique()) if "Metadata_Fold" in predictions else 0,
+            "n_folds": int(predictions["Metadata_Fold"].nunique())
+            if "Metadata_Fold" in predictions
+            else 0,
             **_accuracy_columns(treatments, predictions, control, seed),
         }
         row.update(_all_matching_columns((matching_by_network or {}).get(network)))
@@ -83,7 +87,9 @@ def _all_matching_columns(matching: pd.DataFrame | None) -> dict:
 ENSEMBLE = "Ensemble"
 
 
-def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dict, control, seed: int) -> dict:
+def _ensemble_row(
+    predictions_by_network: dict[str, pd.DataFrame], template: dict, control, seed: int
+) -> dict:
     """The summary row of the networks' ensemble: treatment probabilities averaged over the
     networks (accuracy and intervals), crop probabilities averaged for field/well/crop accuracy;
     nearest-neighbour columns empty here (filled by :func:`summarize` from the ensemble's matches)."""
@@ -91,44 +97,66 @@ def _ensemble_row(predictions_by_network: dict[str, pd.DataFrame], template: dic
         {n: accuracy.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
     )
     crops = accuracy.ensemble_crops(predictions_by_network)
-    row = {key: (float("nan") if isinstance(value, float) else 0 if isinstance(value, int) else value)
-           for key, value in template.items()}
-    row.update({
-        "Metadata_Network": ENSEMBLE,
-        "n_folds": template["n_folds"],
-        **_accuracy_columns(treatments, crops, control, seed),
-        "chance_accuracy": template["chance_accuracy"],
-    })
+    row = {
+        key: (float("nan") if isinstance(value, float) else 0 if isinstance(value, int) else value)
+        for key, value in template.items()
+    }
+    row.update(
+        {
+            "Metadata_Network": ENSEMBLE,
+            "n_folds": template["n_folds"],
+            **_accuracy_columns(treatments, crops, control, seed),
+            "chance_accuracy": template["chance_accuracy"],
+        }
+    )
     return row
 
 
 def _matching_columns(matching: pd.DataFrame | None, prefix: str = "") -> dict:
     """NSC and NSCB columns of the summary from a :func:`cellmoa.profiles.matching.summary_by_scheme` table
     (``prefix`` ``pp_`` for the post-processed profiles)."""
-    by_scheme = matching.set_index("Metadata_MatchScheme") if matching is not None and len(matching) else None
+    by_scheme = (
+        matching.set_index("Metadata_MatchScheme")
+        if matching is not None and len(matching)
+        else None
+    )
     out = {}
     for nn in ("nsc", "nscb"):
-        values = by_scheme.loc[nn] if by_scheme is not None and nn in by_scheme.index else pd.Series(dtype=float)
-        out.update({
-            f"{prefix}nn_{nn}_n": int(values.get("n", 0)),
-            f"{prefix}nn_{nn}_accuracy": values.get("accuracy", float("nan")),
-            f"{prefix}nn_{nn}_ci_low": values.get("ci_low", float("nan")),
-            f"{prefix}nn_{nn}_ci_high": values.get("ci_high", float("nan")),
-            f"{prefix}nn_{nn}_exact_ci_low": values.get("exact_ci_low", float("nan")),
-            f"{prefix}nn_{nn}_exact_ci_high": values.get("exact_ci_high", float("nan")),
-            f"{prefix}map_{nn}": values.get("mean_average_precision", float("nan")),
-            f"{prefix}map_{nn}_n": int(values.get("n_map", 0)),
-        })
+        values = (
+            by_scheme.loc[nn]
+            if by_scheme is not None and nn in by_scheme.index
+            else pd.Series(dtype=float)
+        )
+        out.update(
+            {
+                f"{prefix}nn_{nn}_n": int(values.get("n", 0)),
+                f"{prefix}nn_{nn}_accuracy": values.get("accuracy", float("nan")),
+                f"{prefix}nn_{nn}_ci_low": values.get("ci_low", float("nan")),
+                f"{prefix}nn_{nn}_ci_high": values.get("ci_high", float("nan")),
+                f"{prefix}nn_{nn}_exact_ci_low": values.get("exact_ci_low", float("nan")),
+                f"{prefix}nn_{nn}_exact_ci_high": values.get("exact_ci_high", float("nan")),
+                f"{prefix}map_{nn}": values.get("mean_average_precision", float("nan")),
+                f"{prefix}map_{nn}_n": int(values.get("n_map", 0)),
+            }
+        )
         if prefix:
-            out.update({f"{prefix}nn_{nn}_{k}": values.get(k, float("nan"))
-                        for k in ("lift", "lift_ci_low", "lift_ci_high", "lift_p_value")})
+            out.update(
+                {
+                    f"{prefix}nn_{nn}_{k}": values.get(k, float("nan"))
+                    for k in ("lift", "lift_ci_low", "lift_ci_high", "lift_p_value")
+                }
+            )
     return out
 
 
 def _accuracy_columns(treatments: pd.DataFrame, crops: pd.DataFrame, control, seed: int) -> dict:
     """Treatment accuracy with both intervals, and field, well and crop accuracy."""
-    acc = accuracy_with_intervals(treatments["correct"].astype(float), treatments["Metadata_Compound"], seed=seed,
-                                  prefix="treatment_")
+    acc = accuracy_with_intervals(
+        treatments["correct"].astype(float),
+        treatments["Metadata_Compound"],
+        seed=seed,
+        prefix="treatment_",
+    )
     return {
         "n_treatments": acc["treatment_n"],
         "n_correct": acc["treatment_n_correct"],
@@ -166,13 +194,20 @@ def compact_summary(summary: pd.DataFrame) -> pd.DataFrame:
                 continue
             for nn in ("nsc", "nscb"):
                 n = int(r.get(f"{prefix}nn_{nn}_n", 0) or 0)
-                row[f"{label}{nn.upper()} % (n)"] = f"{_pct(r.get(f'{prefix}nn_{nn}_accuracy'))} ({n})" if n else ""
+                row[f"{label}{nn.upper()} % (n)"] = (
+                    f"{_pct(r.get(f'{prefix}nn_{nn}_accuracy'))} ({n})" if n else ""
+                )
                 value = r.get(f"{prefix}map_{nn}")
                 row[f"{label}mAP {nn}"] = "" if value is None or pd.isna(value) else f"{value:.3f}"
                 lift = r.get(f"{prefix}nn_{nn}_lift")
                 if prefix and lift is not None and not pd.isna(lift):
-                    low, high = r.get(f"{prefix}nn_{nn}_lift_ci_low"), r.get(f"{prefix}nn_{nn}_lift_ci_high")
-                    row[f"{nn.upper()} lift (95%)"] = f"{100 * lift:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
+                    low, high = (
+                        r.get(f"{prefix}nn_{nn}_lift_ci_low"),
+                        r.get(f"{prefix}nn_{nn}_lift_ci_high"),
+                    )
+                    row[f"{nn.upper()} lift (95%)"] = (
+                        f"{100 * lift:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
+                    )
         row["paper %"] = _pct(r.get(REFERENCE_COLUMN))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -198,7 +233,11 @@ def format_table(frame: pd.DataFrame) -> str:
         if col.startswith(("map_", "pp_map_")) or col == "mean_average_precision":
             if shown[col].dtype.kind == "f":
                 shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
-        elif "accuracy" in col or col.endswith(("ci_low", "ci_high")) or col in _network_columns(frame):
+        elif (
+            "accuracy" in col
+            or col.endswith(("ci_low", "ci_high"))
+            or col in _network_columns(frame)
+        ):
             shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%")
     return shown.to_string(index=False)
 
@@ -207,4 +246,8 @@ def _network_columns(frame: pd.DataFrame) -> set[str]:
     """The per-network accuracy columns of a per-MoA table (floats beside Metadata_MoA)."""
     if "Metadata_MoA" not in frame.columns:
         return set()
-    return {c for c in frame.columns if c not in ("Metadata_MoA", "n_treatments") and frame[c].dtype.kind == "f"}
+    return {
+        c
+        for c in frame.columns
+        if c not in ("Metadata_MoA", "n_treatments") and frame[c].dtype.kind == "f"
+    }

@@ -62,8 +62,12 @@ class Checkpoint:
         if state is None:
             return None, 0
         if state.get("made_with", "") != self.made_with:
-            log.warning("%s: the saved model (epoch %s) was trained with other settings; it is not resumed, "
-                        "the fold starts anew", self.folder, state.get("epoch"))
+            log.warning(
+                "%s: the saved model (epoch %s) was trained with other settings; it is not resumed, "
+                "the fold starts anew",
+                self.folder,
+                state.get("epoch"),
+            )
             return None, 0
         self.rows = [row for row in state.get("history", []) if row["epoch"] < int(state["epoch"])]
         model = keras.models.load_model(self.folder / state["model"])
@@ -75,8 +79,17 @@ class Checkpoint:
 
     def _write_state(self, name: str, epochs_done: int) -> None:
         previous = self._state()
-        write_text(self.state_path, json.dumps({"epoch": epochs_done, "model": name, "history": self.rows,
-                                                "made_with": self.made_with}))
+        write_text(
+            self.state_path,
+            json.dumps(
+                {
+                    "epoch": epochs_done,
+                    "model": name,
+                    "history": self.rows,
+                    "made_with": self.made_with,
+                }
+            ),
+        )
         if previous and previous["model"] != name:
             (self.folder / previous["model"]).unlink(missing_ok=True)
         self._last_save = time.monotonic()
@@ -114,13 +127,18 @@ class Checkpoint:
         if not done.exists():
             return False
         kept = json.loads(done.read_text())
-        if not isinstance(kept, dict) or set(kept.get("files", [])) != {Path(f).name for f in files}:
+        if not isinstance(kept, dict) or set(kept.get("files", [])) != {
+            Path(f).name for f in files
+        }:
             return False
         if not all((folder / Path(f).name).is_file() for f in files):
             log.info("%s: a kept result is missing; the fold is made again", folder)
             return False
         if kept.get("made_with") != self.made_with:
-            log.info("%s: kept results of other settings are not restored; the fold is made again", folder)
+            log.info(
+                "%s: kept results of other settings are not restored; the fold is made again",
+                folder,
+            )
             return False
         for path in map(Path, files):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +169,9 @@ class Checkpoint:
             def on_epoch_end(self, epoch, logs=None):
                 logs = dict(logs or {})
                 # the learning rate the epoch ran with (LearningRateScheduler also logs it)
-                logs.setdefault("learning_rate", float(np.asarray(self.model.optimizer.learning_rate)))
+                logs.setdefault(
+                    "learning_rate", float(np.asarray(self.model.optimizer.learning_rate))
+                )
                 epochs = self.params.get("epochs", 0)
                 checkpoint.end_epoch(self.model, epoch, logs, last=epoch + 1 >= epochs)
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in logs.items())

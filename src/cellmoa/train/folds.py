@@ -27,7 +27,6 @@ from cellmoa.columns import FOLD_COLUMNS
 log = logging.getLogger(__name__)
 
 
-
 #: the fold that trains on every annotated compound and predicts the unannotated treatments
 ALL_FOLD = "all"
 
@@ -69,7 +68,9 @@ def folds_from_config(folds: dict, dataset) -> dict[str, str]:
     scheme = folds.setdefault("scheme", dataset.fold_schemes[0])
     dataset.fold_column(scheme)  # refuses a scheme the dataset has no use for
     if "held_out" in folds and "compounds" in folds:
-        raise ValueError("config: give training.folds.held_out or training.folds.compounds, not both")
+        raise ValueError(
+            "config: give training.folds.held_out or training.folds.compounds, not both"
+        )
     values = folds.get("held_out", folds.get("compounds"))
     if not values:
         raise ValueError(
@@ -77,7 +78,9 @@ def folds_from_config(folds: dict, dataset) -> dict[str, str]:
             "lines (cell_line) that the folds hold out, one fold each"
         )
     if "compounds" in folds and scheme == "cell_line":
-        raise ValueError("config: the cell_line scheme holds out cell lines; list them in training.folds.held_out")
+        raise ValueError(
+            "config: the cell_line scheme holds out cell lines; list them in training.folds.held_out"
+        )
     return fold_slugs(list(values))
 
 
@@ -99,7 +102,11 @@ class Fold:
         return {
             "held_out": self.held_out,
             "held_out_column": self.column,
-            **({"held_out_compound": self.held_out} if self.column == "compound" and self.scheme != ALL_FOLD else {}),
+            **(
+                {"held_out_compound": self.held_out}
+                if self.column == "compound" and self.scheme != ALL_FOLD
+                else {}
+            ),
             "scheme": self.scheme,
             "classes": self.classes,
             "excluded_batches": self.excluded_batches,
@@ -107,7 +114,9 @@ class Fold:
             "n_test_crops": int(len(self.test_index)),
             "train_compounds": sorted(train["compound"].unique().tolist()),
             "train_cell_lines": sorted(train["cell_line"].unique().tolist()),
-            "train_crops_per_class": {k: int(v) for k, v in train["moa"].value_counts().sort_index().items()},
+            "train_crops_per_class": {
+                k: int(v) for k, v in train["moa"].value_counts().sort_index().items()
+            },
         }
 
 
@@ -154,7 +163,9 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
     is_test = (metadata[column] == held_out).to_numpy() & labelled
     if not is_test.any():
         known = ", ".join(sorted(metadata[column].unique()))
-        raise ValueError(f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: {known}")
+        raise ValueError(
+            f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: {known}"
+        )
     train = labelled & ~is_test
     excluded: list[str] = []
     if scheme == "nscb":
@@ -164,7 +175,11 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
         raise ValueError(f"fold {held_out!r} ({scheme}) leaves no training crops")
     trained = set(metadata.loc[train, "moa"])
     for held_moa in sorted(set(metadata.loc[is_test, "moa"]) - trained):
-        log.warning("fold %s: no training crops of its MoA %r are left; it cannot be predicted right", held_out, held_moa)
+        log.warning(
+            "fold %s: no training crops of its MoA %r are left; it cannot be predicted right",
+            held_out,
+            held_moa,
+        )
     return Fold(held_out, scheme, classes, np.flatnonzero(train), np.flatnonzero(is_test), excluded)
 
 
@@ -179,10 +194,14 @@ def select_all_fold(metadata: pd.DataFrame) -> Fold:
             "the all-compound fold has no unannotated crops to predict: the tensors were made without "
             "prediction.unannotated, or the dataset has no compound without an MoA (set prediction.unannotated: false)"
         )
-    return Fold(ALL_FOLD, ALL_FOLD, fold_classes(metadata), np.flatnonzero(train), np.flatnonzero(test), [])
+    return Fold(
+        ALL_FOLD, ALL_FOLD, fold_classes(metadata), np.flatnonzero(train), np.flatnonzero(test), []
+    )
 
 
-def run_workload(metadata: pd.DataFrame, held_out: list[str], scheme: str, epochs: int) -> dict[str, int]:
+def run_workload(
+    metadata: pd.DataFrame, held_out: list[str], scheme: str, epochs: int
+) -> dict[str, int]:
     """Images one network pushes through in a run of these folds: ``train_images`` (each fold's
     training crops, every epoch) and ``inference_images`` (each fold predicts its held-out crops
     and embeds every crop). ``metadata`` has one row per crop (as in the tensors)."""

@@ -59,8 +59,12 @@ def use_one_gpu(tf) -> list:
     index, handle = claim_device(len(gpus))
     _held.append(handle)
     tf.config.set_visible_devices([gpus[index]], "GPU")
-    log.info("%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed %s (lock %s)",
-             len(gpus), gpus[index].name, handle.name)
+    log.info(
+        "%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed %s (lock %s)",
+        len(gpus),
+        gpus[index].name,
+        handle.name,
+    )
     return [gpus[index]]
 
 
@@ -83,14 +87,25 @@ def claim_cuda_device() -> int | None:
     index, handle = claim_device(n)
     _held.append(handle)
     os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
-    log.info("%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed GPU %d (lock %s)",
-             n, index, handle.name)
+    log.info(
+        "%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed GPU %d (lock %s)",
+        n,
+        index,
+        handle.name,
+    )
     return index
 
 
 #: what SLURM puts in a job's environment about its allocation (GPU variables only when it has GPUs)
-SLURM_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_CPUS_ON_NODE", "SLURM_JOB_GPUS",
-                   "SLURM_GPUS_ON_NODE", "SLURM_GPUS", "SLURM_TRES_PER_TASK")
+SLURM_VARIABLES = (
+    "SLURM_JOB_ID",
+    "SLURM_JOB_PARTITION",
+    "SLURM_CPUS_ON_NODE",
+    "SLURM_JOB_GPUS",
+    "SLURM_GPUS_ON_NODE",
+    "SLURM_GPUS",
+    "SLURM_TRES_PER_TASK",
+)
 
 
 def slurm_allocation(environ=None) -> str | None:

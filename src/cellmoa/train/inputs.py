@@ -31,10 +31,14 @@ def channel_selection(input_channels, stored: list[str]) -> list[int] | None:
     if input_channels is None:
         return None
     if len(input_channels) != 3:
-        raise ValueError(f"input_channels must name 3 channels (or null for a zero channel); got {input_channels}")
+        raise ValueError(
+            f"input_channels must name 3 channels (or null for a zero channel); got {input_channels}"
+        )
     unknown = [c for c in input_channels if c is not None and c not in stored]
     if unknown:
-        raise ValueError(f"input channel(s) {', '.join(unknown)} are not in the tensors' channels {', '.join(stored)}")
+        raise ValueError(
+            f"input channel(s) {', '.join(unknown)} are not in the tensors' channels {', '.join(stored)}"
+        )
     return [-1 if c is None else stored.index(c) for c in input_channels]
 
 
@@ -57,7 +61,11 @@ class CropReader:
         """(shape of one crop, dtype, channel names) of the images, in one opening of the file."""
         with h5py.File(self.path, "r") as f:
             images = f["images"]
-            return tuple(images.shape[1:]), np.dtype(images.dtype), [str(c) for c in f.attrs.get("channels", [])]
+            return (
+                tuple(images.shape[1:]),
+                np.dtype(images.dtype),
+                [str(c) for c in f.attrs.get("channels", [])],
+            )
 
 
 def network_input(settings, stored: list[str], n_stored: int) -> tuple[list[int] | None, int]:
@@ -101,7 +109,9 @@ def augmentations(setting) -> tuple[str, ...]:
         return ()
     unknown = sorted(set(setting) - set(AUGMENTATIONS))
     if unknown:
-        raise ValueError(f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+        raise ValueError(
+            f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}"
+        )
     return tuple(a for a in AUGMENTATIONS if a in setting)
 
 
@@ -139,7 +149,9 @@ def augment_batch(images, seed, which=AUGMENTATIONS):
         images = apply(1, tf.reverse(images, [2]), images)
         images = apply(2, tf.reverse(images, [1]), images)
     if "intensity" in which:
-        jitter = tf.random.stateless_uniform([n, 1, 1, tf.shape(images)[-1]], streams[1], 0.75, 1.25)
+        jitter = tf.random.stateless_uniform(
+            [n, 1, 1, tf.shape(images)[-1]], streams[1], 0.75, 1.25
+        )
         images = apply(3, images * jitter, images)
     if "blur" in which:
         images = apply(4, box_blur(images), images)
@@ -181,7 +193,9 @@ def make_dataset(
     training batch, as Keras does with ``fit(class_weight=...)``, which generators do not take.
     """
     if backend_of(settings) != "tensorflow":
-        return numpy_batches(tensors, indices, labels, settings, training, with_index, epochs, class_weights)
+        return numpy_batches(
+            tensors, indices, labels, settings, training, with_index, epochs, class_weights
+        )
     if class_weights is not None:
         raise ValueError("class weights are given to fit() on the TensorFlow pipeline")
     import tensorflow as tf
@@ -230,14 +244,18 @@ def make_dataset(
         if select is not None:
             # a zero channel is black (0), as the paper stacked BBBC014's two channels with zeros
             zeros = tf.zeros_like(pixels[..., :1])
-            pixels = tf.concat([zeros if i < 0 else pixels[..., i : i + 1] for i in select], axis=-1)
+            pixels = tf.concat(
+                [zeros if i < 0 else pixels[..., i : i + 1] for i in select], axis=-1
+            )
         pixels = preprocess(pixels)
         out = (pixels,) if labels is None else (pixels, label)
         if with_index:
             out = out + (index,)
         return out if len(out) > 1 else out[0]
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE
+    )
     if getattr(settings, "threads", 0):
         # a job given n threads feeds itself with n threads too: tf.data's pool defaults to every
         # core, and two one-thread demo jobs on 2 cores then slowed each other by up to a quarter
@@ -349,7 +367,10 @@ def numpy_batches(
             plan += [order[k : k + batch] for k in range(0, len(indices), batch)]
         plan = [(first + b, rows) for b, rows in enumerate(plan)]
     else:
-        plan = [(None, np.arange(k, min(k + batch, len(indices)))) for k in range(0, len(indices), batch)]
+        plan = [
+            (None, np.arange(k, min(k + batch, len(indices))))
+            for k in range(0, len(indices), batch)
+        ]
     weights = None
     if class_weights is not None:
         weights = np.array([class_weights.get(int(label), 0.0) for label in label_arr], np.float32)
@@ -368,7 +389,13 @@ def numpy_batches(
             images = augment_batch_numpy(images, (settings.seed + 1, number), which)
         pixels = np.clip(z_to_pixels(images, settings.pixel_scale), *PIXEL_RANGE).astype(np.float32)
         if select is not None:
-            pixels = np.stack([np.zeros(pixels.shape[:-1], np.float32) if i < 0 else pixels[..., i] for i in select], -1)
+            pixels = np.stack(
+                [
+                    np.zeros(pixels.shape[:-1], np.float32) if i < 0 else pixels[..., i]
+                    for i in select
+                ],
+                -1,
+            )
         pixels = np.asarray(preprocess(pixels), np.float32)
         out = (pixels,) if labels is None else (pixels, label_arr[rows])
         if weights is not None:

@@ -53,30 +53,58 @@ class Network:
 #: (their weights then come from a local file, or Keras' own mechanism when online).
 NETWORKS = {
     "ResNet50": Network(
-        "ResNet50", "resnet50", 224, 32,
-        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet",
-        "4d473c1dd8becc155b73f8504c6f6626", 1.0,
+        "ResNet50",
+        "resnet50",
+        224,
+        32,
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "resnet",
+        "4d473c1dd8becc155b73f8504c6f6626",
+        1.0,
     ),
     "InceptionV3": Network(
-        "InceptionV3", "inception_v3", 299, 75,
-        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3",
-        "bcbd6486424b2319ff4ef7d526e38f63", 0.62,
+        "InceptionV3",
+        "inception_v3",
+        299,
+        75,
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "inception_v3",
+        "bcbd6486424b2319ff4ef7d526e38f63",
+        0.62,
     ),
     "InceptionResNetV2": Network(
-        "InceptionResNetV2", "inception_resnet_v2", 299, 75,
-        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_resnet_v2",
-        "d19885ff4a710c122648d3b5c3b684e4", 1.6,
+        "InceptionResNetV2",
+        "inception_resnet_v2",
+        299,
+        75,
+        "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "inception_resnet_v2",
+        "d19885ff4a710c122648d3b5c3b684e4",
+        1.6,
     ),
 }
 
 # Modules of other keras.applications constructors, for preprocess_input.
 _OTHER_MODULES = {
-    "ResNet101": "resnet", "ResNet152": "resnet", "ResNet50V2": "resnet_v2", "ResNet101V2": "resnet_v2",
-    "ResNet152V2": "resnet_v2", "Xception": "xception", "VGG16": "vgg16", "VGG19": "vgg19",
-    "DenseNet121": "densenet", "DenseNet169": "densenet", "DenseNet201": "densenet",
-    "MobileNet": "mobilenet", "MobileNetV2": "mobilenet_v2", "MobileNetV3Small": "mobilenet_v3",
-    "MobileNetV3Large": "mobilenet_v3", "EfficientNetB0": "efficientnet", "EfficientNetV2B0": "efficientnet_v2",
-    "ConvNeXtTiny": "convnext", "NASNetMobile": "nasnet",
+    "ResNet101": "resnet",
+    "ResNet152": "resnet",
+    "ResNet50V2": "resnet_v2",
+    "ResNet101V2": "resnet_v2",
+    "ResNet152V2": "resnet_v2",
+    "Xception": "xception",
+    "VGG16": "vgg16",
+    "VGG19": "vgg19",
+    "DenseNet121": "densenet",
+    "DenseNet169": "densenet",
+    "DenseNet201": "densenet",
+    "MobileNet": "mobilenet",
+    "MobileNetV2": "mobilenet_v2",
+    "MobileNetV3Small": "mobilenet_v3",
+    "MobileNetV3Large": "mobilenet_v3",
+    "EfficientNetB0": "efficientnet",
+    "EfficientNetV2B0": "efficientnet_v2",
+    "ConvNeXtTiny": "convnext",
+    "NASNetMobile": "nasnet",
 }
 
 
@@ -118,14 +146,18 @@ def imagenet_weights_file(name: str) -> str:
     return f"resources/weights/{name}_imagenet_notop.h5"
 
 
-def fetch_imagenet_weights(name: str, dest, base_url: str = WEIGHTS_BASE_URL, md5: str | None = None, **fetch_kw):
+def fetch_imagenet_weights(
+    name: str, dest, base_url: str = WEIGHTS_BASE_URL, md5: str | None = None, **fetch_kw
+):
     """Download a network's ImageNet no-top weights to ``dest`` and check their md5.
 
     ``md5`` defaults to the one Keras publishes. A mismatching file is removed.
     """
     net = network(name)
     if net.weights_file is None:
-        raise WeightsError(f"no ImageNet weights URL is known for {name}; give a local weights file in the config")
+        raise WeightsError(
+            f"no ImageNet weights URL is known for {name}; give a local weights file in the config"
+        )
     url = f"{base_url.rstrip('/')}/{net.weights_subdir}/{net.weights_file}"
     dest = Path(dest)
     fetch(url, dest, **fetch_kw)
@@ -133,7 +165,9 @@ def fetch_imagenet_weights(name: str, dest, base_url: str = WEIGHTS_BASE_URL, md
     actual = md5sum(dest)
     if actual != expected:
         dest.unlink()
-        raise DownloadError(f"{url}: md5 {actual} differs from the published {expected}; the file was removed")
+        raise DownloadError(
+            f"{url}: md5 {actual} differs from the published {expected}; the file was removed"
+        )
     return dest
 
 
@@ -156,7 +190,9 @@ def resolve_weights(
         return str(path)
     if net.weights_file is None:
         return "imagenet"  # Keras' own lookup for networks outside the paper's three
-    candidates = ([Path(imagenet_file)] if imagenet_file else []) + [keras_cache_dir() / net.weights_file]
+    candidates = ([Path(imagenet_file)] if imagenet_file else []) + [
+        keras_cache_dir() / net.weights_file
+    ]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise WeightsError(
@@ -197,7 +233,10 @@ def preprocess_fn(name: str, channels: int = 3):
         else:
             import tensorflow as tf
 
-            concat, mean = (lambda parts, axis: tf.concat(parts, axis)), (lambda v: tf.reduce_mean(v, -1, keepdims=True))
+            concat, mean = (
+                (lambda parts, axis: tf.concat(parts, axis)),
+                (lambda v: tf.reduce_mean(v, -1, keepdims=True)),
+            )
         parts = [rgb(x[..., :3])]
         for c in range(3, channels):
             grey = x[..., c : c + 1]
@@ -207,8 +246,13 @@ def preprocess_fn(name: str, channels: int = 3):
     return preprocess
 
 
-def build_backbone(name: str, input_size: int, weights: str | None, imagenet_file: str | Path | None = None,
-                   channels: int = 3):
+def build_backbone(
+    name: str,
+    input_size: int,
+    weights: str | None,
+    imagenet_file: str | Path | None = None,
+    channels: int = 3,
+):
     """The network without its top, average-pooled; ``channels`` other than 3 widens its first
     convolution (:func:`widen_stem`), keeping the pretrained weights of every other layer."""
     import keras
@@ -219,16 +263,29 @@ def build_backbone(name: str, input_size: int, weights: str | None, imagenet_fil
     constructor = getattr(keras.applications, name)
     resolved = resolve_weights(name, weights, imagenet_file=imagenet_file)
     if channels == 3:
-        return constructor(include_top=False, weights=resolved, input_shape=(input_size, input_size, 3), pooling="avg")
+        return constructor(
+            include_top=False,
+            weights=resolved,
+            input_shape=(input_size, input_size, 3),
+            pooling="avg",
+        )
     import warnings
 
     with warnings.catch_warnings():  # keras.applications warns of anything but 1 or 3 channels
-        warnings.filterwarnings("ignore", message="This model usually expects 1 or 3 input channels")
-        wide = constructor(include_top=False, weights=None, input_shape=(input_size, input_size, channels),
-                           pooling="avg")
+        warnings.filterwarnings(
+            "ignore", message="This model usually expects 1 or 3 input channels"
+        )
+        wide = constructor(
+            include_top=False,
+            weights=None,
+            input_shape=(input_size, input_size, channels),
+            pooling="avg",
+        )
     if resolved is None:
         return wide
-    pretrained = constructor(include_top=False, weights=resolved, input_shape=(input_size, input_size, 3), pooling="avg")
+    pretrained = constructor(
+        include_top=False, weights=resolved, input_shape=(input_size, input_size, 3), pooling="avg"
+    )
     copy_into_wide(pretrained, wide)
     return wide
 
@@ -276,12 +333,16 @@ def copy_into_wide(pretrained, wide) -> None:
     layers_a = [layer for layer in pretrained.layers if layer.weights]
     layers_b = [layer for layer in wide.layers if layer.weights]
     if len(layers_a) != len(layers_b):
-        raise ValueError(f"{wide.name}: {len(layers_b)} weighted layers, the pretrained network {len(layers_a)}")
+        raise ValueError(
+            f"{wide.name}: {len(layers_b)} weighted layers, the pretrained network {len(layers_a)}"
+        )
     for a, b in zip(layers_a, layers_b):
         values = a.get_weights()
         if a is stem:
             values = [widen_stem(values[0], channels), *values[1:]]
-        if type(a) is not type(b) or [v.shape for v in values] != [tuple(w.shape) for w in b.weights]:
+        if type(a) is not type(b) or [v.shape for v in values] != [
+            tuple(w.shape) for w in b.weights
+        ]:
             raise ValueError(f"{wide.name}: layer {b.name} does not match the pretrained {a.name}")
         b.set_weights(values)
 
@@ -318,7 +379,10 @@ def build_classifier(
                 layer.momentum = float(batchnorm_momentum)
     regularizer = keras.regularizers.L2(l2) if l2 else None
     outputs = keras.layers.Dense(
-        1 if head == "sigmoid" else n_classes, activation=head, kernel_regularizer=regularizer, dtype="float32",
+        1 if head == "sigmoid" else n_classes,
+        activation=head,
+        kernel_regularizer=regularizer,
+        dtype="float32",
         name="moa",
     )(backbone.output)
     return keras.Model(backbone.input, outputs, name=f"{name}_moa")

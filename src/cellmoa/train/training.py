@@ -91,11 +91,15 @@ class TrainSettings:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
         if self.channel_adapter not in ("select", "stem"):
-            raise ValueError(f"channel_adapter must be select or stem, not {self.channel_adapter!r}")
+            raise ValueError(
+                f"channel_adapter must be select or stem, not {self.channel_adapter!r}"
+            )
         if self.channel_adapter == "stem":
             self.input_channels = None
         if self.mixed_precision not in (False, True, "float16", "bfloat16"):
-            raise ValueError(f"mixed_precision must be false, true, float16 or bfloat16, not {self.mixed_precision!r}")
+            raise ValueError(
+                f"mixed_precision must be false, true, float16 or bfloat16, not {self.mixed_precision!r}"
+            )
         if self.jit_compile is None:
             self.jit_compile = self.backend == "jax"
         if self.backend == "tensorflow" and self.jit_compile and self.deterministic:
@@ -111,7 +115,9 @@ class TrainSettings:
     def output_settings(self) -> dict:
         """What changes a job's outputs (a rule's ``params``): every setting but :data:`NOT_OUTPUTS`.
         Per network, so that changing one network's settings reruns only its jobs."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_OUTPUTS}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.NOT_OUTPUTS
+        }
 
     @classmethod
     def from_config(cls, training: dict, network: str, threads: int = 0) -> "TrainSettings":
@@ -135,9 +141,12 @@ class TrainSettings:
 
 def mixed_policy(settings: TrainSettings) -> str:
     """The Keras dtype policy of the settings' ``mixed_precision``."""
-    return {False: "float32", True: "mixed_float16", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[
-        settings.mixed_precision
-    ]
+    return {
+        False: "float32",
+        True: "mixed_float16",
+        "float16": "mixed_float16",
+        "bfloat16": "mixed_bfloat16",
+    }[settings.mixed_precision]
 
 
 def use_backend(backend: str, deterministic: bool = True) -> None:
@@ -163,9 +172,13 @@ def use_backend(backend: str, deterministic: bool = True) -> None:
         # like TensorFlow's memory growth: several jobs can share a GPU (JAX takes 75% by default)
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         if deterministic and "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
-            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
+            os.environ["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true"
+            ).strip()
     if backend == "torch" and deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+        os.environ.setdefault(
+            "CUBLAS_WORKSPACE_CONFIG", ":4096:8"
+        )  # what deterministic cuBLAS needs
 
 
 def configure_backend(settings: TrainSettings) -> None:
@@ -191,13 +204,21 @@ def configure_backend(settings: TrainSettings) -> None:
         if settings.threads:
             torch.set_num_threads(settings.threads)
         torch.use_deterministic_algorithms(settings.deterministic, warn_only=True)
-        log.info("PyTorch %s; CUDA devices: %d (CUDA_VISIBLE_DEVICES=%s)", torch.__version__,
-                 torch.cuda.device_count(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+        log.info(
+            "PyTorch %s; CUDA devices: %d (CUDA_VISIBLE_DEVICES=%s)",
+            torch.__version__,
+            torch.cuda.device_count(),
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
     else:
         import jax
 
-        log.info("JAX %s; devices: %s (CUDA_VISIBLE_DEVICES=%s)", jax.__version__, jax.devices(),
-                 os.environ.get("CUDA_VISIBLE_DEVICES"))
+        log.info(
+            "JAX %s; devices: %s (CUDA_VISIBLE_DEVICES=%s)",
+            jax.__version__,
+            jax.devices(),
+            os.environ.get("CUDA_VISIBLE_DEVICES"),
+        )
 
 
 def configure_tensorflow(settings: TrainSettings) -> None:
@@ -221,8 +242,12 @@ def configure_tensorflow(settings: TrainSettings) -> None:
 
         disable_op_determinism()
     keras.mixed_precision.set_global_policy(mixed_policy(settings))
-    log.info("TensorFlow %s; GPUs used: %s (CUDA_VISIBLE_DEVICES=%s)", tf.__version__,
-             [d.name for d in tf.config.get_visible_devices("GPU")], os.environ.get("CUDA_VISIBLE_DEVICES"))
+    log.info(
+        "TensorFlow %s; GPUs used: %s (CUDA_VISIBLE_DEVICES=%s)",
+        tf.__version__,
+        [d.name for d in tf.config.get_visible_devices("GPU")],
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
 
 
 def _optimizer(settings: TrainSettings):
@@ -258,7 +283,11 @@ class FoldOutputs:
 
     def files(self) -> list[Path]:
         """The output files (those that are written)."""
-        return [Path(f) for f in (self.model, self.history, self.predictions, self.fold, self.embeddings) if f is not None]
+        return [
+            Path(f)
+            for f in (self.model, self.history, self.predictions, self.fold, self.embeddings)
+            if f is not None
+        ]
 
 
 class FoldTrainer:
@@ -280,12 +309,21 @@ class FoldTrainer:
         self.metadata = read_crop_metadata(tensors)
         self.classes = fold_classes(self.metadata)
         self.model = models.build_classifier(
-            settings.network, len(self.classes), settings.input_size, settings.weights, settings.l2,
-            settings.batchnorm_momentum, imagenet_file, head=settings.head, channels=self._input_channels(),
+            settings.network,
+            len(self.classes),
+            settings.input_size,
+            settings.weights,
+            settings.l2,
+            settings.batchnorm_momentum,
+            imagenet_file,
+            head=settings.head,
+            channels=self._input_channels(),
         )
         self.model.compile(
             optimizer=_optimizer(settings),
-            loss="binary_crossentropy" if settings.head == "sigmoid" else "sparse_categorical_crossentropy",
+            loss="binary_crossentropy"
+            if settings.head == "sigmoid"
+            else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=settings.jit_compile,
         )
@@ -318,12 +356,19 @@ class FoldTrainer:
         if saved is None:
             self._set_state(*self._initial)
             return 0
-        log.info("fold %s: resuming from the checkpoint in %s after epoch %d of %d", held_out, checkpoint.folder,
-                 done, self.settings.epochs)
+        log.info(
+            "fold %s: resuming from the checkpoint in %s after epoch %d of %d",
+            held_out,
+            checkpoint.folder,
+            done,
+            self.settings.epochs,
+        )
         self._set_state(saved.get_weights(), [np.array(v) for v in saved.optimizer.variables])
         return done
 
-    def train(self, held_out: str, outputs: FoldOutputs, keep_checkpoint: bool = False) -> pd.DataFrame:
+    def train(
+        self, held_out: str, outputs: FoldOutputs, keep_checkpoint: bool = False
+    ) -> pd.DataFrame:
         """Train the fold that holds out ``held_out``, save its model, predict its held-out
         crops, embed every crop; returns the predictions table. The checkpoint folder is removed
         afterwards unless ``keep_checkpoint`` (a multi-fold job removes them when all are done)."""
@@ -331,35 +376,63 @@ class FoldTrainer:
 
         settings, metadata = self.settings, self.metadata
         fold = select_fold(metadata, held_out, settings.fold_scheme)
-        made_with = json.dumps({"held_out": held_out, **self.settings.output_settings()}, sort_keys=True, default=str)
+        made_with = json.dumps(
+            {"held_out": held_out, **self.settings.output_settings()}, sort_keys=True, default=str
+        )
         checkpoint = Checkpoint(outputs.checkpoint_dir, settings.checkpoint_minutes, made_with)
         results = outputs.files()
         if keep_checkpoint and checkpoint.restore_results(results):
-            log.info("fold %s: finished before this job was stopped; its results restored from %s", held_out,
-                     checkpoint.folder)
+            log.info(
+                "fold %s: finished before this job was stopped; its results restored from %s",
+                held_out,
+                checkpoint.folder,
+            )
             return pd.read_csv(outputs.predictions, sep="\t", keep_default_na=False)
         class_index = {c: i for i, c in enumerate(fold.classes)}
-        train_labels = np.array([class_index[m] for m in metadata["moa"].iloc[fold.train_index]], np.int64)
+        train_labels = np.array(
+            [class_index[m] for m in metadata["moa"].iloc[fold.train_index]], np.int64
+        )
         summary = fold.summary(metadata)
         summary["settings"] = asdict(settings)
         write_text(outputs.fold, json.dumps(summary, indent=2) + "\n")
-        log.info("fold %s (%s): %d training crops, %d held-out crops, classes %s", held_out, fold.scheme,
-                 len(fold.train_index), len(fold.test_index), fold.classes)
+        log.info(
+            "fold %s (%s): %d training crops, %d held-out crops, classes %s",
+            held_out,
+            fold.scheme,
+            len(fold.train_index),
+            len(fold.test_index),
+            fold.classes,
+        )
         done = self._start(checkpoint, held_out)
         callbacks = [checkpoint.callback()]
         if settings.lr_decay_epochs:
-            every, factor, base = settings.lr_decay_epochs, settings.lr_decay_factor, settings.learning_rate
-            callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: base * factor ** (epoch // every)))
+            every, factor, base = (
+                settings.lr_decay_epochs,
+                settings.lr_decay_factor,
+                settings.learning_rate,
+            )
+            callbacks.append(
+                keras.callbacks.LearningRateScheduler(
+                    lambda epoch: base * factor ** (epoch // every)
+                )
+            )
         if done < settings.epochs:
             # one pipeline through the epochs still to run; epoch e feeds the same batches whether
             # the run started at 0 or resumed at e, so a resumed fold ends with the weights of an
             # uninterrupted one
-            weights = class_weights(train_labels, len(fold.classes)) if settings.class_weights else None
+            weights = (
+                class_weights(train_labels, len(fold.classes)) if settings.class_weights else None
+            )
             # tf.data takes the class weights from fit(); a generator (the other backends) yields them
             on_tf = settings.backend == "tensorflow"
             train_ds = make_dataset(
-                self.tensors, fold.train_index, train_labels, settings, training=True,
-                epochs=range(done, settings.epochs), class_weights=None if on_tf else weights,
+                self.tensors,
+                fold.train_index,
+                train_labels,
+                settings,
+                training=True,
+                epochs=range(done, settings.epochs),
+                class_weights=None if on_tf else weights,
             )
             self.model.fit(
                 train_ds,
@@ -374,7 +447,9 @@ class FoldTrainer:
         if outputs.model is not None:
             with atomic_path(outputs.model) as tmp:
                 self.model.save(tmp)
-        predictions = predict_crops(self.model, self.tensors, metadata, fold.test_index, fold.classes, settings)
+        predictions = predict_crops(
+            self.model, self.tensors, metadata, fold.test_index, fold.classes, settings
+        )
         predictions.insert(0, "Metadata_Fold", held_out)
         predictions.insert(0, "Metadata_Network", settings.network)
         write_tsv(predictions, outputs.predictions)
@@ -384,7 +459,9 @@ class FoldTrainer:
             # a leave-one-out fold's model embeds what the matching uses (annotated treatments and
             # controls); the unannotated crops (NaN rows) only the all-compound fold's model
             rows = None if held_out == ALL_FOLD else ~unannotated(metadata)
-            write_embeddings(self._embedder, self.tensors, settings, Path(outputs.embeddings), held_out, rows)
+            write_embeddings(
+                self._embedder, self.tensors, settings, Path(outputs.embeddings), held_out, rows
+            )
         write_tsv(checkpoint.history(), outputs.history)
         if keep_checkpoint:
             checkpoint.keep_results(results)  # a rerun after a kill restores this fold untrained
@@ -393,8 +470,12 @@ class FoldTrainer:
         return predictions
 
 
-def train_folds(tensors: Path, folds: dict[str, FoldOutputs], settings: TrainSettings,
-                imagenet_file: Path | None = None) -> dict[str, pd.DataFrame]:
+def train_folds(
+    tensors: Path,
+    folds: dict[str, FoldOutputs],
+    settings: TrainSettings,
+    imagenet_file: Path | None = None,
+) -> dict[str, pd.DataFrame]:
     """Train the folds (held-out value -> outputs) one after the other in this process (see
     :class:`FoldTrainer`). Each fold's checkpoint is kept until every fold is done, so a job
     killed at any moment resumes where it stopped, finished folds included."""
@@ -422,13 +503,25 @@ def train_fold(
 ) -> pd.DataFrame:
     """Train on one fold's training crops, save the model, predict the held-out crops (see
     :class:`FoldTrainer`). Returns the predictions table."""
-    outputs = FoldOutputs(Path(model_path), Path(history_path), Path(predictions_path), Path(fold_path),
-                          Path(checkpoint_dir), Path(embeddings_path) if embeddings_path else None)
+    outputs = FoldOutputs(
+        Path(model_path),
+        Path(history_path),
+        Path(predictions_path),
+        Path(fold_path),
+        Path(checkpoint_dir),
+        Path(embeddings_path) if embeddings_path else None,
+    )
     return FoldTrainer(tensors, settings, imagenet_file).train(held_out, outputs)
 
 
-def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Path, fold: str,
-                     rows: np.ndarray | None = None) -> None:
+def write_embeddings(
+    embedder,
+    tensors: Path,
+    settings: TrainSettings,
+    path: Path,
+    fold: str,
+    rows: np.ndarray | None = None,
+) -> None:
     """Penultimate-layer (global-average-pooled) features of every crop of the tensors file (or
     of the crops where the boolean ``rows`` is true; the others are NaN), as ``/embeddings``
     (N, D) float16 aligned row by row with the tensors' ``/images``; ``embedder`` is
@@ -438,7 +531,11 @@ def write_embeddings(embedder, tensors: Path, settings: TrainSettings, path: Pat
     index = np.arange(n) if rows is None else np.flatnonzero(rows)
     ds = make_dataset(tensors, index, None, settings, training=False)
     steps = steps_per_epoch(len(index), settings.batch_size)
-    embedded = embedder.predict(ds, steps=steps, verbose=0) if len(index) else np.zeros((0, embedder.output_shape[-1]))
+    embedded = (
+        embedder.predict(ds, steps=steps, verbose=0)
+        if len(index)
+        else np.zeros((0, embedder.output_shape[-1]))
+    )
     values = np.full((n, embedded.shape[1]), np.nan, np.float32)
     values[index] = embedded
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as out:
@@ -453,11 +550,16 @@ def predict_crops(model, tensors, metadata, indices, classes, settings) -> pd.Da
     """Per-crop class probabilities with the crops' metadata (columns prefixed ``Metadata_``)."""
     ds = make_dataset(tensors, indices, None, settings, training=False)
     steps = steps_per_epoch(len(indices), settings.batch_size)
-    probs = model.predict(ds, steps=steps, verbose=0) if len(indices) else np.zeros((0, len(classes)))
+    probs = (
+        model.predict(ds, steps=steps, verbose=0) if len(indices) else np.zeros((0, len(classes)))
+    )
     if probs.shape[1] == 1 and len(classes) == 2:  # sigmoid head: the probability of classes[1]
         probs = np.concatenate([1.0 - probs, probs], axis=1)
     table = metadata.iloc[indices].reset_index(drop=True)
-    table.columns = [f"Metadata_{c.title().replace('_', '')}" if c != "moa" else "Metadata_MoA" for c in table.columns]
+    table.columns = [
+        f"Metadata_{c.title().replace('_', '')}" if c != "moa" else "Metadata_MoA"
+        for c in table.columns
+    ]
     for i, c in enumerate(classes):
         table[f"prob_{c}"] = probs[:, i].astype(np.float64)
     table["predicted_moa"] = [classes[i] for i in probs.argmax(axis=1)] if len(indices) else []

@@ -25,7 +25,9 @@ def get_dataset(name: str, data: dict | None = None) -> Dataset:
     try:
         cls = DATASETS[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}"
+        ) from None
     adapter = cls()
     return adapter if data is None else adapter.configure(data)
 
@@ -35,5 +37,13 @@ def dataset_from_config(config: dict) -> Dataset:
     return get_dataset(config["dataset"], config.get("data") or {})
 
 
-__all__ = ["BBBC014", "BBBC021", "DATASETS", "METADATA_COLUMNS", "Dataset", "LoadData", "dataset_from_config",
-           "get_dataset"]
+__all__ = [
+    "BBBC014",
+    "BBBC021",
+    "DATASETS",
+    "METADATA_COLUMNS",
+    "Dataset",
+    "LoadData",
+    "dataset_from_config",
+    "get_dataset",
+]

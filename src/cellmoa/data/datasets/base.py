@@ -117,7 +117,9 @@ class Dataset(ABC):
             raise ValueError(f"{name} is binary data, not a text table")
         head = raw[:512].lstrip().lower()
         if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
-            raise ValueError(f"{name} is an HTML/XML page, not the table (the server answered with an error page?)")
+            raise ValueError(
+                f"{name} is an HTML/XML page, not the table (the server answered with an error page?)"
+            )
         columns = self.metadata_columns().get(name)
         if not columns:
             return
@@ -131,7 +133,9 @@ class Dataset(ABC):
             raise ValueError(f"{name} is not a readable CSV ({exc})") from exc
         missing = [c for c in columns if c not in header.columns]
         if missing:
-            raise ValueError(f"{name} lacks the column(s) {', '.join(missing)} of {self.name}'s table")
+            raise ValueError(
+                f"{name} lacks the column(s) {', '.join(missing)} of {self.name}'s table"
+            )
 
     def required_columns(self) -> list[str]:
         """The columns :meth:`read_metadata` returns: :data:`METADATA_COLUMNS`, ``image_number``
@@ -164,7 +168,9 @@ class Dataset(ABC):
         """Every image file the metadata lists for ``plate``, relative to the plate's folder."""
         rows = metadata[metadata["plate"] == plate]
         if rows.empty:
-            raise ValueError(f"plate {plate} has no images in the metadata; check data.plates in the config")
+            raise ValueError(
+                f"plate {plate} has no images in the metadata; check data.plates in the config"
+            )
         return sorted({f.split("/", 1)[1] for ch in self.channels for f in rows[f"file_{ch}"]})
 
     def labelled(self, metadata: pd.DataFrame) -> pd.DataFrame:

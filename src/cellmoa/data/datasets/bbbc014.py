@@ -79,7 +79,11 @@ def parse_platemap(text: str, path: Path | str = PLATEMAP) -> list[float]:
     values = [_concentration(line) for line in lines]
     unreadable = [i for i, v in enumerate(values) if v is None]
     if len(lines) != 96 or unreadable:
-        detail = f"line {unreadable[0] + 2} reads {lines[unreadable[0]]!r}" if unreadable else f"{len(lines)} wells"
+        detail = (
+            f"line {unreadable[0] + 2} reads {lines[unreadable[0]]!r}"
+            if unreadable
+            else f"{len(lines)} wells"
+        )
         raise ValueError(
             f"{path}: expected a header line and then one concentration per well for 96 wells "
             f"(written '10^-7' or '1e-7'); {detail}. The file differs from BBBC014 v1's platemap"

@@ -63,7 +63,9 @@ def _read_csv(path: Path, dtype: dict) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=dtype)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"{path}: not a readable CSV table ({type(exc).__name__}: {exc}); {_REFETCH}") from exc
+        raise ValueError(
+            f"{path}: not a readable CSV table ({type(exc).__name__}: {exc}); {_REFETCH}"
+        ) from exc
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> None:
@@ -124,9 +126,7 @@ class BBBC021(Dataset):
         """Join the image table to the MoA table on (compound, parsed concentration)."""
         labels = {
             (c, k): m
-            for c, k, m in zip(
-                moa["compound"], concentration_key(moa["concentration"]), moa["moa"]
-            )
+            for c, k, m in zip(moa["compound"], concentration_key(moa["concentration"]), moa["moa"])
         }
         conc = concentration_key(images["Image_Metadata_Concentration"])
         compounds = images["Image_Metadata_Compound"].astype(str)

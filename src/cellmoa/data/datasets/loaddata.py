@@ -83,7 +83,9 @@ def read_table(path: Path, source: str | None = None) -> pd.DataFrame:
     except FileNotFoundError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a damaged table
-        raise ScreenError(f"{name}: not a readable {suffix} table ({type(exc).__name__}: {exc}); fix the file or its name") from exc
+        raise ScreenError(
+            f"{name}: not a readable {suffix} table ({type(exc).__name__}: {exc}); fix the file or its name"
+        ) from exc
 
 
 def line_of(index: int) -> int:
@@ -96,14 +98,16 @@ def channel_columns(columns, kind: str = "FileName") -> dict[str, str]:
     in table order: ``FileName_DNA``, ``Image_FileName_OrigDNA`` -> ``DNA``."""
     out: dict[str, str] = {}
     for column in columns:
-        name = column[len("Image_"):] if column.startswith("Image_") else column
+        name = column[len("Image_") :] if column.startswith("Image_") else column
         if not name.startswith(f"{kind}_"):
             continue
-        channel = name[len(kind) + 1:]
+        channel = name[len(kind) + 1 :]
         if channel.startswith("Orig") and len(channel) > 4:
             channel = channel[4:]
         if channel in out:
-            raise ScreenError(f"columns {out[channel]} and {column} both name channel {channel}; keep one")
+            raise ScreenError(
+                f"columns {out[channel]} and {column} both name channel {channel}; keep one"
+            )
         out[channel] = column
     return out
 
@@ -169,7 +173,8 @@ class LoadData(Dataset):
         missing = [k for k in ("loaddata", "treatments", "moas") if not data.get(k)]
         if missing:
             raise ScreenError(
-                "config: dataset loaddata needs data." + ", data.".join(missing)
+                "config: dataset loaddata needs data."
+                + ", data.".join(missing)
                 + " (the LoadData CSV, the plate map and the MoA table; see README 'Run cellmoa on your own screen')"
             )
         self.sources = {
@@ -203,11 +208,11 @@ class LoadData(Dataset):
                 )
             channels = list(channel_columns(self._header(local)))
             if not channels:
-                raise ScreenError(f"{source}: no FileName_<channel> columns; a LoadData CSV names each channel's file in one")
+                raise ScreenError(
+                    f"{source}: no FileName_<channel> columns; a LoadData CSV names each channel's file in one"
+                )
         self.channels = tuple(str(c) for c in channels)
-        self.network_channels = tuple(
-            (list(self.channels) + [None, None, None])[:3]
-        )
+        self.network_channels = tuple((list(self.channels) + [None, None, None])[:3])
         return self
 
     @property
@@ -216,7 +221,9 @@ class LoadData(Dataset):
 
     def _header(self, path: Path) -> list[str]:
         if not path.is_file():
-            raise ScreenError(f"{path}: the LoadData CSV (data.loaddata) does not exist; fix the path")
+            raise ScreenError(
+                f"{path}: the LoadData CSV (data.loaddata) does not exist; fix the path"
+            )
         if table_suffix(str(path)) == ".parquet":
             import pyarrow.parquet as pq
 
@@ -258,14 +265,18 @@ class LoadData(Dataset):
         super().check_metadata_file(name, path)
 
     def archive_name(self, plate: str) -> str:
-        raise ScreenError("a loaddata screen has no plate archives: its images are fetched one by one")
+        raise ScreenError(
+            "a loaddata screen has no plate archives: its images are fetched one by one"
+        )
 
     def batch_of(self, plate: str) -> str:
         return plate
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _column(self, table: pd.DataFrame, canonical: str, source: str, required: bool = True) -> str | None:
+    def _column(
+        self, table: pd.DataFrame, canonical: str, source: str, required: bool = True
+    ) -> str | None:
         column = self.mapping.get(canonical, canonical)
         if column in table.columns:
             return column
@@ -289,7 +300,9 @@ class LoadData(Dataset):
             tables[name] = read_table(path, self.sources.get(name))
         return self.join(tables[self.loaddata_name], tables[TREATMENTS_NAME], tables[MOAS_NAME])
 
-    def join(self, images: pd.DataFrame, treatments: pd.DataFrame, moas: pd.DataFrame) -> pd.DataFrame:
+    def join(
+        self, images: pd.DataFrame, treatments: pd.DataFrame, moas: pd.DataFrame
+    ) -> pd.DataFrame:
         """The fields of the LoadData table with their plate, well, site, batch, treatment and MoA
         (see :meth:`Dataset.read_metadata`), plus ``source_<channel>``: where each image lies."""
         src = self.sources.get(self.loaddata_name, "LoadData CSV")
@@ -302,14 +315,18 @@ class LoadData(Dataset):
             sites = images.groupby([plates, wells]).cumcount() + 1
         else:
             sites = self._integers(images[site_column], src, site_column)
-        out = pd.DataFrame({"plate": plates.values, "well": wells.values, "site": np.asarray(sites)})
+        out = pd.DataFrame(
+            {"plate": plates.values, "well": wells.values, "site": np.asarray(sites)}
+        )
         self._refuse_duplicates(out, src)
         out["batch"] = self._batches(images, plates, src)
         line_column = self._column(images, "Metadata_CellLine", src, required=False)
         out["cell_line"] = images[line_column].astype(str).values if line_column else "unknown"
         treated = self._treatments(out, treatments)
         # every control name (data.control may list several) is stored as the first one
-        out["compound"] = treated["compound"].replace({n: self.control for n in self.controls_named[1:]}).values
+        out["compound"] = (
+            treated["compound"].replace({n: self.control for n in self.controls_named[1:]}).values
+        )
         out["concentration"] = treated["concentration"].values
         out["moa"] = self._moas(out, moas)
         replicate_column = self._column(images, "Metadata_Replicate", src, required=False)
@@ -318,7 +335,11 @@ class LoadData(Dataset):
         else:
             out["replicate"] = self._replicates(out)
         numbers = images["ImageNumber"] if "ImageNumber" in images.columns else None
-        if numbers is not None and numbers.astype(str).str.fullmatch(r"\d+").all() and numbers.astype(int).is_unique:
+        if (
+            numbers is not None
+            and numbers.astype(str).str.fullmatch(r"\d+").all()
+            and numbers.astype(int).is_unique
+        ):
             out["image_number"] = numbers.astype(int).values
         else:
             out["image_number"] = np.arange(1, len(out) + 1)
@@ -333,7 +354,9 @@ class LoadData(Dataset):
                 out.append(normalize_well(value, fmt))
             except ValueError as exc:
                 fix = " or set data.plate_format to the screen's (96, 384, 1536)" if fmt else ""
-                raise ScreenError(f"{src} line {line_of(index)}: {exc}. Fix the well name{fix}") from None
+                raise ScreenError(
+                    f"{src} line {line_of(index)}: {exc}. Fix the well name{fix}"
+                ) from None
         return pd.Series(out, index=values.index)
 
     @staticmethod
@@ -342,15 +365,21 @@ class LoadData(Dataset):
         bad = ~text.str.fullmatch(r"\d+")
         if bad.any():
             index = bad.idxmax()
-            raise ScreenError(f"{src} line {line_of(index)}: {column} is {values[index]!r}, not a whole number; fix it")
+            raise ScreenError(
+                f"{src} line {line_of(index)}: {column} is {values[index]!r}, not a whole number; fix it"
+            )
         return text.astype(int).values
 
     def _refuse_duplicates(self, fields: pd.DataFrame, src: str) -> None:
         dup = fields.duplicated(["plate", "well", "site"], keep=False)
         if dup.any():
             first = fields[dup].iloc[0]
-            same = fields.index[dup & (fields["plate"] == first["plate"]) & (fields["well"] == first["well"])
-                                & (fields["site"] == first["site"])]
+            same = fields.index[
+                dup
+                & (fields["plate"] == first["plate"])
+                & (fields["well"] == first["well"])
+                & (fields["site"] == first["site"])
+            ]
             lines = ", ".join(str(line_of(i)) for i in same[:5])
             raise ScreenError(
                 f"{src} lines {lines}: the same field (plate {first['plate']}, well {first['well']}, site "
@@ -368,7 +397,9 @@ class LoadData(Dataset):
                 "each plate as its own batch"
             )
         batches = images[self.batch_column].astype(str).str.strip()
-        per_plate = pd.DataFrame({"plate": plates, "batch": batches}).groupby("plate")["batch"].nunique()
+        per_plate = (
+            pd.DataFrame({"plate": plates, "batch": batches}).groupby("plate")["batch"].nunique()
+        )
         if (per_plate > 1).any():
             plate = per_plate.index[per_plate > 1][0]
             raise ScreenError(
@@ -389,7 +420,9 @@ class LoadData(Dataset):
         bad = conc.isna() & (treatments[conc_col].astype(str).str.strip() != "")
         if bad.any():
             index = bad.idxmax()
-            raise ScreenError(f"{src} line {line_of(index)}: {conc_col} is {treatments[conc_col][index]!r}, not a number; fix it")
+            raise ScreenError(
+                f"{src} line {line_of(index)}: {conc_col} is {treatments[conc_col][index]!r}, not a number; fix it"
+            )
         unset = conc.isna() & ~table["compound"].isin(self.controls_named)
         if unset.any():
             index = unset.idxmax()
@@ -401,22 +434,37 @@ class LoadData(Dataset):
         empty = table["compound"] == ""
         if empty.any():
             index = empty.idxmax()
-            raise ScreenError(f"{src} line {line_of(index)}: well {table['well'][index]} has no compound; fill it or drop the row")
+            raise ScreenError(
+                f"{src} line {line_of(index)}: well {table['well'][index]} has no compound; fill it or drop the row"
+            )
         keys = ["plate", "well"]
         dup = table.duplicated(keys, keep=False)
         if dup.any():
             first = table[dup].iloc[0]
-            lines = ", ".join(str(line_of(i)) for i in table.index[dup & (table["well"] == first["well"]) & (table["plate"] == first["plate"])][:5])
+            lines = ", ".join(
+                str(line_of(i))
+                for i in table.index[
+                    dup & (table["well"] == first["well"]) & (table["plate"] == first["plate"])
+                ][:5]
+            )
             where = f"plate {first['plate']} " if plate_col else ""
-            raise ScreenError(f"{src} lines {lines}: {where}well {first['well']} is given more than one treatment; keep one row per well")
+            raise ScreenError(
+                f"{src} lines {lines}: {where}well {first['well']} is given more than one treatment; keep one row per well"
+            )
         lookup = table.set_index(keys)
-        key = pd.MultiIndex.from_arrays([fields["plate"] if plate_col else pd.Series([""] * len(fields)), fields["well"]])
+        key = pd.MultiIndex.from_arrays(
+            [fields["plate"] if plate_col else pd.Series([""] * len(fields)), fields["well"]]
+        )
         found = key.isin(lookup.index)
         if not found.all():
             index = int(np.flatnonzero(~found)[0])
             row = fields.iloc[index]
             n_wells = len(set(zip(fields["plate"][~found], fields["well"][~found])))
-            where = f"plate {row['plate']} well {row['well']}" if plate_col else f"well {row['well']} (plate {row['plate']})"
+            where = (
+                f"plate {row['plate']} well {row['well']}"
+                if plate_col
+                else f"well {row['well']} (plate {row['plate']})"
+            )
             raise ScreenError(
                 f"{self.sources.get(self.loaddata_name)} line {line_of(index)}: {where} has no treatment in the plate "
                 f"map {src} ({n_wells} well(s) in all). Fix: add the well to the plate map, or remove its images' rows"
@@ -424,7 +472,9 @@ class LoadData(Dataset):
         self._refuse_unimaged(fields, table, plate_col is not None, src)
         return lookup.loc[key, ["compound", "concentration"]].reset_index(drop=True)
 
-    def _refuse_unimaged(self, fields: pd.DataFrame, table: pd.DataFrame, per_plate: bool, src: str) -> None:
+    def _refuse_unimaged(
+        self, fields: pd.DataFrame, table: pd.DataFrame, per_plate: bool, src: str
+    ) -> None:
         """A plate-map well of a screened plate that no image shows (a typo in the map, or images lost)."""
         if self.unimaged_wells == "ignore":
             return
@@ -432,7 +482,7 @@ class LoadData(Dataset):
         plates = sorted(set(fields["plate"]))
         missing = []
         for index, row in table.iterrows():
-            for plate in ([row["plate"]] if per_plate else plates):
+            for plate in [row["plate"]] if per_plate else plates:
                 if plate in plates and (plate, row["well"]) not in imaged:
                     missing.append((index, plate, row["well"]))
         if missing:
@@ -504,11 +554,22 @@ class LoadData(Dataset):
                     f"{row['site']} has no {channel} image ({names[channel]} is empty; {int(empty.sum())} row(s) in all). "
                     "Fix: fill it in, or remove the field's row"
                 )
-            paths = images[folders[channel]].astype(str).str.strip() if channel in folders else pd.Series([""] * len(images), index=images.index)
-            out[f"source_{channel}"] = [_join_location(self.image_root, f, n) for f, n in zip(paths, files)]
-            out[f"file_{channel}"] = out["plate"] + "/" + [posixpath.basename(n.replace("\\", "/")) for n in files]
-        per_channel = [(out["plate"][i], out[f"file_{c}"][i], out[f"source_{c}"][i], images.index[i])
-                       for i in range(len(out)) for c in self.channels]
+            paths = (
+                images[folders[channel]].astype(str).str.strip()
+                if channel in folders
+                else pd.Series([""] * len(images), index=images.index)
+            )
+            out[f"source_{channel}"] = [
+                _join_location(self.image_root, f, n) for f, n in zip(paths, files)
+            ]
+            out[f"file_{channel}"] = (
+                out["plate"] + "/" + [posixpath.basename(n.replace("\\", "/")) for n in files]
+            )
+        per_channel = [
+            (out["plate"][i], out[f"file_{c}"][i], out[f"source_{c}"][i], images.index[i])
+            for i in range(len(out))
+            for c in self.channels
+        ]
         stored = pd.DataFrame(per_channel, columns=["plate", "file", "source", "row"])
         clash = stored.drop_duplicates(["file", "source"]).duplicated("file", keep=False)
         if clash.any():
@@ -533,11 +594,19 @@ class LoadData(Dataset):
         of a plate, in table order."""
         rows = metadata[metadata["plate"] == plate]
         if rows.empty:
-            raise ValueError(f"plate {plate} has no images in the metadata; check data.plates in the config")
+            raise ValueError(
+                f"plate {plate} has no images in the metadata; check data.plates in the config"
+            )
         out = []
         for index, row in rows.iterrows():
             for channel in self.channels:
-                out.append((row[f"file_{channel}"].split("/", 1)[1], row[f"source_{channel}"], line_of(index)))
+                out.append(
+                    (
+                        row[f"file_{channel}"].split("/", 1)[1],
+                        row[f"source_{channel}"],
+                        line_of(index),
+                    )
+                )
         return out
 
 

@@ -41,7 +41,9 @@ from cellmoa.files import atomic_path, write_text
 #: per cell line: nucleus size, cytoplasm size (x nucleus radius), elongation, DAPI and reporter brightness
 CELL_LINES = {
     "MCF7": dict(nucleus=1.0, cytoplasm=2.1, elongation=1.05, dapi=1.0, reporter=1.0, density=1.0),
-    "A549": dict(nucleus=1.25, cytoplasm=2.7, elongation=1.35, dapi=0.8, reporter=1.2, density=0.75),
+    "A549": dict(
+        nucleus=1.25, cytoplasm=2.7, elongation=1.35, dapi=0.8, reporter=1.2, density=0.75
+    ),
 }
 BACKGROUND = {"NFkB": 14.0, "DAPI": 10.0}
 AMPLITUDE = {"NFkB": 90.0, "DAPI": 170.0}
@@ -87,7 +89,9 @@ def translocation(concentration: float, spec: BBBC014Spec) -> float:
     return float(1.0 / (1.0 + (spec.ec50 / concentration) ** spec.hill))
 
 
-def render_field(rng: np.random.Generator, spec: BBBC014Spec, line: str, fraction: float) -> dict[str, np.ndarray]:
+def render_field(
+    rng: np.random.Generator, spec: BBBC014Spec, line: str, fraction: float
+) -> dict[str, np.ndarray]:
     """Signal of one field per channel (before illumination, background and noise), ~[0, 1]."""
     h, w = spec.image_height, spec.image_width
     look = CELL_LINES[line]
@@ -145,7 +149,10 @@ def synthesize_bbbc014(spec: BBBC014Spec, out_dir: Path, archives: bool = True) 
     molar = [spec.concentrations[i % 12] for i in range(96)]
     table = dataset.table(molar)
     rng = np.random.default_rng(stable_seed(spec.seed, "plate", PLATE))
-    fields = {c: illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff) for c in CHANNELS}
+    fields = {
+        c: illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
+        for c in CHANNELS
+    }
     writer = PlateWriter(out_dir, ARCHIVE if archives else None)
     for (_, row), m in zip(table.iterrows(), molar):
         layers = render_field(rng, spec, row["cell_line"], translocation(m, spec))
@@ -153,6 +160,11 @@ def synthesize_bbbc014(spec: BBBC014Spec, out_dir: Path, archives: bool = True) 
             image = to_camera(rng, layers[channel], channel, fields[channel])
             writer.add(f"{PLATE}/{file_name(channel, row['well'])}", bmp_bytes(image))
     writer.close()
-    np.savez_compressed(out_dir / "illumination_truth.npz", **{f"{PLATE}/{c}": f for c, f in fields.items()})
-    write_text(out_dir / "synthetic_spec.json", json.dumps({"dataset": "bbbc014", **asdict(spec)}, indent=2) + "\n")
+    np.savez_compressed(
+        out_dir / "illumination_truth.npz", **{f"{PLATE}/{c}": f for c, f in fields.items()}
+    )
+    write_text(
+        out_dir / "synthetic_spec.json",
+        json.dumps({"dataset": "bbbc014", **asdict(spec)}, indent=2) + "\n",
+    )
     return out_dir

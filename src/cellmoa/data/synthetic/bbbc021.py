@@ -38,7 +38,15 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from cellmoa.data.datasets.bbbc021 import BBBC021, CHANNEL_TOKENS, CHANNELS, COMPOUND_CSV, IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV
+from cellmoa.data.datasets.bbbc021 import (
+    BBBC021,
+    CHANNEL_TOKENS,
+    CHANNELS,
+    COMPOUND_CSV,
+    IMAGE_COLUMNS,
+    IMAGE_CSV,
+    MOA_CSV,
+)
 from cellmoa.data.synthetic.rendering import (
     PlateWriter,
     camera,
@@ -72,18 +80,30 @@ DMSO_PHENOTYPE = dict.fromkeys(PARAMS, 1.0)
 
 #: Archetypes for BBBC021's 12 MoAs (what the real phenotypes look like, exaggerated).
 ARCHETYPES = {
-    "Actin disruptors": dict(actin_ring=0.2, actin_puncta=4.0, actin_intensity=1.3, cytoplasm_size=0.8),
-    "Aurora kinase inhibitors": dict(nucleus_size=1.7, nucleus_intensity=1.4, density=0.6, elongation=1.3),
+    "Actin disruptors": dict(
+        actin_ring=0.2, actin_puncta=4.0, actin_intensity=1.3, cytoplasm_size=0.8
+    ),
+    "Aurora kinase inhibitors": dict(
+        nucleus_size=1.7, nucleus_intensity=1.4, density=0.6, elongation=1.3
+    ),
     "Cholesterol-lowering": dict(cytoplasm_size=0.75, actin_ring=1.8, tubulin_intensity=0.8),
-    "DNA damage": dict(nucleus_size=1.6, nucleus_intensity=0.6, density=0.7, cytoplasm_size=1.15, elongation=1.25),
+    "DNA damage": dict(
+        nucleus_size=1.6, nucleus_intensity=0.6, density=0.7, cytoplasm_size=1.15, elongation=1.25
+    ),
     "DNA replication": dict(nucleus_size=1.3, density=0.75, tubulin_texture=0.5),
-    "Eg5 inhibitors": dict(nucleus_size=0.7, nucleus_intensity=2.0, elongation=0.6, tubulin_intensity=1.8),
+    "Eg5 inhibitors": dict(
+        nucleus_size=0.7, nucleus_intensity=2.0, elongation=0.6, tubulin_intensity=1.8
+    ),
     "Epithelial": dict(density=1.5, cytoplasm_size=0.8, actin_ring=2.2, elongation=1.4),
     "Kinase inhibitors": dict(cytoplasm_size=1.35, actin_intensity=0.6, tubulin_texture=1.8),
-    "Microtubule destabilizers": dict(nucleus_size=0.75, nucleus_intensity=1.8, tubulin_texture=0.1, tubulin_intensity=0.5),
+    "Microtubule destabilizers": dict(
+        nucleus_size=0.75, nucleus_intensity=1.8, tubulin_texture=0.1, tubulin_intensity=0.5
+    ),
     "Microtubule stabilizers": dict(tubulin_intensity=2.2, tubulin_texture=3.0, elongation=0.7),
     "Protein degradation": dict(nucleus_size=0.85, actin_puncta=2.5, tubulin_intensity=1.4),
-    "Protein synthesis": dict(density=0.5, cytoplasm_size=0.7, nucleus_intensity=0.8, actin_intensity=0.6),
+    "Protein synthesis": dict(
+        density=0.5, cytoplasm_size=0.7, nucleus_intensity=0.8, actin_intensity=0.6
+    ),
 }
 
 BACKGROUND = {"DAPI": 320.0, "Tubulin": 1100.0, "Actin": 1400.0}
@@ -128,6 +148,7 @@ class BatchEffects:
     def week(self, seed: int, week: int, weeks: int) -> dict:
         """The effects of one week (1-based): ``gain``/``offset``/``stain`` per channel, ``blur``
         (sigma in pixels), ``density`` (factor)."""
+
         def spread(name: str, centred: bool) -> float:
             order = np.random.default_rng(stable_seed(seed, "batch-order", name)).permutation(weeks)
             t = float(order[week - 1]) / (weeks - 1) if weeks > 1 else 0.0
@@ -135,7 +156,9 @@ class BatchEffects:
 
         out = {"gain": {}, "offset": {}, "stain": {}}
         for i, channel in enumerate(CHANNELS):
-            out["gain"][channel] = float(np.exp(self.channel_gain * spread(f"gain-{channel}", True)))
+            out["gain"][channel] = float(
+                np.exp(self.channel_gain * spread(f"gain-{channel}", True))
+            )
             out["offset"][channel] = self.channel_offset * spread(f"offset-{channel}", True)
             rate = self.stain_fade * (0.5 + 0.5 * i)
             out["stain"][channel] = float((1.0 - min(rate, 0.95)) ** (week - 1))
@@ -255,7 +278,9 @@ def apply_dose(pheno: dict, strength: float) -> dict:
     return {k: float(np.exp(strength * np.log(v))) for k, v in pheno.items()}
 
 
-def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict, density: float = 1.0) -> dict[str, np.ndarray]:
+def render_field(
+    rng: np.random.Generator, spec: SyntheticSpec, pheno: dict, density: float = 1.0
+) -> dict[str, np.ndarray]:
     """Signal (before illumination, background and noise) of one field, per channel, in [0, ~1];
     ``density`` multiplies the phenotype's cells per field (a batch effect)."""
     h, w = spec.image_height, spec.image_width
@@ -268,7 +293,9 @@ def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict, den
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         r = r_nuc0 * float(np.exp(rng.normal(0, 0.12)))
         elong = pheno["elongation"] * float(np.exp(rng.normal(0, 0.1)))
-        big_r = 2.2 * spec.nucleus_radius * pheno["cytoplasm_size"] * float(np.exp(rng.normal(0, 0.1)))
+        big_r = (
+            2.2 * spec.nucleus_radius * pheno["cytoplasm_size"] * float(np.exp(rng.normal(0, 0.1)))
+        )
         extent = int(np.ceil(max(r * np.sqrt(elong), r / np.sqrt(elong), big_r) * 1.4)) + 2
         cell = cell_window(rng, (h, w), cy, cx, extent)
         if cell is None:
@@ -280,11 +307,15 @@ def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict, den
         layers["DAPI"][at] += pheno["nucleus_intensity"] * nucleus * rng.uniform(0.8, 1.2)
         cyto_mask[at] += body * (1.0 - 0.7 * nucleus)
         ring[at] += np.exp(-((d_cell - 0.95) ** 2) / (2 * 0.12**2))
-        n_puncta = rng.poisson(3.0 * (pheno["actin_puncta"] - 1.0)) if pheno["actin_puncta"] > 1 else 0
+        n_puncta = (
+            rng.poisson(3.0 * (pheno["actin_puncta"] - 1.0)) if pheno["actin_puncta"] > 1 else 0
+        )
         for _ in range(n_puncta):
             py = cy + rng.normal(0, big_r * 0.5)
             px = cx + rng.normal(0, big_r * 0.5)
-            layers["Actin"][at] += 1.5 * np.exp(-((cell.yy - py) ** 2 + (cell.xx - px) ** 2) / (2 * 1.2**2))
+            layers["Actin"][at] += 1.5 * np.exp(
+                -((cell.yy - py) ** 2 + (cell.xx - px) ** 2) / (2 * 1.2**2)
+            )
     texture = smooth_noise(rng, h, w, 1.0)
     tub_tex = np.clip(1.0 + 0.35 * pheno["tubulin_texture"] * texture, 0.0, None)
     layers["Tubulin"] += 0.45 * pheno["tubulin_intensity"] * np.clip(cyto_mask, 0, 1.5) * tub_tex
@@ -294,11 +325,20 @@ def render_field(rng: np.random.Generator, spec: SyntheticSpec, pheno: dict, den
     return layers
 
 
-def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray, gain: float, offset: float = 0.0,
-              stain: float = 1.0) -> np.ndarray:
+def to_camera(
+    rng,
+    signal: np.ndarray,
+    channel: str,
+    illum: np.ndarray,
+    gain: float,
+    offset: float = 0.0,
+    stain: float = 1.0,
+) -> np.ndarray:
     """Illumination, background (``offset``: its relative change), stain strength, noise, 12-bit
     quantisation in a 16-bit container."""
-    photons = (BACKGROUND[channel] * (1.0 + offset) + AMPLITUDE[channel] * stain * signal) * gain * illum
+    photons = (
+        (BACKGROUND[channel] * (1.0 + offset) + AMPLITUDE[channel] * stain * signal) * gain * illum
+    )
     counts12 = np.clip(np.rint(camera(rng, photons, 16.0, 40.0) / 16.0), 0, 4095)
     return (counts12 * 16).astype(np.uint16)
 
@@ -315,7 +355,10 @@ def add_debris(rng: np.random.Generator, layers: dict[str, np.ndarray], mean_cou
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         sigma, amplitude = rng.uniform(1.5, 4.0), rng.uniform(0.3, 0.9)
         r = int(np.ceil(4 * sigma))
-        rows, cols = slice(max(int(cy) - r, 0), min(int(cy) + r + 1, h)), slice(max(int(cx) - r, 0), min(int(cx) + r + 1, w))
+        rows, cols = (
+            slice(max(int(cy) - r, 0), min(int(cy) + r + 1, h)),
+            slice(max(int(cx) - r, 0), min(int(cx) + r + 1, w)),
+        )
         yy, xx = np.ogrid[rows, cols]  # the blob's window only
         blob = amplitude * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
         for channel, weight in DEBRIS_WEIGHTS.items():
@@ -353,23 +396,37 @@ def plan(spec: SyntheticSpec) -> list[dict]:
     compounds = spec.compounds + list(spec.unlabelled_compounds)
     # Compounds are spread over the weeks round-robin (each compound lives in one week, as in
     # BBBC021), so that every week holds compounds of most MoAs.
-    week_of = {c: (i % spec.weeks) + 1 for i, c in enumerate(_interleave(spec) + list(spec.unlabelled_compounds))}
+    week_of = {
+        c: (i % spec.weeks) + 1
+        for i, c in enumerate(_interleave(spec) + list(spec.unlabelled_compounds))
+    }
     rows = []
     for p_index, plate in enumerate(plates):
         week = p_index // spec.plates_per_week + 1
         replicate = p_index % spec.plates_per_week + 1
         treatments = [("DMSO", 0.0)] * spec.dmso_wells_per_plate
-        treatments += [(c, conc) for c in compounds if week_of[c] == week for conc in spec.concentrations]
+        treatments += [
+            (c, conc) for c in compounds if week_of[c] == week for conc in spec.concentrations
+        ]
         wells = [f"{r}{c:02d}" for r in WELL_ROWS for c in WELL_COLUMNS]
         if len(treatments) > len(wells):
             wells = WELLS_384
         if len(treatments) > len(wells):
-            raise ValueError(f"plate {plate} needs {len(treatments)} wells; a plate has {len(wells)}")
+            raise ValueError(
+                f"plate {plate} needs {len(treatments)} wells; a plate has {len(wells)}"
+            )
         for (compound, conc), well in zip(treatments, wells):
             for site in range(1, spec.sites_per_well + 1):
                 rows.append(
-                    dict(plate=plate, week=week, replicate=replicate, well=well, site=site,
-                         compound=compound, concentration=conc)
+                    dict(
+                        plate=plate,
+                        week=week,
+                        replicate=replicate,
+                        well=well,
+                        site=site,
+                        compound=compound,
+                        concentration=conc,
+                    )
                 )
     return rows
 
@@ -401,11 +458,15 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
     for plate, plate_rows in by_plate.items():
         week = plate_rows[0]["week"]
         rng = np.random.default_rng(stable_seed(spec.seed, "plate", plate))
-        week_gain = float(np.random.default_rng(stable_seed(spec.seed, "week", week)).uniform(0.75, 1.25))
+        week_gain = float(
+            np.random.default_rng(stable_seed(spec.seed, "week", week)).uniform(0.75, 1.25)
+        )
         plate_gain = week_gain * float(rng.uniform(0.93, 1.07))
         fields = {}
         for channel in CHANNELS:
-            fields[channel] = illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
+            fields[channel] = illumination_field(
+                rng, spec.image_height, spec.image_width, spec.illumination_falloff
+            )
             truth[f"{plate}/{channel}"] = fields[channel]
         prefix = _file_prefix(plate, week, rng)
         effects = batch_effects(spec, week, plate)
@@ -416,19 +477,36 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
                 pheno = dict(DMSO_PHENOTYPE)
             else:
                 moa = moa_of.get(compound, unlabelled_moa.get(compound))
-                pheno = apply_dose(compound_phenotype(spec, moa, compound), dose_strength(conc, spec.concentrations))
+                pheno = apply_dose(
+                    compound_phenotype(spec, moa, compound),
+                    dose_strength(conc, spec.concentrations),
+                )
             layers = render_field(rng, spec, pheno, effects["density"])
             if effects["blur"] > 0:
                 from scipy.ndimage import gaussian_filter
 
-                layers = {c: gaussian_filter(v, effects["blur"], mode="reflect") for c, v in layers.items()}
+                layers = {
+                    c: gaussian_filter(v, effects["blur"], mode="reflect")
+                    for c, v in layers.items()
+                }
             if effects["debris"] > 0:
-                add_debris(np.random.default_rng(stable_seed(spec.seed, "debris", plate, index)), layers, effects["debris"])
+                add_debris(
+                    np.random.default_rng(stable_seed(spec.seed, "debris", plate, index)),
+                    layers,
+                    effects["debris"],
+                )
             drift = 1.0 - spec.batch_effects.plate_drift * index / max(len(plate_rows) - 1, 1)
             names = {}
             for channel in CHANNELS:
-                img = to_camera(rng, layers[channel], channel, fields[channel], plate_gain * effects["gain"][channel],
-                                effects["offset"][channel], effects["stain"][channel] * drift)
+                img = to_camera(
+                    rng,
+                    layers[channel],
+                    channel,
+                    fields[channel],
+                    plate_gain * effects["gain"][channel],
+                    effects["offset"][channel],
+                    effects["stain"][channel] * drift,
+                )
                 name = f"{prefix}{row['well']}_s{row['site']}_w{CHANNEL_TOKENS[channel]}{_uuid(rng)}.tif"
                 buf = io.BytesIO()
                 tifffile.imwrite(buf, img, photometric="minisblack")
@@ -460,12 +538,17 @@ def synthesize(spec: SyntheticSpec, out_dir: Path, archives: bool = True) -> Pat
         for c in compounds:
             for conc in spec.concentrations:
                 moa_rows.append({"compound": c, "concentration": f"{conc:.6f}", "moa": moa})
-    _write_csv(out_dir / MOA_CSV, ["compound", "concentration", "moa"], moa_rows, quote_strings=True)
-    compound_rows = [{"compound": c, "smiles": ""} for c in ["DMSO", *spec.compounds, *spec.unlabelled_compounds]]
+    _write_csv(
+        out_dir / MOA_CSV, ["compound", "concentration", "moa"], moa_rows, quote_strings=True
+    )
+    compound_rows = [
+        {"compound": c, "smiles": ""} for c in ["DMSO", *spec.compounds, *spec.unlabelled_compounds]
+    ]
     _write_csv(out_dir / COMPOUND_CSV, ["compound", "smiles"], compound_rows, quote_strings=True)
     np.savez_compressed(out_dir / "illumination_truth.npz", **truth)
-    write_text(out_dir / "zip_files.txt",
-        "".join(dataset.archive_name(p) + "\n" for p in by_plate) if archives else ""
+    write_text(
+        out_dir / "zip_files.txt",
+        "".join(dataset.archive_name(p) + "\n" for p in by_plate) if archives else "",
     )
     write_text(out_dir / "synthetic_spec.json", json.dumps(asdict(spec), indent=2) + "\n")
     return out_dir
@@ -476,8 +559,13 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict], quote_strings: 
     image.csv quotes nothing."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         if quote_strings:
+
             def cell(column, value):
-                return str(value) if column == "concentration" else '"' + str(value).replace('"', '""') + '"'
+                return (
+                    str(value)
+                    if column == "concentration"
+                    else '"' + str(value).replace('"', '""') + '"'
+                )
 
             fh.write(",".join(cell(c, c) for c in columns) + "\n")
             for row in rows:

@@ -31,7 +31,9 @@ def stable_seed(*parts) -> list[int]:
     return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
 
 
-def illumination_field(rng: np.random.Generator, height: int, width: int, falloff: float) -> np.ndarray:
+def illumination_field(
+    rng: np.random.Generator, height: int, width: int, falloff: float
+) -> np.ndarray:
     """A smooth multiplicative field, maximum 1, about 1/falloff in the far corner."""
     cy = height * (0.5 + rng.uniform(-0.12, 0.12))
     cx = width * (0.5 + rng.uniform(-0.12, 0.12))
@@ -79,7 +81,9 @@ class CellWindow:
     v: np.ndarray
 
 
-def cell_window(rng: np.random.Generator, shape: tuple[int, int], cy: float, cx: float, extent: int) -> CellWindow | None:
+def cell_window(
+    rng: np.random.Generator, shape: tuple[int, int], cy: float, cx: float, extent: int
+) -> CellWindow | None:
     """The window of ``extent`` pixels around (cy, cx), clipped to the image, with coordinates
     rotated by an angle drawn from ``rng``; None when it falls outside the image (no draw then)."""
     h, w = shape
@@ -110,7 +114,9 @@ class PlateWriter:
         self.zip = None
         if archive:
             self._atomic = atomic_path(self.out_dir / archive)
-            self.zip = zipfile.ZipFile(self._atomic.__enter__(), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+            self.zip = zipfile.ZipFile(
+                self._atomic.__enter__(), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+            )
 
     def add(self, member: str, data: bytes) -> None:
         if self.zip is not None:

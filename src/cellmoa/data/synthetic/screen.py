@@ -98,7 +98,9 @@ class ScreenSpec:
         if not isinstance(self.batch_effects, BatchEffects):
             self.batch_effects = BatchEffects.from_dict(self.batch_effects)
         if str(self.plate_format) not in PLATE_FORMATS:
-            raise ValueError(f"synthetic plate_format {self.plate_format!r}: use one of {', '.join(PLATE_FORMATS)}")
+            raise ValueError(
+                f"synthetic plate_format {self.plate_format!r}: use one of {', '.join(PLATE_FORMATS)}"
+            )
         self.plate_format = str(self.plate_format)
         if self.image_format not in ("tiff", "png"):
             raise ValueError(f"synthetic image_format {self.image_format!r}: use tiff or png")
@@ -119,8 +121,11 @@ class ScreenSpec:
     def plates(self) -> list[str]:
         """Barcodes like a screening centre's (``SP<batch><plate>-<4 digits>``), deterministic for the seed."""
         rng = np.random.default_rng(stable_seed(self.seed, "screen-plates"))
-        return [f"SP{b}{k}-{int(rng.integers(1000, 9999))}" for b in range(1, self.weeks + 1)
-                for k in range(1, self.plates_per_week + 1)]
+        return [
+            f"SP{b}{k}-{int(rng.integers(1000, 9999))}"
+            for b in range(1, self.weeks + 1)
+            for k in range(1, self.plates_per_week + 1)
+        ]
 
     def batch_names(self) -> list[str]:
         return [f"Batch{b}" for b in range(1, self.weeks + 1)]
@@ -146,8 +151,10 @@ def control_wells(spec: ScreenSpec) -> list[str]:
     rows, columns = PLATE_FORMATS[spec.plate_format]
     edge = [well_name(r, 0) for r in range(rows)] + [well_name(r, columns - 1) for r in range(rows)]
     if spec.dmso_wells_per_plate > len(edge):
-        raise ValueError(f"a {spec.plate_format}-well plate has {len(edge)} edge-column wells, fewer than "
-                         f"dmso_wells_per_plate {spec.dmso_wells_per_plate}")
+        raise ValueError(
+            f"a {spec.plate_format}-well plate has {len(edge)} edge-column wells, fewer than "
+            f"dmso_wells_per_plate {spec.dmso_wells_per_plate}"
+        )
     return edge[: spec.dmso_wells_per_plate]
 
 
@@ -170,15 +177,32 @@ def plan(spec: ScreenSpec) -> list[dict]:
         batch, replicate = index // spec.plates_per_week, index % spec.plates_per_week + 1
         treatments = [("DMSO", 0.0, w) for w in control_wells(spec)]
         inner = treatment_wells(spec)
-        wanted = [(c, conc) for c in order + unlabelled if batch_of[c] == batch for conc in spec.concentrations]
+        wanted = [
+            (c, conc)
+            for c in order + unlabelled
+            if batch_of[c] == batch
+            for conc in spec.concentrations
+        ]
         if len(wanted) > len(inner):
-            raise ValueError(f"plate {plate} needs {len(wanted)} treatment wells; a {spec.plate_format}-well plate "
-                             f"has {len(inner)} inner wells")
+            raise ValueError(
+                f"plate {plate} needs {len(wanted)} treatment wells; a {spec.plate_format}-well plate "
+                f"has {len(inner)} inner wells"
+            )
         treatments += [(c, conc, w) for (c, conc), w in zip(wanted, inner)]
         for compound, conc, well in treatments:
             for site in range(1, spec.sites_per_well + 1):
-                rows.append(dict(plate=plate, batch=spec.batch_names()[batch], batch_index=batch + 1,
-                                 replicate=replicate, well=well, site=site, compound=compound, concentration=conc))
+                rows.append(
+                    dict(
+                        plate=plate,
+                        batch=spec.batch_names()[batch],
+                        batch_index=batch + 1,
+                        replicate=replicate,
+                        well=well,
+                        site=site,
+                        compound=compound,
+                        concentration=conc,
+                    )
+                )
     return rows
 
 
@@ -209,12 +233,18 @@ def synthesize(spec: ScreenSpec, out_dir: Path) -> Path:
     truth, loaddata, platemap = {}, [], []
     for plate, plate_rows in by_plate.items():
         rng = np.random.default_rng(stable_seed(spec.seed, "screen-plate", plate))
-        fields = {c: illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
-                  for c in CHANNELS}
+        fields = {
+            c: illumination_field(
+                rng, spec.image_height, spec.image_width, spec.illumination_falloff
+            )
+            for c in CHANNELS
+        }
         truth.update({f"{plate}/{c}": f for c, f in fields.items()})
         week = plate_rows[0]["batch_index"]
         effects = spec.batch_effects.week(spec.seed, week, spec.weeks)
-        effects = spec.batch_effects.plate(np.random.default_rng(stable_seed(spec.seed, "screen-effects", plate)), effects)
+        effects = spec.batch_effects.plate(
+            np.random.default_rng(stable_seed(spec.seed, "screen-effects", plate)), effects
+        )
         plate_gain = float(rng.uniform(0.9, 1.1))
         writer = PlateWriter(out_dir, None)
         seen_wells = set()
@@ -224,40 +254,70 @@ def synthesize(spec: ScreenSpec, out_dir: Path) -> Path:
                 pheno = dict(DMSO_PHENOTYPE)
             else:
                 moa = moa_of.get(compound, hidden.get(compound))
-                pheno = apply_dose(compound_phenotype(spec, moa, compound), dose_strength(conc, spec.concentrations))
+                pheno = apply_dose(
+                    compound_phenotype(spec, moa, compound),
+                    dose_strength(conc, spec.concentrations),
+                )
             layers = render_field(rng, spec, pheno, effects["density"])
             if effects["blur"] > 0:
                 from scipy.ndimage import gaussian_filter
 
-                layers = {c: gaussian_filter(v, effects["blur"], mode="reflect") for c, v in layers.items()}
+                layers = {
+                    c: gaussian_filter(v, effects["blur"], mode="reflect")
+                    for c, v in layers.items()
+                }
             signal = paint(rng, layers)
             drift = 1.0 - spec.batch_effects.plate_drift * index / max(len(plate_rows) - 1, 1)
             r, c = parse_well(row["well"])
             record = {}
             for k, channel in enumerate(CHANNELS, start=1):
                 stain = EFFECT_CHANNEL[channel]
-                photons = (BACKGROUND[channel] * (1.0 + effects["offset"][stain])
-                           + AMPLITUDE[channel] * effects["stain"][stain] * drift * signal[channel])
+                photons = (
+                    BACKGROUND[channel] * (1.0 + effects["offset"][stain])
+                    + AMPLITUDE[channel] * effects["stain"][stain] * drift * signal[channel]
+                )
                 photons = photons * plate_gain * effects["gain"][stain] * fields[channel]
                 counts12 = np.clip(np.rint(camera(rng, photons, 16.0, 40.0) / 16.0), 0, 4095)
                 name = f"r{r + 1:02d}c{c + 1:02d}f{row['site']:02d}p01-ch{k}sk1fk1fl1.{suffix}"
                 writer.add(f"images/{plate}/{name}", _encode(counts12, spec.image_format))
                 record[f"FileName_Orig{channel}"] = name
                 record[f"PathName_Orig{channel}"] = f"images/{plate}"
-            loaddata.append({**record, "Metadata_Plate": plate, "Metadata_Well": row["well"],
-                             "Metadata_Site": row["site"], "Metadata_Batch": row["batch"]})
+            loaddata.append(
+                {
+                    **record,
+                    "Metadata_Plate": plate,
+                    "Metadata_Well": row["well"],
+                    "Metadata_Site": row["site"],
+                    "Metadata_Batch": row["batch"],
+                }
+            )
             if row["well"] not in seen_wells:
                 seen_wells.add(row["well"])
-                platemap.append({"Metadata_Plate": plate, "Metadata_Well": row["well"], "Metadata_Compound": compound,
-                                 "Metadata_Concentration": "" if compound == "DMSO" else f"{conc:g}"})
+                platemap.append(
+                    {
+                        "Metadata_Plate": plate,
+                        "Metadata_Well": row["well"],
+                        "Metadata_Compound": compound,
+                        "Metadata_Concentration": "" if compound == "DMSO" else f"{conc:g}",
+                    }
+                )
         writer.close()
     columns = [f"{kind}_Orig{c}" for c in CHANNELS for kind in ("FileName", "PathName")]
-    _write_csv(out_dir / "loaddata.csv", [*columns, "Metadata_Plate", "Metadata_Well", "Metadata_Site", "Metadata_Batch"],
-               loaddata)
-    _write_csv(out_dir / "platemap.csv", ["Metadata_Plate", "Metadata_Well", "Metadata_Compound", "Metadata_Concentration"],
-               platemap)
-    _write_csv(out_dir / "moas.csv", ["Metadata_Compound", "Metadata_MoA"],
-               [{"Metadata_Compound": c, "Metadata_MoA": m} for m, cs in spec.moas.items() for c in cs])
+    _write_csv(
+        out_dir / "loaddata.csv",
+        [*columns, "Metadata_Plate", "Metadata_Well", "Metadata_Site", "Metadata_Batch"],
+        loaddata,
+    )
+    _write_csv(
+        out_dir / "platemap.csv",
+        ["Metadata_Plate", "Metadata_Well", "Metadata_Compound", "Metadata_Concentration"],
+        platemap,
+    )
+    _write_csv(
+        out_dir / "moas.csv",
+        ["Metadata_Compound", "Metadata_MoA"],
+        [{"Metadata_Compound": c, "Metadata_MoA": m} for m, cs in spec.moas.items() for c in cs],
+    )
     np.savez_compressed(out_dir / "illumination_truth.npz", **truth)
     write_text(out_dir / "synthetic_spec.json", json.dumps(asdict(spec), indent=2) + "\n")
     return out_dir
