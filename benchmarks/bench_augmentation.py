@@ -1,7 +1,8 @@
 """Input-pipeline benchmark at BBBC021's crop geometry: crops/s that cellmoa's training pipeline
 delivers (batched reads, resize, batched augmentation, preprocess_input; no model) against a
 per-crop baseline measured in the same run: the same steps mapped over single crops, with
-``tf.nn.avg_pool2d`` as the 3 x 3 blur and ``tf.where`` selections (the pipeline cellmoa had before).
+``tf.nn.avg_pool2d`` as the 3 x 3 blur and ``tf.where`` selections (the pipeline cellmoa had
+before).
 
     .venv/bin/python benchmarks/bench_augmentation.py [--crops 256 --seconds 15 --shape 512 640]
 """
@@ -22,7 +23,10 @@ from bench_training_throughput import fake_tensors  # noqa: E402
 
 
 def per_crop_baseline(tensors: Path, n: int, size: int, network: str, batch: int):
-    """One crop per map call: rot90 + flip, then intensity, avg-pool blur and noise under tf.where."""
+    """One crop per map call: rot90 + flip, then intensity, avg-pool blur and noise.
+
+    The selections are made with tf.where.
+    """
     import h5py
     import tensorflow as tf
 
@@ -89,13 +93,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
 
-    from cellmoa.train.inputs import make_dataset
-    from cellmoa.train.training import TrainSettings
+    from cellmoa.train.pipeline import make_dataset
+    from cellmoa.train.settings import TrainSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = fake_tensors(Path(tmp), args.crops, *args.shape)
         print(
-            f"{args.crops} crops of {args.shape[0]} x {args.shape[1]} x 3 float16, batch {args.batch}, all four augmentations"
+            f"{args.crops} crops of {args.shape[0]} x {args.shape[1]} x 3 float16, "
+            f"batch {args.batch}, all four augmentations"
         )
         for network, size in (("ResNet50", 224), ("InceptionV3", 299)):
             settings = TrainSettings(
@@ -116,7 +121,8 @@ def main() -> None:
                 args.seconds,
             )
             print(
-                f"{network} at {size} px: per-crop baseline {base:7.1f} crops/s, cellmoa {ours:7.1f} crops/s "
+                f"{network} at {size} px: per-crop baseline {base:7.1f} crops/s, "
+                f"cellmoa {ours:7.1f} crops/s "
                 f"= {ours / base:.2f}x"
             )
 

@@ -29,8 +29,8 @@ def pipeline_rate(
 ) -> float:
     import numpy as np
 
-    from cellmoa.train.inputs import make_dataset
-    from cellmoa.train.training import TrainSettings
+    from cellmoa.train.pipeline import make_dataset
+    from cellmoa.train.settings import TrainSettings
 
     settings = TrainSettings(
         network="ResNet50",
@@ -116,10 +116,12 @@ def main() -> None:
             for b in ("tensorflow", "jax")
         }
     print(
-        f"input pipeline alone, 512 x 640 x 3 float16 crops -> {args.size} px, all augmentations, {threads} threads:"
+        f"input pipeline alone, 512 x 640 x 3 float16 crops -> {args.size} px, "
+        f"all augmentations, {threads} threads:"
     )
     print(
-        f"  tf.data {rates['tensorflow']:.1f} crops/s; numpy reader threads {rates['jax']:.1f} crops/s "
+        f"  tf.data {rates['tensorflow']:.1f} crops/s; "
+        f"numpy reader threads {rates['jax']:.1f} crops/s "
         f"= {rates['jax'] / rates['tensorflow']:.2f}x tf.data"
     )
     train = {}
@@ -146,8 +148,9 @@ def main() -> None:
         train[backend] = json.loads(line[-1][7:])["img_s"]
     if len(train) == 2:
         print(
-            f"ResNet50 training at {args.train_size} px, batch 8, in-memory inputs: TensorFlow {train['tensorflow']:.1f} "
-            f"img/s; JAX (XLA) {train['jax']:.1f} img/s = {train['jax'] / train['tensorflow']:.2f}x TensorFlow"
+            f"ResNet50 training at {args.train_size} px, batch 8, in-memory inputs: "
+            f"TensorFlow {train['tensorflow']:.1f} img/s; JAX (XLA) {train['jax']:.1f} img/s "
+            f"= {train['jax'] / train['tensorflow']:.2f}x TensorFlow"
         )
 
 

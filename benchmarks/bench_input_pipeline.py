@@ -59,8 +59,9 @@ def main() -> None:
 
     from cellmoa.preprocess.tensors import read_crop_metadata
     from cellmoa.train import models
-    from cellmoa.train.inputs import make_dataset
-    from cellmoa.train.training import TrainSettings, configure_tensorflow
+    from cellmoa.train.backends import configure_tensorflow
+    from cellmoa.train.pipeline import make_dataset
+    from cellmoa.train.settings import TrainSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         tensors = make_tensors(Path(tmp))
@@ -99,7 +100,8 @@ def main() -> None:
         base = timed_fit(fresh_model(), in_memory, args.steps)
         real = timed_fit(fresh_model(), pipeline, args.steps)
         print(
-            f"{args.network} at {args.size} px, batch {args.batch}, {args.steps} timed steps, {len(index)} crops"
+            f"{args.network} at {args.size} px, batch {args.batch}, {args.steps} timed steps, "
+            f"{len(index)} crops"
         )
         print(f"in-memory tensors : {base:.2f} steps/s")
         print(f"cellmoa pipeline  : {real:.2f} steps/s")

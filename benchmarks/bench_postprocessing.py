@@ -60,7 +60,9 @@ def load(results: Path):
 
 
 def measure(metadata, embeddings, chain, control="DMSO") -> pd.DataFrame:
-    from cellmoa.profiles.matching import ensemble_fold_matches, fold_matches, summary_by_scheme
+    from cellmoa.profiles.ensemble import ensemble_fold_matches
+    from cellmoa.profiles.nearest import fold_matches
+    from cellmoa.profiles.summary import summary_by_scheme
 
     rows = []
     tables = {

@@ -53,7 +53,8 @@ def make_plate(folder: Path, height: int, width: int, sites: int, scale: int) ->
 def run_ours(folder: Path, plate: str, out: Path) -> int:
     from cellmoa.data.datasets import BBBC021
     from cellmoa.preprocess.illumination import IlluminationParams
-    from cellmoa.preprocess.jobs import PlateFields, illumination_pass, write_plate_tensors
+    from cellmoa.preprocess.jobs import illumination_pass, write_plate_tensors
+    from cellmoa.preprocess.plates import PlateFields
 
     ds = BBBC021()
     meta = ds.read_metadata(folder)
@@ -220,24 +221,30 @@ def main() -> None:
                 k: measure(k, folder, plate, tmp) for k in ("floor", "ours", "in_memory")
             }
         print(
-            f"\nfields of {args.height} x {args.width} x 3 channels, uint16 TIFF; {os.cpu_count()} CPUs"
+            f"\nfields of {args.height} x {args.width} x 3 channels, uint16 TIFF; "
+            f"{os.cpu_count()} CPUs"
         )
         print(f"{'':16s} {'variant':10s} {'fields':>6s} {'fields/s':>9s} {'peak RSS MB':>12s}")
         for label, res in results.items():
             for kind, r in res.items():
                 print(
-                    f"{label:16s} {kind:10s} {r['fields']:6d} {r['fields_per_s']:9.1f} {r['peak_rss_mb']:12.0f} {r.get('failed', '')}"
+                    f"{label:16s} {kind:10s} {r['fields']:6d} {r['fields_per_s']:9.1f} "
+                    f"{r['peak_rss_mb']:12.0f} {r.get('failed', '')}"
                 )
         print()
         for label, res in results.items():
             print(
-                f"{label}: ours / floor throughput = {res['ours']['fields_per_s'] / res['floor']['fields_per_s']:.2f}x; "
-                f"ours / in-memory throughput = {res['ours']['fields_per_s'] / res['in_memory']['fields_per_s']:.2f}x; "
-                f"peak RSS ours {res['ours']['peak_rss_mb']:.0f} MB vs in-memory {res['in_memory']['peak_rss_mb']:.0f} MB"
+                f"{label}: ours / floor throughput = "
+                f"{res['ours']['fields_per_s'] / res['floor']['fields_per_s']:.2f}x; "
+                f"ours / in-memory throughput = "
+                f"{res['ours']['fields_per_s'] / res['in_memory']['fields_per_s']:.2f}x; "
+                f"peak RSS ours {res['ours']['peak_rss_mb']:.0f} MB "
+                f"vs in-memory {res['in_memory']['peak_rss_mb']:.0f} MB"
             )
         a, b = results["plate"], results["plate x4 wells"]
         print(
-            f"peak RSS growth with 4x the wells: ours {b['ours']['peak_rss_mb'] / a['ours']['peak_rss_mb']:.2f}x, "
+            f"peak RSS growth with 4x the wells: "
+            f"ours {b['ours']['peak_rss_mb'] / a['ours']['peak_rss_mb']:.2f}x, "
             f"in-memory {b['in_memory']['peak_rss_mb'] / a['in_memory']['peak_rss_mb']:.2f}x"
         )
 

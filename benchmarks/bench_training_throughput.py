@@ -15,9 +15,10 @@ rate plus its inference images (held-out predictions + embeddings of every crop 
 inference rate. The crop counts come from BBBC021's metadata CSVs when --metadata-dir is given
 (with the config's restrictions and crop grid), else from the tensors file given with --tensors.
 
-    .venv/bin/python benchmarks/bench_training_throughput.py --metadata-dir resources/bbbc021/metadata
-    .venv/bin/python benchmarks/bench_training_throughput.py --networks ResNet50 --precisions float32 \
-        --steps 5 --metadata-dir ../shared/bbbc021          # what fits a 2-core CPU
+    .venv/bin/python benchmarks/bench_training_throughput.py \
+        --metadata-dir resources/bbbc021/metadata
+    .venv/bin/python benchmarks/bench_training_throughput.py --networks ResNet50 \
+        --precisions float32 --steps 5 --metadata-dir ../shared/bbbc021  # what fits a 2-core CPU
 
 All figures of one invocation come from the same process on the same device.
 """
@@ -43,7 +44,7 @@ def crop_metadata(args):
     import yaml
 
     from cellmoa.data.datasets import get_dataset
-    from cellmoa.preprocess.jobs import restrict
+    from cellmoa.preprocess.plates import restrict
     from cellmoa.preprocess.tensors import read_crop_metadata
 
     config = yaml.safe_load(Path(args.config).read_text())
@@ -90,8 +91,9 @@ def measure(network: str, size: int, precision: str, args, tensors: Path) -> dic
     import tensorflow as tf
 
     from cellmoa.train import models
-    from cellmoa.train.inputs import make_dataset
-    from cellmoa.train.training import TrainSettings, configure_tensorflow
+    from cellmoa.train.backends import configure_tensorflow
+    from cellmoa.train.pipeline import make_dataset
+    from cellmoa.train.settings import TrainSettings
 
     settings = TrainSettings(
         network=network,
@@ -180,7 +182,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from cellmoa.train import models
+    from cellmoa.train import networks
     from cellmoa.train.folds import run_workload
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -195,13 +197,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tensors = fake_tensors(Path(tmp), args.crops, *args.crop_shape)
         for network in args.networks:
-            size = args.size or models.network(network).default_size
+            size = args.size or networks.network(network).default_size
             for precision in args.precisions:
                 r = measure(network, size, precision, args, tensors)
                 results.append(r)
                 print(
-                    f"{network:>18} {size:>3} px {precision:>7}: model alone train {r['model_train']:8.1f} img/s, "
-                    f"infer {r['model_infer']:8.1f} img/s | pipeline alone {r['pipeline']:8.1f} crops/s | "
+                    f"{network:>18} {size:>3} px {precision:>7}: "
+                    f"model alone train {r['model_train']:8.1f} img/s, "
+                    f"infer {r['model_infer']:8.1f} img/s | "
+                    f"pipeline alone {r['pipeline']:8.1f} crops/s | "
                     f"pipeline + model train {r['pipeline_train']:8.1f} img/s "
                     f"(= {r['pipeline_train'] / r['model_train']:.2f} x model alone)",
                     flush=True,
@@ -241,7 +245,8 @@ def main() -> None:
             )
             total += seconds
             parts.append(
-                f"{network}: {work['train_images']:,} training + {work['inference_images']:,} inference "
+                f"{network}: {work['train_images']:,} training + "
+                f"{work['inference_images']:,} inference "
                 f"images = {seconds / 3600:.2f} h"
             )
         print(

@@ -139,8 +139,9 @@ def run_pipeline_worker(spec: dict) -> dict:
     an HDF5 file of BBBC021-sized crops, resized to the network's input and augmented."""
     import numpy as np
 
-    from cellmoa.train.inputs import numpy_batches, steps_per_epoch
-    from cellmoa.train.training import TrainSettings
+    from cellmoa.train.inputs import steps_per_epoch
+    from cellmoa.train.numpy_pipeline import numpy_batches
+    from cellmoa.train.settings import TrainSettings
 
     settings = TrainSettings(
         network=spec["network"],
@@ -234,7 +235,7 @@ def _worker_env(spec: dict) -> dict:
     )
     if spec.get(
         "deterministic"
-    ):  # what training.deterministic sets on JAX (cellmoa.train.training.use_backend)
+    ):  # what training.deterministic sets on JAX (cellmoa.train.backends.use_backend)
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_gpu_deterministic_ops=true").strip()
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p
@@ -311,10 +312,12 @@ def markdown(report: dict) -> str:
     lines = [
         f"# GPU check {report['date']} ({report['mode']})",
         "",
-        f"Device: {report.get('device', '?')}; Keras {report.get('keras', '?')}; budget {report['budget_s']} s, "
+        f"Device: {report.get('device', '?')}; Keras {report.get('keras', '?')}; "
+        f"budget {report['budget_s']} s, "
         f"used {report['elapsed_s']} s.",
         "",
-        "| backend | network | px | batch | precision | XLA | deterministic | train img/s | infer img/s | compile s | peak MiB |",
+        "| backend | network | px | batch | precision | XLA | deterministic "
+        "| train img/s | infer img/s | compile s | peak MiB |",
         "|---|---|---:|---:|---|---|---|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
@@ -342,8 +345,10 @@ def markdown(report: dict) -> str:
                 None,
             )
             lines.append(
-                f"\n{r['jobs']} concurrent jobs ({_label(r)}, {r['network']}): {r['train_img_s']} img/s "
-                f"together (per job {', '.join(str(x) for x in r['per_job'])}; one job alone: {alone or '-'})."
+                f"\n{r['jobs']} concurrent jobs ({_label(r)}, {r['network']}): "
+                f"{r['train_img_s']} img/s together "
+                f"(per job {', '.join(str(x) for x in r['per_job'])}; "
+                f"one job alone: {alone or '-'})."
             )
         if r.get("kind") == "pipeline" and "crops_s" in r:
             lines.append(
@@ -353,7 +358,8 @@ def markdown(report: dict) -> str:
     implied = report.get("implied")
     if implied:
         lines.append(
-            f"\nFull run ({len(implied['per_network'])} x (1,787,840 + 188,448) images) at each network's best rates: "
+            f"\nFull run ({len(implied['per_network'])} x (1,787,840 + 188,448) images) "
+            f"at each network's best rates: "
             f"**{implied['hours']} h**, {implied['images_per_s']} images/s averaged "
             f"(goal >= {GOAL_IMAGES_PER_S}: {'met' if implied['goal_met'] else 'not met'})."
         )
@@ -371,7 +377,8 @@ def markdown(report: dict) -> str:
         lines.append(
             "\nSkipped (no time left): "
             + "; ".join(
-                f"{s.get('kind', 'model')} {s['network']} {s.get('precision', '')} batch {s['batch']} {s['backend']}"
+                f"{s.get('kind', 'model')} {s['network']} {s.get('precision', '')} "
+                f"batch {s['batch']} {s['backend']}"
                 for s in report["skipped"]
             )
         )
@@ -410,7 +417,8 @@ def orchestrate(args) -> dict:
         keras_version = version("keras")
     except PackageNotFoundError:
         sys.exit(
-            "gpu_check: Keras is not installed for this python (gpu_check.sh installs it from benchmarks/wheels)"
+            "gpu_check: Keras is not installed for this python "
+            "(gpu_check.sh installs it from benchmarks/wheels)"
         )
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -458,7 +466,8 @@ def orchestrate(args) -> dict:
                 result = dict(item)
                 if all("train_img_s" in p for p in parts):
                     result["per_job"] = [p["train_img_s"] for p in parts]
-                    # together: every job's images over the span from the first start to the last end
+                    # together: every job's images over the span from the first start to the
+                    # last end
                     span = max(p["window"][1] for p in parts) - min(p["window"][0] for p in parts)
                     result["train_img_s"] = round(
                         item["jobs"] * item["steps"] * item["batch"] / span, 1

@@ -7,6 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, MOA, NETWORK, PREFIX
+
+# The other first-party imports are function-local ("lazy") on purpose: ``cellmoa --help`` must
+# start fast, and ``cellmoa evaluate-profiles`` must never import TensorFlow (only the subcommand
+# that runs imports what it needs).
+
 #: the tables written once per network (and for the ensemble): ``<kind>_<network>.tsv``
 PER_NETWORK_TABLES = (
     "accuracy_by_fold",
@@ -28,9 +34,11 @@ def _table_network(path: Path) -> str | None:
 
 
 def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) -> None:
-    """The unannotated compounds' predictions (the ensemble's, else each network's) and the
-    calibration at the configured coverage, where the run made them (``names``: the networks and
-    the ensemble of its summary)."""
+    """Print the unannotated compounds' predictions and the calibration, where the run made them.
+
+    The ensemble's predictions where there are some, else each network's; the calibration at
+    the configured coverage. ``names`` are the networks and the ensemble of the run's summary.
+    """
     tables = [t for t in sorted(folder.glob("unannotated_*.tsv")) if _table_network(t) in names]
     ensemble = [t for t in tables if t.stem == "unannotated_Ensemble"]
     for path in ensemble or tables:
@@ -38,8 +46,8 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
         columns = [
             c
             for c in (
-                "Metadata_Compound",
-                "Metadata_Concentration",
+                COMPOUND,
+                CONCENTRATION,
                 "top_moa",
                 "top_probability",
                 "margin",
@@ -52,22 +60,22 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
             )
             if c in table.columns
         ]
-        print(
-            f"\n== {path.stem[len('unannotated_') :]}: unannotated compounds, most confident first ({path})"
-        )
+        name = path.stem[len("unannotated_") :]
+        print(f"\n== {name}: unannotated compounds, most confident first ({path})")
         print(format_table(table[columns]))
     calibration = folder / "calibration.tsv"
     if calibration.exists():
         table = read_tsv(calibration)
         table = table[table["configured"].astype(str).str.lower() == "true"]
         print(
-            f"\n== Prediction sets at the configured coverage: leave-one-compound-out coverage and set size ({calibration})"
+            "\n== Prediction sets at the configured coverage: leave-one-compound-out coverage "
+            f"and set size ({calibration})"
         )
         print(
             format_table(
                 table[
                     [
-                        "Metadata_Network",
+                        NETWORK,
                         "nominal_coverage",
                         "empirical_coverage",
                         "coverage_ci_low",
@@ -83,8 +91,8 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
 
 
 def _tables(args) -> int:
-    from cellmoa.files import read_tsv
-    from cellmoa.report.tables import INTERVALS, compact_summary, format_table
+    from cellmoa.files import read_tsv  # lazy (see top)
+    from cellmoa.report.tables import INTERVALS, compact_summary, format_table  # lazy (see top)
 
     folder = Path(args.folder)
     summary = folder / "summary.tsv"
@@ -97,12 +105,12 @@ def _tables(args) -> int:
     summary_table = read_tsv(summary)
     # only the run's own tables: another config's run in the same folder (say make demo, then make
     # demo-screen) leaves tables of networks this summary does not have
-    names = set(summary_table["Metadata_Network"].astype(str))
+    names = set(summary_table[NETWORK].astype(str))
     others = sorted({n for n in map(_table_network, folder.glob("*.tsv")) if n} - names)
     if others:
         print(
-            f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; its summary.tsv "
-            f"lists {', '.join(sorted(names))}; make clean-demo removes them)"
+            f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; "
+            f"its summary.tsv lists {', '.join(sorted(names))}; make clean-demo removes them)"
         )
     for path in sorted(folder.glob("accuracy_*.tsv")):
         network = _table_network(path)
@@ -121,7 +129,8 @@ def _tables(args) -> int:
     print(f"\n== Summary across networks ({summary}; every column there)")
     print(compact_summary(summary_table).to_string(index=False))
     print(
-        f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; mAP: copairs)"
+        f"({INTERVALS}; NSC/NSCB: 1-NN MoA matching of the embeddings, n = treatments scored; "
+        "mAP: copairs)"
     )
     _print_unannotated(folder, read_tsv, format_table, names)
     report = folder.parent / "report.html"
@@ -131,7 +140,7 @@ def _tables(args) -> int:
 
 
 def _synthesize(args) -> int:
-    from cellmoa.data.synthetic import spec_for
+    from cellmoa.data.synthetic import spec_for  # lazy (see top)
 
     values = json.loads(Path(args.spec).read_text()) if args.spec else {}
     spec = spec_for(args.dataset, values)
@@ -145,9 +154,7 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
     for pair in pairs or []:
         old, sep, new = pair.partition("=")
         if not sep or not old or not new:
-            raise SystemExit(
-                f"--rename takes OLD=NEW (e.g. Metadata_moa=Metadata_MoA), not {pair!r}"
-            )
+            raise SystemExit(f"--rename takes OLD=NEW (e.g. Metadata_moa={MOA}), not {pair!r}")
         out[old] = new
     return out
 
@@ -155,10 +162,10 @@ def _mapping(pairs: list[str]) -> dict[str, str]:
 def _evaluate_profiles(args) -> int:
     import logging
 
-    from cellmoa.files import read_table, write_tsv
-    from cellmoa.profiles.matching import evaluate_profiles
-    from cellmoa.report.tables import format_table
-    from cellmoa.validation import TableError, rename_columns
+    from cellmoa.files import read_table, write_tsv  # lazy (see top)
+    from cellmoa.profiles.nearest import evaluate_profiles  # lazy (see top)
+    from cellmoa.report.tables import format_table  # lazy (see top)
+    from cellmoa.validation import TableError, rename_columns  # lazy (see top)
 
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -170,12 +177,12 @@ def _evaluate_profiles(args) -> int:
         return 2
     mapping = _mapping(args.rename)
     if args.batch_column:
-        mapping[args.batch_column] = "Metadata_Batch"
+        mapping[args.batch_column] = BATCH
     chain = None
     if args.postprocess:
         import yaml
 
-        from cellmoa.profiles.postprocessing import parse_chain
+        from cellmoa.profiles.postprocessing import parse_chain  # lazy (see top)
 
         spec = yaml.safe_load(Path(args.postprocess).read_text())
         steps = spec.get("postprocess", spec) if isinstance(spec, dict) else spec
@@ -214,15 +221,81 @@ def _evaluate_profiles(args) -> int:
     for _, note in tables["postprocessing"].iterrows():
         print(f"  {note['step']}: {note['what']}")
     print(
-        "1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; exact: Clopper-Pearson), "
-        "mAP of MoA retrieval (copairs):"
+        "1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; "
+        "exact: Clopper-Pearson), mAP of MoA retrieval (copairs):"
     )
     print(format_table(tables["summary"]))
     return 0
 
 
+def _add_evaluate_profiles(sub) -> None:
+    """Add the ``evaluate-profiles`` subcommand and its arguments to ``sub``."""
+    ev = sub.add_parser(
+        "evaluate-profiles",
+        help="score any profile table (CellProfiler, pycytominer, embeddings): "
+        "1-NN MoA matching and mAP",
+        description="Treatment profiles (mean per compound and concentration) matched to their "
+        "nearest other compound (nsc) or other compound in a disjoint batch (nscb), and ranked for "
+        f"mAP of MoA retrieval (copairs). Needs {COMPOUND}, {CONCENTRATION}, {MOA} (and {BATCH} "
+        "for nscb); map other names with --rename.",
+    )
+    ev.add_argument(
+        "table",
+        help="profile table: .csv, .csv.gz, .tsv, .tsv.gz or .parquet, one row per cell/well/crop",
+    )
+    ev.add_argument("--out", required=True, help="folder for the tables")
+    ev.add_argument("--scheme", default="nsc,nscb", help="nsc, nscb or nsc,nscb (default)")
+    ev.add_argument(
+        "--control", help="control compound left out of matching and scoring (e.g. DMSO)"
+    )
+    ev.add_argument(
+        "--batch-column",
+        help=f"column holding each row's batch (renamed {BATCH}), needed for nscb",
+    )
+    ev.add_argument(
+        "--rename",
+        action="append",
+        metavar="OLD=NEW",
+        help=f"rename a column to cellmoa's name, e.g. Metadata_moa={MOA} (repeatable)",
+    )
+    ev.add_argument(
+        "--features",
+        help="file listing the feature columns, one per line (default: every numeric "
+        f"column not named {PREFIX}*, logged)",
+    )
+    ev.add_argument(
+        "--features-with-nan",
+        choices=["error", "drop"],
+        default="error",
+        help="a feature with NaN/inf values: error (default) or drop the column (logged)",
+    )
+    ev.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations"
+    )
+    ev.add_argument(
+        "--postprocess",
+        metavar="CONFIG",
+        help="YAML list of post-processing steps (normalize, feature_select, pca, spherize, "
+        "align_batches) run on the rows, fit on the --control rows, before treatments are "
+        "averaged",
+    )
+    ev.set_defaults(func=_evaluate_profiles)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from cellmoa.data.datasets import DATASETS
+    """Run the ``cellmoa`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: the command line's).
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    from cellmoa.data.datasets import DATASETS  # lazy (see top)
 
     names = list(DATASETS)
     parser = argparse.ArgumentParser(prog="cellmoa", description=__doc__)
@@ -244,54 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         "--folders", action="store_true", help="write plate folders instead of zip archives"
     )
     synth.set_defaults(func=_synthesize)
-    ev = sub.add_parser(
-        "evaluate-profiles",
-        help="score any profile table (CellProfiler, pycytominer, embeddings): 1-NN MoA matching and mAP",
-        description="Treatment profiles (mean per compound and concentration) matched to their nearest other "
-        "compound (nsc) or other compound in a disjoint batch (nscb), and ranked for mAP of MoA retrieval "
-        "(copairs). Needs Metadata_Compound, Metadata_Concentration, Metadata_MoA (and Metadata_Batch for nscb); "
-        "map other names with --rename.",
-    )
-    ev.add_argument(
-        "table",
-        help="profile table: .csv, .csv.gz, .tsv, .tsv.gz or .parquet, one row per cell/well/crop",
-    )
-    ev.add_argument("--out", required=True, help="folder for the tables")
-    ev.add_argument("--scheme", default="nsc,nscb", help="nsc, nscb or nsc,nscb (default)")
-    ev.add_argument(
-        "--control", help="control compound left out of matching and scoring (e.g. DMSO)"
-    )
-    ev.add_argument(
-        "--batch-column",
-        help="column holding each row's batch (renamed Metadata_Batch), needed for nscb",
-    )
-    ev.add_argument(
-        "--rename",
-        action="append",
-        metavar="OLD=NEW",
-        help="rename a column to cellmoa's name, e.g. Metadata_moa=Metadata_MoA (repeatable)",
-    )
-    ev.add_argument(
-        "--features",
-        help="file listing the feature columns, one per line (default: every numeric "
-        "column not named Metadata_*, logged)",
-    )
-    ev.add_argument(
-        "--features-with-nan",
-        choices=["error", "drop"],
-        default="error",
-        help="a feature with NaN/inf values: error (default) or drop the column (logged)",
-    )
-    ev.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations"
-    )
-    ev.add_argument(
-        "--postprocess",
-        metavar="CONFIG",
-        help="YAML list of post-processing steps (normalize, feature_select, pca, spherize, align_batches) "
-        "run on the rows, fit on the --control rows, before treatments are averaged",
-    )
-    ev.set_defaults(func=_evaluate_profiles)
+    _add_evaluate_profiles(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

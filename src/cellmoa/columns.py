@@ -110,3 +110,13 @@ def metadata_name(key: str) -> str:
     if key == "moa":
         return MOA
     return PREFIX + key.title().replace("_", "")
+
+
+#: the keys of a treatment in tables without a cell line (a compound at one concentration)
+COMPOUND_DOSE = [COMPOUND, CONCENTRATION]
+#: nscb's set-valued batches as a list column, for copairs' multilabel pairing (never written)
+BATCH_LIST = "Metadata_BatchList"
+
+#: the ``Metadata_Network`` of the networks' ensemble (their concatenated profiles, their
+#: averaged probabilities)
+ENSEMBLE = "Ensemble"

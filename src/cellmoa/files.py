@@ -1,4 +1,4 @@
-"""Writing files so that a finished name always holds a finished file, and reading/writing TSV tables.
+"""Atomic writes (a finished name always holds a finished file) and reading/writing TSV tables.
 
 Every file cellmoa writes (HDF5 tensors, illumination functions, models, checkpoints, tables,
 manifests, extracted plate folders, synthesized archives) goes through :func:`atomic_path`: it is
@@ -7,7 +7,7 @@ suffix kept, so Keras still sees ``.keras``), and renamed onto the destination o
 writing code returned without an exception; otherwise the temporary file (or folder) is removed.
 A killed job leaves at most such a hidden temporary, never a file under the final name.
 
-The one other temporary name is a download's resumable ``<name>.part`` (:mod:`cellmoa.data.download`),
+The one other temporary name is a download's resumable ``<name>.part`` (:mod:`cellmoa.data.http`),
 which must survive between attempts so that a dropped transfer can continue where it stopped.
 
 This module imports nothing heavy (no h5py, no TensorFlow): table writers depend on it alone.
@@ -23,9 +23,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from cellmoa.columns import is_metadata
+
 
 def temporary_name(path: str | os.PathLike) -> Path:
-    """The hidden temporary name :func:`atomic_path` writes ``path`` under (same folder, same suffix)."""
+    """The hidden temporary name :func:`atomic_path` writes ``path`` under.
+
+    Same folder, same suffix.
+    """
     path = Path(path)
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
@@ -83,8 +88,10 @@ def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def read_tsv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table written by :func:`write_tsv`: empty cells are missing values, and only they
-    (a compound called ``NA`` stays a string)."""
+    """Read a table written by :func:`write_tsv`.
+
+    Empty cells are missing values, and only they (a compound called ``NA`` stays a string).
+    """
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
 
 
@@ -93,8 +100,10 @@ TABLE_FORMATS = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A profile table from CSV, TSV (optionally gzipped) or Parquet (pycytominer's formats),
-    chosen by the file name's ending; ``Metadata_*`` columns are read as text."""
+    """A profile table from CSV, TSV (optionally gzipped) or Parquet (pycytominer's formats).
+
+    The format is chosen by the file name's ending; ``Metadata_*`` columns are read as text.
+    """
     path = Path(path)
     name = path.name.lower()
     if not path.exists():
@@ -105,9 +114,5 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: unknown table format; use one of {', '.join(TABLE_FORMATS)}")
     sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt")) else ","
     header = pd.read_csv(path, sep=sep, nrows=0).columns
-    text = {
-        c: str
-        for c in header
-        if str(c).startswith("Metadata_") and "concentration" not in str(c).lower()
-    }
+    text = {c: str for c in header if is_metadata(c) and "concentration" not in str(c).lower()}
     return pd.read_csv(path, sep=sep, dtype=text, keep_default_na=True)

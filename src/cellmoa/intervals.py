@@ -22,6 +22,8 @@ def exact_interval(
 ) -> tuple[float, float]:
     """Two-sided interval for a proportion ``k / n``: Clopper-Pearson (default) or Wilson.
 
+    Examples
+    --------
     >>> [round(v, 3) for v in exact_interval(100, 103)]
     [0.917, 0.994]
     """
@@ -37,10 +39,15 @@ def exact_interval(
 def compound_bootstrap(
     correct, compounds, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the accuracy ``mean(correct)``, resampling compounds with
-    replacement (each draw keeps all of a compound's treatments). Seeded; NaN without data.
+    """Percentile bootstrap interval of the accuracy ``mean(correct)``, resampling compounds.
 
-    >>> compound_bootstrap([1, 1, 0, 1], ["a", "a", "b", "c"], seed=0) == compound_bootstrap([1, 1, 0, 1], ["a", "a", "b", "c"], seed=0)
+    Compounds are drawn with replacement, each draw keeping all of a compound's treatments.
+    Seeded; NaN without data.
+
+    Examples
+    --------
+    >>> args = [1, 1, 0, 1], ["a", "a", "b", "c"]
+    >>> compound_bootstrap(*args, seed=0) == compound_bootstrap(*args, seed=0)
     True
     """
     correct = np.asarray(correct, dtype=float)
@@ -67,9 +74,12 @@ def compound_bootstrap(
 def accuracy_with_intervals(
     correct, compounds, level: float = 0.95, seed: int = 0, n_boot: int = 2000, prefix: str = ""
 ) -> dict:
-    """``{prefix}n``, ``n_correct``, ``accuracy``, the compound-bootstrap interval (``ci_low``,
-    ``ci_high``) and the Clopper-Pearson interval (``exact_ci_low``, ``exact_ci_high``) of a
-    vector of outcomes (NaN entries, units that cannot be scored, are left out)."""
+    """The accuracy of a vector of outcomes with both of its intervals.
+
+    ``{prefix}n``, ``n_correct``, ``accuracy``, the compound-bootstrap interval (``ci_low``,
+    ``ci_high``) and the Clopper-Pearson interval (``exact_ci_low``, ``exact_ci_high``); NaN
+    entries (units that cannot be scored) are left out.
+    """
     correct = np.asarray(correct, dtype=float)
     compounds = np.asarray(compounds)
     keep = ~np.isnan(correct)
@@ -91,13 +101,17 @@ def accuracy_with_intervals(
 def paired_difference(
     before, after, compounds, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> dict:
-    """How much ``after`` beats ``before`` on the same units (e.g. a treatment matched from raw and
-    from post-processed profiles): ``lift`` = mean(after) - mean(before), its percentile bootstrap
+    """How much ``after`` beats ``before`` on the same units.
+
+    For example a treatment matched from raw and from post-processed profiles:
+    ``lift`` = mean(after) - mean(before), its percentile bootstrap
     interval resampling compounds (each draw keeps a compound's units, both outcomes together:
     ``lift_ci_low``/``lift_ci_high``), the units only one of the two got right (``gained``,
     ``lost``) and the exact McNemar p-value of the difference (``lift_p_value``: a two-sided
     binomial test of gained vs lost). Units NaN in either are left out.
 
+    Examples
+    --------
     >>> r = paired_difference([0, 0, 1, 0], [1, 1, 1, 0], ["a", "b", "c", "d"])
     >>> r["lift"], r["gained"], r["lost"], round(r["lift_p_value"], 2)
     (0.5, 2, 0, 0.5)
@@ -107,7 +121,8 @@ def paired_difference(
     compounds = np.asarray(compounds)
     if not len(before) == len(after) == len(compounds):
         raise ValueError(
-            f"{len(before)}, {len(after)} outcomes for {len(compounds)} compounds: they must be aligned"
+            f"{len(before)}, {len(after)} outcomes for {len(compounds)} compounds: "
+            "they must be aligned"
         )
     keep = ~(np.isnan(before) | np.isnan(after))
     before, after, compounds = before[keep], after[keep], compounds[keep]

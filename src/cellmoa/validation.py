@@ -27,6 +27,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from cellmoa.columns import COMPOUND, CONCENTRATION, MOA, PREFIX, is_metadata
+
 log = logging.getLogger(__name__)
 
 #: Concentrations are compared as numbers rounded to this many significant digits.
@@ -37,7 +39,8 @@ NAN_POLICIES = ("error", "drop")
 #: Numeric bookkeeping columns of CellProfiler tables that are not morphology: a warning names
 #: them when the default feature selection takes them as features.
 BOOKKEEPING = re.compile(
-    r"(^|_)(ImageNumber|ObjectNumber|TableNumber|Number_Object_Number|Replicate|Site|Well|Plate|Row|Col(umn)?|Count_\w+)$",
+    r"(^|_)(ImageNumber|ObjectNumber|TableNumber|Number_Object_Number|Replicate|Site|Well|Plate"
+    r"|Row|Col(umn)?|Count_\w+)$",
     re.IGNORECASE,
 )
 _SHOWN = 5
@@ -72,8 +75,9 @@ def check_keys(table: pd.DataFrame, columns, source: str) -> None:
         bad = values.isna() | (values.astype(str).str.strip() == "")
         if bad.any():
             raise TableError(
-                f"{source}: column {col} is empty or missing in {int(bad.sum())} of {len(table)} rows "
-                f"({_rows(table.index[bad.to_numpy()])}); every row needs a {col} - fill it in or remove those rows"
+                f"{source}: column {col} is empty or missing in {int(bad.sum())} of {len(table)} "
+                f"rows ({_rows(table.index[bad.to_numpy()])}); every row needs a {col} - "
+                "fill it in or remove those rows"
             )
 
 
@@ -86,12 +90,15 @@ def round_significant(values, digits: int = CONCENTRATION_DIGITS) -> np.ndarray:
 def concentration_values(
     values: pd.Series,
     source: str,
-    column: str = "Metadata_Concentration",
+    column: str = CONCENTRATION,
     digits: int = CONCENTRATION_DIGITS,
 ) -> np.ndarray:
-    """Concentrations as floats rounded to ``digits`` significant digits, so that ``0.3``,
-    ``"0.300000"`` and ``0.30000000000000004`` are the same treatment.
+    """Concentrations as floats rounded to ``digits`` significant digits.
 
+    So ``0.3``, ``"0.300000"`` and ``0.30000000000000004`` are the same treatment.
+
+    Examples
+    --------
     >>> concentration_values(pd.Series(["0.3", "0.300000", 0.1 + 0.2]), "t").tolist()
     [0.3, 0.3, 0.3]
     """
@@ -100,7 +107,8 @@ def concentration_values(
     if bad.any():
         shown = ", ".join(repr(v) for v in values[bad].unique()[:_SHOWN])
         raise TableError(
-            f"{source}: {column} must be numbers; {shown} in {_rows(values.index[bad.to_numpy()])} are not"
+            f"{source}: {column} must be numbers; {shown} in "
+            f"{_rows(values.index[bad.to_numpy()])} are not"
         )
     return round_significant(parsed.to_numpy(dtype=float), digits)
 
@@ -117,8 +125,8 @@ def check_one_moa(table: pd.DataFrame, keys: list[str], moa: str, source: str) -
             table.loc[(table[keys] == pd.Series(first, index=keys)).all(axis=1), moa].unique()
         )
         raise TableError(
-            f"{source}: {len(clash)} treatment(s) have more than one {moa}, e.g. {where}: {', '.join(map(str, moas))}; "
-            "a treatment has one MoA - fix the labels"
+            f"{source}: {len(clash)} treatment(s) have more than one {moa}, e.g. {where}: "
+            f"{', '.join(map(str, moas))}; a treatment has one MoA - fix the labels"
         )
 
 
@@ -131,7 +139,8 @@ def check_finite(table: pd.DataFrame, columns, source: str, what: str = "value")
         rows = table.index[bad.any(axis=1)]
         raise TableError(
             f"{source}: {len(cols)} {what} column(s) hold NaN or infinite values: "
-            f"{', '.join(map(str, cols[:_SHOWN]))}{' ...' if len(cols) > _SHOWN else ''} ({_rows(rows)}); "
+            f"{', '.join(map(str, cols[:_SHOWN]))}{' ...' if len(cols) > _SHOWN else ''} "
+            f"({_rows(rows)}); "
             + (
                 "remove or impute them, or choose features_with_nan: drop"
                 if what == "feature"
@@ -144,11 +153,13 @@ def drop_controls(
     table: pd.DataFrame,
     control: str | None,
     source: str,
-    compound: str = "Metadata_Compound",
-    moa: str = "Metadata_MoA",
+    compound: str = COMPOUND,
+    moa: str = MOA,
 ) -> pd.DataFrame:
-    """The table without its control rows (compound or MoA equal to ``control``): controls are
-    never scored as a treatment. Logs how many rows were removed."""
+    """The table without its control rows (compound or MoA equal to ``control``).
+
+    Controls are never scored as a treatment. Logs how many rows were removed.
+    """
     if not control:
         return table
     mask = pd.Series(False, index=table.index)
@@ -191,26 +202,28 @@ def select_features(
         features = [
             c
             for c in table.columns
-            if not str(c).startswith("Metadata_")
+            if not is_metadata(c)
             and pd.api.types.is_numeric_dtype(table[c])
             and not pd.api.types.is_bool_dtype(table[c])
         ]
         if not features:
             raise TableError(
-                f"{source}: the profile table has no numeric feature columns besides Metadata_*"
+                f"{source}: the profile table has no numeric feature columns besides {PREFIX}*"
             )
         log.info(
-            "%s: %d feature column(s): the numeric columns not named Metadata_* (list them to choose)",
+            "%s: %d feature column(s): the numeric columns not named %s* (list them to choose)",
             source,
             len(features),
+            PREFIX,
         )
         suspicious = [c for c in features if BOOKKEEPING.search(str(c))]
         if suspicious:
             log.warning(
-                "%s: column(s) %s look like bookkeeping, not morphology, but are taken as features: "
-                "rename them Metadata_* or list the features explicitly",
+                "%s: column(s) %s look like bookkeeping, not morphology, but are taken as "
+                "features: rename them %s* or list the features explicitly",
                 source,
                 ", ".join(map(str, suspicious)),
+                PREFIX,
             )
     if not features:
         raise TableError(f"{source}: no feature columns")
@@ -235,8 +248,10 @@ def select_features(
 def rename_columns(
     table: pd.DataFrame, mapping: dict[str, str] | None, source: str
 ) -> pd.DataFrame:
-    """Rename a table's columns to cellmoa's (``{"Metadata_moa": "Metadata_MoA"}``), refusing a
-    mapping whose source column is absent or whose target already exists."""
+    """Rename a table's columns to cellmoa's (``{"Metadata_moa": "Metadata_MoA"}``).
+
+    A mapping whose source column is absent or whose target already exists is refused.
+    """
     if not mapping:
         return table
     missing = [old for old in mapping if old not in table.columns]
@@ -258,7 +273,7 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     Parameters
     ----------
     table : pandas.DataFrame
-        A profile table; one made by :func:`cellmoa.profiles.matching.treatment_profiles` names
+        A profile table; one made by :func:`cellmoa.profiles.tables.treatment_profiles` names
         its features in ``table.attrs["features"]``.
 
     Returns

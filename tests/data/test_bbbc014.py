@@ -28,17 +28,13 @@ from cellmoa.data.synthetic.bbbc014 import BBBC014Spec, platemap_text
 from cellmoa.preprocess.crops import CropGeometry
 from cellmoa.preprocess.illumination import IlluminationParams
 from cellmoa.preprocess.images import ImageError, read_image
-from cellmoa.preprocess.jobs import (
-    PlateFields,
-    TensorSettings,
-    load_field,
-    plate_illumination,
-    write_plate_tensors,
-)
+from cellmoa.preprocess.jobs import load_field, plate_illumination, write_plate_tensors
+from cellmoa.preprocess.plates import PlateFields
+from cellmoa.preprocess.settings import TensorSettings
 from cellmoa.preprocess.tensors import read_crop_metadata
 from cellmoa.train.folds import select_fold
-from cellmoa.train.inputs import make_dataset
-from cellmoa.train.training import TrainSettings
+from cellmoa.train.pipeline import make_dataset
+from cellmoa.train.settings import TrainSettings
 from tests.helpers.paths import ROOT
 from tests.helpers.smk import planned_jobs, snakemake, write_config
 
@@ -55,6 +51,7 @@ def bbbc014_raw(tmp_path_factory):
     return spec, spec.write(tmp_path_factory.mktemp("bbbc014") / "raw", archives=False)
 
 
+@pytest.mark.unit
 def test_platemap_power_form_with_header():
     molar = parse_platemap(platemap_text(REAL_ORDER))
     assert len(molar) == 96
@@ -62,17 +59,20 @@ def test_platemap_power_form_with_header():
     np.testing.assert_allclose(molar[84:], REAL_ORDER, rtol=1e-3)
 
 
+@pytest.mark.unit
 def test_platemap_plain_numbers_without_header_and_lf_lines():
     text = "\n".join(f"{c:.3e}" for _ in range(8) for c in REAL_ORDER)
     np.testing.assert_allclose(parse_platemap(text), REAL_ORDER * 8, rtol=1e-3)
 
 
+@pytest.mark.unit
 def test_platemap_with_the_wrong_number_of_wells_names_the_file():
     text = "header\n" + "\n".join(["10^-7"] * 95)
     with pytest.raises(ValueError, match=r"platemap_all\.txt.*95 wells"):
         parse_platemap(text, "x/BBBC014_v1_platemap_all.txt")
 
 
+@pytest.mark.unit
 def test_platemap_with_an_unreadable_line_names_it():
     lines = ["header"] + ["10^-7"] * 96
     lines[5] = "ten to the minus seven"
@@ -80,6 +80,7 @@ def test_platemap_with_an_unreadable_line_names_it():
         parse_platemap("\n".join(lines))
 
 
+@pytest.mark.unit
 def test_labels_are_the_papers_four_highest_and_four_lowest():
     labels = label_concentrations(REAL_ORDER)
     by_column = [labels[c] for c in REAL_ORDER]
@@ -89,6 +90,7 @@ def test_labels_are_the_papers_four_highest_and_four_lowest():
         label_concentrations(REAL_ORDER[:7])
 
 
+@pytest.mark.unit
 def test_metadata_table_has_two_cell_lines_of_four_replicates(bbbc014_raw):
     _, raw = bbbc014_raw
     meta = DS.read_metadata(raw)
@@ -106,11 +108,13 @@ def test_metadata_table_has_two_cell_lines_of_four_replicates(bbbc014_raw):
     assert row["concentration"] == pytest.approx(1e6 * REAL_ORDER[2], rel=1e-6)  # uM
 
 
+@pytest.mark.unit
 def test_missing_platemap_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="download_metadata"):
         DS.read_metadata(tmp_path)
 
 
+@pytest.mark.unit
 def test_synthesized_archive_has_bbbc014s_layout(tmp_path):
     spec = BBBC014Spec(image_height=48, image_width=64, cells_per_field=10)
     out = spec.write(tmp_path)
@@ -127,12 +131,14 @@ def test_synthesized_archive_has_bbbc014s_layout(tmp_path):
     assert sorted(f"{PLATE}/{n}" for n in expected) == sorted(names)
 
 
+@pytest.mark.unit
 def test_synthetic_spec_rejects_unknown_keys():
     with pytest.raises(ValueError, match="moas"):
         spec_for("bbbc014", {"moas": {}})
     assert spec_for("bbbc014", {"seed": 4}).plates() == [PLATE]
 
 
+@pytest.mark.unit
 def test_reporter_moves_into_the_nucleus_with_the_dose(bbbc014_raw):
     _, raw = bbbc014_raw
     meta = DS.read_metadata(raw)
@@ -149,6 +155,7 @@ def test_reporter_moves_into_the_nucleus_with_the_dose(bbbc014_raw):
         assert high.min() > low.max(), line
 
 
+@pytest.mark.unit
 def test_bmp_reading_checks_the_file(tmp_path):
     grey = np.arange(48 * 64, dtype=np.uint32).reshape(48, 64) % 256
     Image.fromarray(grey.astype(np.uint8), mode="L").save(tmp_path / "g.Bmp")
@@ -166,6 +173,7 @@ def test_bmp_reading_checks_the_file(tmp_path):
         read_image(tmp_path / "t.Bmp")
 
 
+@pytest.mark.unit
 def test_illumination_function_matches_the_known_field(bbbc014_raw):
     _, raw = bbbc014_raw
     meta = DS.read_metadata(raw)
@@ -178,6 +186,7 @@ def test_illumination_function_matches_the_known_field(bbbc014_raw):
         assert r >= 0.9, (channel, r)
 
 
+@pytest.mark.unit
 def test_tensors_are_standardised_per_cell_line_resized_and_cut(bbbc014_raw, tmp_path):
     _, raw = bbbc014_raw
     meta = DS.read_metadata(raw)
@@ -221,6 +230,7 @@ def test_tensors_are_standardised_per_cell_line_resized_and_cut(bbbc014_raw, tmp
     assert (table.groupby("image_number")["crop"].apply(sorted) == [list(range(16))] * 64).all()
 
 
+@pytest.mark.unit
 def test_a_fold_holds_out_a_cell_line(bbbc014_raw, tmp_path):
     from cellmoa.preprocess.jobs import build_tensors
 
@@ -238,6 +248,7 @@ def test_a_fold_holds_out_a_cell_line(bbbc014_raw, tmp_path):
         select_fold(meta, "HeLa", "cell_line")
 
 
+@pytest.mark.unit
 def test_the_dataset_refuses_fold_schemes_it_has_no_use_for():
     with pytest.raises(ValueError, match="'nsc' does not apply to bbbc014"):
         DS.fold_column("nsc")
@@ -246,6 +257,7 @@ def test_the_dataset_refuses_fold_schemes_it_has_no_use_for():
     assert get_dataset("BBBC014").fold_column("cell_line") == "cell_line"
 
 
+@pytest.mark.unit
 def test_the_network_sees_a_zero_channel_then_nfkb_and_dapi(bbbc014_raw, tmp_path):
     from cellmoa.preprocess.jobs import build_tensors
 
@@ -278,6 +290,7 @@ def test_the_network_sees_a_zero_channel_then_nfkb_and_dapi(bbbc014_raw, tmp_pat
         )
 
 
+@pytest.mark.unit
 def test_sigmoid_head_has_one_unit_and_two_classes_only():
     from cellmoa.train import models
 
@@ -288,6 +301,7 @@ def test_sigmoid_head_has_one_unit_and_two_classes_only():
         models.build_classifier("ResNet50", 3, 32, None, head="sigmoid")
 
 
+@pytest.mark.workflow
 def test_real_bbbc014_config_plans_six_gpu_training_jobs(tmp_path):
     proc = snakemake(
         "-n",
@@ -305,6 +319,7 @@ def test_real_bbbc014_config_plans_six_gpu_training_jobs(tmp_path):
     assert not [j for j in jobs if j["rule"] == "nearest_neighbours"]
 
 
+@pytest.mark.workflow
 def test_a_compound_scheme_on_bbbc014_is_refused_naming_it(tmp_path):
     import yaml
 
@@ -347,7 +362,7 @@ E2E_BBBC014 = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_end_to_end_on_synthesized_bbbc014(tmp_path):
     config = write_config(tmp_path / "config.yaml", E2E_BBBC014)
     snakemake("--cores", "2", "--directory", str(tmp_path), f"--configfile={config}")

@@ -4,9 +4,11 @@ import yaml
 
 from cellmoa.data.datasets import BBBC021, get_dataset
 from cellmoa.data.datasets.bbbc021 import IMAGE_COLUMNS, IMAGE_CSV, MOA_CSV, concentration_key
-from cellmoa.preprocess.jobs import restrict
+from cellmoa.preprocess.plates import restrict
 from cellmoa.train.folds import fold_slug, fold_slugs
 from tests.helpers.paths import ROOT
+
+pytestmark = pytest.mark.unit
 
 
 def test_fold_slugs_are_safe_and_unique():
@@ -103,7 +105,8 @@ def test_the_papers_taxol_exception_on_the_real_metadata(real_metadata_dir):
     kept = restrict(labelled, rules)
     taxol_before = labelled[labelled["compound"] == "taxol"]
     taxol = kept[kept["compound"] == "taxol"]
-    # every plate has taxol 0.3 uM positive controls: 6 wells x 55 plates x 4 sites, plus Week1's D03-D05
+    # every plate has taxol 0.3 uM positive controls: 6 wells x 55 plates x 4 sites, plus Week1's
+    # D03-D05
     assert taxol_before.groupby(["plate", "well"]).ngroups > 300
     assert set(taxol["batch"]) == {"Week1"} and set(taxol["well"]) == {"D03", "D04", "D05"}
     assert sorted(set(taxol["concentration"])) == [0.3, 1.0, 3.0]

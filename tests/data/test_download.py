@@ -3,8 +3,11 @@ import zipfile
 
 import pytest
 
-from cellmoa.data.download import ArchiveError, DownloadError, extract_zip, fetch, join_url
+from cellmoa.data.archives import ArchiveError, extract_zip
+from cellmoa.data.http import DownloadError, fetch, join_url
 from tests.helpers.httpserver import ScriptedServer
+
+pytestmark = pytest.mark.unit
 
 FAST = dict(retries=3, timeout=5, backoff=0.01)
 
@@ -173,10 +176,10 @@ def test_a_complete_part_file_is_taken_not_refused(server, tmp_path, archive_byt
 
 
 def test_retry_after_is_honoured(server, tmp_path, monkeypatch):
-    import cellmoa.data.download as download
+    import cellmoa.data.http as data_http
 
     waits = []
-    monkeypatch.setattr(download.time, "sleep", waits.append)
+    monkeypatch.setattr(data_http.time, "sleep", waits.append)
     server.files["m.csv"] = b"a,b\n1,2\n"
     server.behaviour["m.csv"] = "retry_after"
     fetch(f"{server.url}/m.csv", tmp_path / "m.csv", retries=2, timeout=5, backoff=0.01)
@@ -224,7 +227,7 @@ def test_an_invalid_file_never_takes_its_final_name(server, tmp_path):
 
 
 def test_an_html_page_is_not_taken_for_an_archive(server, tmp_path):
-    from cellmoa.data.download import check_zip
+    from cellmoa.data.archives import check_zip
 
     server.files["a.zip"] = b"<html><body>Not here</body></html>"
     with pytest.raises(DownloadError, match="HTML page"):
@@ -300,7 +303,7 @@ def test_missing_listed_files_are_allowed_only_when_skipping(tmp_path):
 
 
 def test_manifest_advice_fits_where_the_files_came_from(tmp_path):
-    from cellmoa.data.download import RawDataError, verify_manifest, write_manifest
+    from cellmoa.data.manifests import RawDataError, verify_manifest, write_manifest
 
     folder = tmp_path / "plate"
     folder.mkdir()

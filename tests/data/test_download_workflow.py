@@ -3,10 +3,12 @@ per-plate jobs, manifests, no network on a rerun, changed files detected, data a
 
 import shutil
 
+import pytest
 import yaml
 
 from cellmoa.data.datasets import BBBC021
-from cellmoa.data.download import join_url, read_manifest, sha256sum
+from cellmoa.data.http import join_url
+from cellmoa.data.manifests import read_manifest, sha256sum
 from tests.helpers.httpserver import ScriptedServer
 from tests.helpers.paths import ROOT
 from tests.helpers.smk import snakemake
@@ -15,6 +17,7 @@ from tests.helpers.specs import tiny_spec
 DS = BBBC021()
 
 
+@pytest.mark.unit
 def test_real_urls_are_bbbc021s():
     assert join_url(BBBC021.base_url, DS.archive_name("Week1_22123")) == (
         "https://data.broadinstitute.org/bbbc/BBBC021/BBBC021_v1_images_Week1_22123.zip"
@@ -44,6 +47,7 @@ def _config(work, on_bad_image=None, **data):
     return path
 
 
+@pytest.mark.workflow
 def test_download_manifests_and_a_rerun_without_network(tmp_path, tiny_dataset):
     spec, source = tiny_dataset
     with ScriptedServer() as server:
@@ -96,6 +100,7 @@ def test_download_manifests_and_a_rerun_without_network(tmp_path, tiny_dataset):
     assert not (tmp_path / f"results/illumination/{plate}.h5").exists()
 
 
+@pytest.mark.workflow
 def test_a_missing_archive_fails_clearly_and_leaves_nothing(tmp_path, tiny_dataset):
     spec, source = tiny_dataset
     with ScriptedServer() as server:
@@ -118,6 +123,7 @@ def test_a_missing_archive_fails_clearly_and_leaves_nothing(tmp_path, tiny_datas
     assert not (tmp_path / "resources/bbbc021/images" / spec.plates()[0]).exists()
 
 
+@pytest.mark.workflow
 def test_plates_already_on_disk_are_checked_not_downloaded(tmp_path, tiny_raw):
     spec, raw = tiny_raw
     local = tmp_path / "mydata"
@@ -174,6 +180,7 @@ def test_plates_already_on_disk_are_checked_not_downloaded(tmp_path, tiny_raw):
     assert victim.name not in {r["path"].split("/")[-1] for r in rows}
 
 
+@pytest.mark.workflow
 def test_a_rejected_archive_does_not_stay_under_its_name(tmp_path, tiny_dataset):
     """An archive that opens but lacks a listed image is refused by extract_plate and deleted,
     so the next run fetches it again instead of failing on the same file (issue 18)."""

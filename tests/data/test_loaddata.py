@@ -14,11 +14,16 @@ import pytest
 import tifffile
 
 from cellmoa.data.datasets import BBBC021, get_dataset
-from cellmoa.data.datasets.loaddata import ScreenError, channel_columns
-from cellmoa.data.download import DownloadError, RawDataError, fetch_images
+from cellmoa.data.datasets.loaddata_images import channel_columns
+from cellmoa.data.datasets.loaddata_tables import ScreenError
+from cellmoa.data.fetch import fetch_images
+from cellmoa.data.http import DownloadError
+from cellmoa.data.manifests import RawDataError
 from cellmoa.data.synthetic.screen import CHANNELS, ScreenSpec
 from cellmoa.data.wells import parse_well
 from cellmoa.preprocess.images import ImageError, check_plate_images
+
+pytestmark = pytest.mark.unit
 
 
 def small_spec(**overrides) -> ScreenSpec:
@@ -98,7 +103,8 @@ def test_the_synthesized_screen_reads_as_five_channels_on_384_well_plates(screen
     assert Path(first["source_Mito"]).is_file() and Path(first["source_Mito"]).name.endswith(
         "-ch5sk1fk1fl1.tiff"
     )
-    # several fields of a well are its sites, numbered in table order when the CSV has no site column
+    # several fields of a well are its sites, numbered in table order when the CSV has no site
+    # column
     edit(folder / "loaddata.csv", lambda t: t.drop(columns=["Metadata_Site"]))
     assert read(folder)["site"].eq(1).all()
 
@@ -203,7 +209,8 @@ def test_a_treated_well_without_images_is_named_and_can_be_accepted(screen, tmp_
     )
     with pytest.raises(
         ScreenError,
-        match=rf"platemap.csv line {line}: well {well} of plate {plate} has a treatment but no image",
+        match=rf"platemap.csv line {line}: well {well} of plate {plate} "
+        r"has a treatment but no image",
     ):
         read(folder)
     assert len(read(folder, unimaged_wells="warn")) == len(table) - 1
@@ -221,7 +228,8 @@ def test_a_row_missing_a_channel_is_named(screen, tmp_path):
     )
     with pytest.raises(
         ScreenError,
-        match=r"loaddata.csv line 5: plate \S+ well \S+ site 1 has no ER image \(FileName_OrigER is empty",
+        match=r"loaddata.csv line 5: plate \S+ well \S+ site 1 has no ER image "
+        r"\(FileName_OrigER is empty",
     ):
         read(folder)
     with pytest.raises(ScreenError, match="no FileName_ column for channel\\(s\\) Brightfield"):
@@ -248,7 +256,8 @@ def test_a_well_off_the_plate_format_and_a_bad_concentration_are_named(screen, t
     )
     with pytest.raises(
         ScreenError,
-        match=r"loaddata.csv line 5: well 'P24' is not on a 96-well plate .* or set data.plate_format",
+        match=r"loaddata.csv line 5: well 'P24' is not on a 96-well plate "
+        r".* or set data.plate_format",
     ):
         read(folder, plate_format="96")
     edit(
@@ -304,7 +313,8 @@ def test_fetching_a_plate_names_missing_images_with_their_lines(screen, tmp_path
     broken = [(n + "x", s + "x", w) for n, s, w in items[:2]] + items[2:]
     with pytest.raises(
         RawDataError,
-        match=r"2 image\(s\) listed in the LoadData CSV do not exist: loaddata.csv line 2: .*x; .*data.image_root",
+        match=r"2 image\(s\) listed in the LoadData CSV do not exist: "
+        r"loaddata.csv line 2: .*x; .*data.image_root",
     ):
         fetch_images(broken, tmp_path / "again", tmp_path / "staging2")
     files, _, missing = fetch_images(
@@ -347,7 +357,8 @@ def test_a_plate_with_mixed_sizes_or_bit_depths_is_refused(tmp_path):
     assert check_plate_images(good, "P1", "loaddata.csv") == {"shape": (8, 10), "dtype": "uint16"}
     with pytest.raises(
         ImageError,
-        match=r"loaddata.csv line 4: \S+c.tif is 9 x 10 but \S+a.tif \(line 2\) of the same plate P1 is 8 x 10",
+        match=r"loaddata.csv line 4: \S+c.tif is 9 x 10 but "
+        r"\S+a.tif \(line 2\) of the same plate P1 is 8 x 10",
     ):
         check_plate_images([*good, (tiff("c.tif", (9, 10), np.uint16), 4)], "P1", "loaddata.csv")
     from PIL import Image
@@ -355,7 +366,8 @@ def test_a_plate_with_mixed_sizes_or_bit_depths_is_refused(tmp_path):
     Image.fromarray(np.zeros((8, 10), np.uint8)).save(tmp_path / "d.png")
     with pytest.raises(
         ImageError,
-        match=r"line 5: \S+d.png is uint8 but \S+a.tif \(line 2\) of plate P1 is uint16; 8-bit and 16-bit",
+        match=r"line 5: \S+d.png is uint8 but \S+a.tif \(line 2\) of plate P1 is uint16; "
+        r"8-bit and 16-bit",
     ):
         check_plate_images([*good, (tmp_path / "d.png", 5)], "P1", "loaddata.csv")
 
@@ -426,7 +438,8 @@ def bbbc021_as_loaddata(raw: Path, out: Path) -> Path:
 
 
 def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp_path):
-    from cellmoa.preprocess.jobs import TensorSettings, build_tensors
+    from cellmoa.preprocess.jobs import build_tensors
+    from cellmoa.preprocess.settings import TensorSettings
 
     spec, raw = tiny_raw
     tables = bbbc021_as_loaddata(raw, tmp_path / "tables")
@@ -453,7 +466,8 @@ def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp
     pd.testing.assert_frame_equal(got[columns], expected[columns], check_dtype=False)
     assert all(Path(s).is_file() for s in got["source_DAPI"])
     a = build_tensors(BBBC021(), raw, tmp_path / "bbbc021", spec.plates(), unannotated=True)
-    # the same settings as the BBBC021 run: its paper geometry (a screen's grid follows the field size)
+    # the same settings as the BBBC021 run: its paper geometry (a screen's grid follows the field
+    # size)
     settings = TensorSettings.from_config({"crops": {"rows": 2, "cols": 2}}, screen)
     b = build_tensors(
         screen, folder, tmp_path / "screen", spec.plates(), settings=settings, unannotated=True
@@ -471,7 +485,7 @@ def test_bbbc021_metadata_as_a_loaddata_csv_gives_the_same_tensors(tiny_raw, tmp
 
 def test_the_crop_grid_follows_the_field_size_unless_set():
     from cellmoa.preprocess.crops import CropGeometry
-    from cellmoa.preprocess.jobs import TensorSettings
+    from cellmoa.preprocess.settings import TensorSettings
 
     auto = TensorSettings.from_config({}, get_dataset("loaddata")).crops
     assert (auto.rows, auto.cols) == (None, None)

@@ -9,15 +9,16 @@ import pytest
 import tifffile
 
 from cellmoa.data.datasets import BBBC021
-from cellmoa.data.synthetic.bbbc021 import (
-    SyntheticSpec,
+from cellmoa.data.synthetic.bbbc021 import SyntheticSpec, synthesize
+from cellmoa.data.synthetic.phenotypes import (
     apply_dose,
     compound_phenotype,
     dose_strength,
     render_field,
-    synthesize,
 )
 from tests.helpers.specs import tiny_spec
+
+pytestmark = pytest.mark.unit
 
 NAME_RE = re.compile(
     r"^(Week\d+_\d{6}_)?[B-G]\d{2}_s\d+_w[124][0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}\.tif$"
@@ -142,7 +143,7 @@ def _dmso_images(source, spec, week):
 
 
 def test_batch_effects_off_by_default_and_spread_over_the_range():
-    from cellmoa.data.synthetic.bbbc021 import BatchEffects, batch_effects
+    from cellmoa.data.synthetic.batches import BatchEffects, batch_effects
 
     spec = tiny_spec()
     neutral = batch_effects(spec, 1, spec.plates()[0])
@@ -170,7 +171,7 @@ def test_batch_effects_off_by_default_and_spread_over_the_range():
 def test_batch_effects_show_in_the_images(tmp_path):
     """Gains show in the raw intensities, blur in the fine structure, density in the DAPI signal
     (one effect at a time, against the same dataset without it)."""
-    from cellmoa.data.synthetic.bbbc021 import BatchEffects
+    from cellmoa.data.synthetic.batches import BatchEffects
 
     base = dict(
         weeks=2,
@@ -207,7 +208,10 @@ def test_batch_effects_show_in_the_images(tmp_path):
     blurred = max((1, 2), key=lambda w: truth[w]["blur"])
 
     def fine_structure(images):
-        """Mean horizontal step of the lightly smoothed image (camera noise, never blurred, smoothed away)."""
+        """Mean horizontal step of the lightly smoothed image.
+
+        Camera noise, never blurred, is smoothed away.
+        """
         from scipy.ndimage import gaussian_filter
 
         smooth = [gaussian_filter(i, 1.0) for i in images["Tubulin"]]
@@ -249,7 +253,7 @@ def test_unlabelled_compounds_carry_a_hidden_moa(tmp_path):
     the truth is kept in synthetic_spec.json. A list gives each compound an MoA of its own."""
     import json
 
-    from cellmoa.data.synthetic.bbbc021 import archetype
+    from cellmoa.data.synthetic.phenotypes import archetype
 
     spec = tiny_spec(
         weeks=1,

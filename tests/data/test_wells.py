@@ -4,6 +4,8 @@ import pytest
 
 from cellmoa.data.wells import normalize_well, parse_well, plate_format_of, row_letters, well_names
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_plate_format_has_its_wells_in_row_order():
     assert (

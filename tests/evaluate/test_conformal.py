@@ -8,6 +8,8 @@ from cellmoa.evaluate.conformal import (
     prediction_sets,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def draw(rng, n_compounds, per_compound=3, k=4, sharpness=2.0):
     """Treatments of compounds with a compound-level deviation: probabilities from noisy logits

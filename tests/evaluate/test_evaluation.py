@@ -5,6 +5,8 @@ import pytest
 from cellmoa.evaluate import accuracy
 from cellmoa.report.tables import format_table, summarize
 
+pytestmark = pytest.mark.unit
+
 
 def crops(compound, conc, moa, replicate, probs):
     """One field per crop here (so field accuracy equals crop accuracy in this example)."""

@@ -1,20 +1,24 @@
-"""Predictions for unannotated compounds (cellmoa.evaluate.unannotated): the treatment aggregate, the
-calibration, the prediction sets' coverage on new compounds, the novel flag, the neighbours and
-the table's columns; and that no unannotated crop is ever trained on or scored."""
+"""Predictions for unannotated compounds (cellmoa.evaluate.unannotated).
+
+The treatment aggregate, the calibration, the prediction sets' coverage on new compounds, the
+novel flag, the neighbours and the table's columns; and that no unannotated crop is ever trained
+on or scored."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cellmoa.evaluate.accuracy import treatment_predictions
+from cellmoa.evaluate.calibration import Calibration
 from cellmoa.evaluate.unannotated import (
-    Calibration,
     nearest_annotated,
     predict,
     predict_screen,
     unannotated_treatments,
 )
 from cellmoa.train.folds import ALL_FOLD, select_fold, trainable
+
+pytestmark = pytest.mark.unit
 
 CLASSES = ["A", "B", "C"]
 COLUMNS = [
@@ -66,7 +70,8 @@ def simulated_treatments(
 def test_the_sets_hold_a_new_compounds_moa_at_the_promised_rate(score):
     """Calibrated at the compound level on 30 compounds (two doses each, sharing a compound
     effect), the sets of a new compound's treatments hold its MoA at the nominal rate within
-    binomial error over many draws: not below it (the guarantee), and not far above (useful sets)."""
+    binomial error over many draws: not below it (the guarantee), and not far above (useful
+    sets)."""
     rng = np.random.default_rng(0 if score == "lac" else 1)
     coverage, hits, n = 0.8, 0, 0
     prob_cols = [f"prob_{m}" for m in CLASSES]

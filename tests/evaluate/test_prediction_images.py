@@ -6,7 +6,8 @@ Training a CNN on 24 compounds per draw does not fit in CI, so a stand-in model 
 intensity, quantile and texture features of each field and a logistic regression, trained leave
 one compound out like the folds and once on every annotated compound like the fold ``all``. All
 that follows the model is cellmoa's own: the paper's treatment aggregate
-(:func:`cellmoa.evaluate.accuracy.treatment_predictions`, :func:`cellmoa.evaluate.unannotated.unannotated_treatments`),
+(:func:`cellmoa.evaluate.accuracy.treatment_predictions`,
+:func:`cellmoa.evaluate.unannotated.unannotated_treatments`),
 the compound-level conformal calibration, the sets, the nearest annotated treatments and the
 novel flag (:mod:`cellmoa.evaluate.unannotated`)."""
 
@@ -18,20 +19,22 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cellmoa.data.synthetic.bbbc021 import (
-    SyntheticSpec,
+from cellmoa.data.synthetic.bbbc021 import SyntheticSpec
+from cellmoa.data.synthetic.phenotypes import (
     apply_dose,
     compound_phenotype,
     dose_strength,
     render_field,
 )
 from cellmoa.evaluate.accuracy import treatment_predictions
+from cellmoa.evaluate.calibration import Calibration
 from cellmoa.evaluate.unannotated import (
-    Calibration,
     nearest_annotated,
     predict,
     unannotated_treatments,
 )
+
+pytestmark = pytest.mark.e2e
 
 KNOWN = [
     "Actin disruptors",
@@ -124,7 +127,8 @@ def _screen(seed: int) -> pd.DataFrame:
     spec = _spec(seed)
     fields, x = _fields(spec)
     annotated = fields[fields["annotated"]]
-    # the leave-one-compound-out folds: each annotated treatment predicted by a model that never saw its compound
+    # the leave-one-compound-out folds: each annotated treatment predicted by a model that never
+    # saw its compound
     held_out = []
     for compound in annotated["Metadata_Compound"].unique():
         train = annotated[annotated["Metadata_Compound"] != compound]
@@ -133,8 +137,9 @@ def _screen(seed: int) -> pd.DataFrame:
         held_out.append(_crop_predictions(test, model, x[test.index]))
     treatments = treatment_predictions(pd.concat(held_out, ignore_index=True))
 
-    # treatment profiles (the features, standardised on the annotated fields) for the neighbours, and the
-    # calibration similarities: each annotated treatment's nearest annotated treatment of another compound
+    # treatment profiles (the features, standardised on the annotated fields) for the neighbours,
+    # and the calibration similarities: each annotated treatment's nearest annotated treatment of
+    # another compound
     z = StandardScaler().fit(x[annotated.index]).transform(x)
     names = [f"f{i}" for i in range(z.shape[1])]
     profiles = pd.concat(
@@ -194,10 +199,11 @@ def test_compounds_of_an_unseen_moa_are_flagged_novel(screens):
     unseen = screens[screens["truth"] == UNSEEN]
     known = screens[screens["truth"].isin(KNOWN)]
     assert len(unseen) == 4 * 2 * 2
-    # most compounds of the unseen MoA are flagged at one dose or more, most of their treatments are, and
-    # far more often than the compounds of known MoAs (whose false flags the rules hold near 1 - coverage).
-    # Not all: nothing guarantees it, and a compound whose phenotype lies next to a known MoA's (draw 3's
-    # U-new-1, nearest similarity 0.93, like the demo's AZ-U2) is confidently given that MoA.
+    # most compounds of the unseen MoA are flagged at one dose or more, most of their treatments
+    # are, and far more often than the compounds of known MoAs (whose false flags the rules hold
+    # near 1 - coverage). Not all: nothing guarantees it, and a compound whose phenotype lies next
+    # to a known MoA's (draw 3's U-new-1, nearest similarity 0.93, like the demo's AZ-U2) is
+    # confidently given that MoA.
     assert unseen.groupby(["seed", "Metadata_Compound"])["novel"].any().mean() >= 0.75
     assert unseen["novel"].mean() >= 0.6, unseen["novel"].mean()
     assert known["novel"].mean() <= 1 - COVERAGE + 0.15, known["novel"].mean()

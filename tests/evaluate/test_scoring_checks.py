@@ -10,15 +10,13 @@ import pytest
 
 from cellmoa.evaluate import accuracy
 from cellmoa.intervals import compound_bootstrap, exact_interval
-from cellmoa.profiles.matching import (
-    match_and_rank,
-    nearest_neighbour_accuracy,
-    nearest_neighbours,
-    treatment_profiles,
-)
+from cellmoa.profiles.nearest import match_and_rank, nearest_neighbour_accuracy, nearest_neighbours
 from cellmoa.profiles.retrieval import average_precision, mean_average_precision
+from cellmoa.profiles.tables import treatment_profiles
 from cellmoa.validation import TableError
 from tests.helpers.paths import SHARED_BBBC021
+
+pytestmark = pytest.mark.unit
 
 SHARED = SHARED_BBBC021
 
@@ -137,7 +135,7 @@ def test_bbbc021_nscb_is_over_92_of_103_treatments():
     import yaml
 
     from cellmoa.data.datasets import BBBC021
-    from cellmoa.preprocess.jobs import restrict
+    from cellmoa.preprocess.plates import restrict
     from tests.helpers.paths import ROOT
 
     dataset = BBBC021()

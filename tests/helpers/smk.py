@@ -1,4 +1,5 @@
-"""Helpers for tests that run Snakemake: the command, dry-run parsing, the tiny end-to-end config."""
+"""Helpers for tests that run Snakemake: the command, dry-run parsing, the tiny end-to-end
+config."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def snakemake(*args, cwd=ROOT, check=True, timeout=1200):
-    """Run Snakemake on this repository's Snakefile; raise with its output if it fails and ``check``."""
+    """Run Snakemake on this repository's Snakefile; raise with its output if it fails and
+    ``check``."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(
         [*SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), *args],
@@ -28,7 +30,8 @@ def snakemake(*args, cwd=ROOT, check=True, timeout=1200):
     )
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
 

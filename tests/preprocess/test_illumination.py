@@ -16,6 +16,8 @@ from cellmoa.preprocess.images import read_image
 from cellmoa.preprocess.jobs import plate_illumination
 from tests.helpers.specs import tiny_spec
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def plate(tmp_path_factory):

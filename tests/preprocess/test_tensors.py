@@ -15,16 +15,14 @@ from cellmoa.preprocess.illumination import (
     write_illumination,
 )
 from cellmoa.preprocess.images import BadImages, ImageError, read_image
-from cellmoa.preprocess.jobs import (
-    PlateFields,
-    TensorSettings,
-    illumination_pass,
-    plate_illumination,
-    write_plate_tensors,
-)
+from cellmoa.preprocess.jobs import illumination_pass, plate_illumination, write_plate_tensors
 from cellmoa.preprocess.normalization import Normalization
+from cellmoa.preprocess.plates import PlateFields
+from cellmoa.preprocess.settings import TensorSettings
 from cellmoa.preprocess.tensors import assemble, read_crop_metadata
 from tests.helpers.specs import tiny_spec
+
+pytestmark = pytest.mark.unit
 
 DS = BBBC021()
 
@@ -260,8 +258,8 @@ def test_single_read_normalisation_equals_a_direct_numpy_computation(tmp_path):
 
 
 def test_uint8_storage_is_the_papers_min_max_scaling_and_feeds_training_as_pixels(tmp_path):
-    from cellmoa.train.inputs import make_dataset
-    from cellmoa.train.training import TrainSettings
+    from cellmoa.train.pipeline import make_dataset
+    from cellmoa.train.settings import TrainSettings
 
     raw, plate, rows, functions = _small_plate(tmp_path)
     folder = tmp_path / "t"
@@ -375,7 +373,8 @@ def test_both_plate_jobs_log_their_progress(marked, caplog):
 
 def test_unannotated_fields_are_kept_flagged_only_when_asked(tmp_path):
     """prediction.unannotated: the fields of compounds without an MoA are stored with annotated = 0
-    (never trainable), the labelled ones with 1, the controls with 0; without it they are left out."""
+    (never trainable), the labelled ones with 1, the controls with 0; without it they are left
+    out."""
     from cellmoa.preprocess.jobs import build_tensors
     from cellmoa.train.folds import trainable, unannotated
 

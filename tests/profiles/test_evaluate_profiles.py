@@ -7,6 +7,8 @@ import pytest
 from cellmoa.cli import main
 from cellmoa.files import read_tsv
 
+pytestmark = pytest.mark.unit
+
 FEATURES = [
     "Cells_AreaShape_Area",
     "Cells_Intensity_MeanIntensity_DNA",
@@ -19,7 +21,8 @@ FEATURES = [
 def pycytominer_table(seed=0) -> pd.DataFrame:
     """Well-level profiles as pycytominer writes them: Metadata_Plate, Metadata_Well,
     Metadata_broad_sample, Metadata_mmoles_per_liter, Metadata_moa, CellProfiler feature names;
-    DMSO wells on every plate; three MoAs of two compounds each, two plates (batches) per MoA pair."""
+    DMSO wells on every plate; three MoAs of two compounds each, two plates (batches) per MoA
+    pair."""
     rng = np.random.default_rng(seed)
     centres = {
         "tubulin": rng.normal(size=5) * 4,

@@ -2,11 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.profiles.matching import (
-    nearest_neighbour_accuracy,
-    nearest_neighbours,
-    treatment_profiles,
-)
+from cellmoa.profiles.nearest import nearest_neighbour_accuracy, nearest_neighbours
+from cellmoa.profiles.tables import treatment_profiles
+
+pytestmark = pytest.mark.unit
 
 
 def table(rows):

@@ -1,21 +1,33 @@
-"""Profile post-processing steps (pycytominer, scikit-learn, CORAL) on small hand-checkable tables."""
+"""Profile post-processing steps (pycytominer, scikit-learn, CORAL).
+
+They are checked on small hand-checkable tables.
+"""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cellmoa.profiles.matching import evaluate_profiles
+from cellmoa.columns import IS_CONTROL, PROFILES
+from cellmoa.intervals import paired_difference
+from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.ensemble import ensemble_fold_matches
+from cellmoa.profiles.nearest import evaluate_profiles, fold_matches, nearest_neighbours
 from cellmoa.profiles.postprocessing import (
-    IS_CONTROL,
     PCA,
     AlignBatches,
     FeatureSelect,
+    Harmony,
     Normalize,
     Spherize,
     parse_chain,
     postprocess,
 )
+from cellmoa.profiles.summary import summary_by_scheme
+from cellmoa.profiles.tables import concatenate_profiles
+from cellmoa.report.tables import compact_summary, summarize
 from cellmoa.validation import TableError
+
+pytestmark = pytest.mark.unit
 
 
 def table(n_controls=30, n_treated=30, n_features=4, seed=0, plates=("P1", "P2")):
@@ -188,9 +200,6 @@ def test_postprocessing_recovers_nscb_under_a_batch_effect():
 def test_fold_matches_score_raw_and_postprocessed_profiles(tiny_tensors):
     """In the workflow, each fold's embeddings (control crops included) give raw and
     post-processed matches; the chain is fit on the control wells, which are never scored."""
-    from cellmoa.preprocess.tensors import read_crop_metadata
-    from cellmoa.profiles.matching import PROFILES, fold_matches, summary_by_scheme
-    from cellmoa.report.tables import compact_summary, summarize
 
     meta = read_crop_metadata(tiny_tensors)
     assert (meta["is_control"] == 1).any()
@@ -256,7 +265,6 @@ def test_center_subtracts_each_batchs_control_mean_and_divides_nothing():
 
 
 def test_concatenated_profiles_weigh_every_network_the_same():
-    from cellmoa.profiles.matching import concatenate_profiles, nearest_neighbours
 
     keys = {
         "Metadata_Compound": ["a", "b", "c"],
@@ -264,7 +272,8 @@ def test_concatenated_profiles_weigh_every_network_the_same():
         "Metadata_MoA": ["A", "A", "B"],
         "Metadata_Batch": [frozenset({"W1"}), frozenset({"W2"}), frozenset({"W2"})],
     }
-    # network 1 (large values) puts a next to c, network 2 (tiny values, more features) clearly next to b
+    # network 1 (large values) puts a next to c, network 2 (tiny values, more features) clearly
+    # next to b
     n1 = pd.DataFrame({**keys, "f0": [100.0, 60.0, 98.0], "f1": [10.0, 80.0, 12.0]})
     n2 = pd.DataFrame(
         {**keys, "g0": [1e-3, 1e-3, 0.0], "g1": [0.0, 1e-4, 1e-3], "g2": [0.0, 0.0, 0.0]}
@@ -289,8 +298,6 @@ def test_concatenated_profiles_weigh_every_network_the_same():
 
 
 def test_ensemble_fold_matches_match_each_fold_on_the_concatenated_profiles(tiny_tensors):
-    from cellmoa.preprocess.tensors import read_crop_metadata
-    from cellmoa.profiles.matching import PROFILES, ensemble_fold_matches, fold_matches
 
     meta = read_crop_metadata(tiny_tensors)
     rng = np.random.default_rng(1)
@@ -322,7 +329,6 @@ def test_ensemble_fold_matches_match_each_fold_on_the_concatenated_profiles(tiny
 
 
 def test_harmony_brings_the_batches_together_and_needs_a_batch_column():
-    from cellmoa.profiles.postprocessing import Harmony
 
     profiles = batch_effect_profiles()
     profiles[IS_CONTROL] = (profiles["Metadata_Compound"] == "DMSO").astype(int)
@@ -343,8 +349,6 @@ def test_harmony_brings_the_batches_together_and_needs_a_batch_column():
 
 
 def test_the_lift_of_postprocessing_is_paired_over_the_same_treatments():
-    from cellmoa.intervals import paired_difference
-    from cellmoa.profiles.matching import summary_by_scheme
 
     def block(profiles, correct):
         return pd.DataFrame(

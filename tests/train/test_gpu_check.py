@@ -11,7 +11,7 @@ import pytest
 from tests.helpers.paths import ROOT
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_gpu_check_runs_every_stage_on_the_cpu(tmp_path):
     wheels = tmp_path / "wheels"
     # the wheels `make gpu-wheels` fetches, for this interpreter (the GPU machine's is 3.12)
@@ -72,6 +72,7 @@ def test_the_gpu_check_runs_every_stage_on_the_cpu(tmp_path):
     assert "| jax | ResNet50 | 32 |" in table and "concurrent jobs" in table and "Full run" in table
 
 
+@pytest.mark.workflow
 def test_the_gpu_check_refuses_a_python_without_keras_or_wheels(tmp_path):
     """On a machine with neither Keras nor the wheel folder, it says what to do (no traceback)."""
     fake = tmp_path / "python3"

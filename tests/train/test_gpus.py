@@ -8,6 +8,7 @@ import pytest
 from cellmoa.train.gpus import claim_device, use_one_gpu
 
 
+@pytest.mark.unit
 def test_jobs_spread_over_the_gpus_before_sharing_one(tmp_path):
     claims = [claim_device(3, tmp_path) for _ in range(7)]
     assert [index for index, _ in claims] == [0, 1, 2, 0, 1, 2, 0]
@@ -18,6 +19,7 @@ def test_jobs_spread_over_the_gpus_before_sharing_one(tmp_path):
         claim_device(0, tmp_path)
 
 
+@pytest.mark.workflow
 def test_a_killed_job_frees_its_gpu(tmp_path):
     holder = subprocess.Popen(
         [
@@ -65,6 +67,7 @@ class FakeTF:
         self.config = FakeConfig(n)
 
 
+@pytest.mark.unit
 def test_use_one_gpu_hides_the_others_only_when_there_are_several(tmp_path, monkeypatch):
     monkeypatch.setenv("CELLMOA_GPU_LOCK_DIR", str(tmp_path))
     one = FakeTF(1)
@@ -80,6 +83,7 @@ def test_use_one_gpu_hides_the_others_only_when_there_are_several(tmp_path, monk
     ]
 
 
+@pytest.mark.unit
 def test_slurm_allocation_line_names_the_job_and_its_gpus():
     from cellmoa.train.gpus import slurm_allocation
 

@@ -3,9 +3,10 @@ import time
 import numpy as np
 import pytest
 
-from cellmoa.train import models
+from cellmoa.train import models, networks
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", ["ResNet50", "InceptionV3", "InceptionResNetV2"])
 def test_each_network_builds_and_takes_a_training_step(name):
     import keras
@@ -28,8 +29,12 @@ def test_each_network_builds_and_takes_a_training_step(name):
     )
 
 
+@pytest.mark.e2e
 def test_local_weights_round_trip(tmp_path):
-    """Weights saved from a built backbone load into a new classifier and give identical features."""
+    """Weights saved from a built backbone load into a new classifier.
+
+    The new classifier gives identical features.
+    """
     import keras
 
     keras.utils.set_random_seed(1)
@@ -52,10 +57,11 @@ def test_local_weights_round_trip(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_imagenet_without_cache_fails_fast_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     start = time.monotonic()
-    with pytest.raises(models.WeightsError) as err:
+    with pytest.raises(networks.WeightsError) as err:
         models.build_classifier("InceptionV3", 3, 75, weights="imagenet")
     assert time.monotonic() - start < 10
     message = str(err.value)
@@ -63,32 +69,38 @@ def test_imagenet_without_cache_fails_fast_with_the_fix(tmp_path, monkeypatch):
         str(tmp_path / "models" / "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5")
         in message
     )
-    assert "fetch_weights" in message and models.NETWORKS["InceptionV3"].weights_url in message
+    assert "fetch_weights" in message and networks.NETWORKS["InceptionV3"].weights_url in message
 
 
+@pytest.mark.unit
 def test_imagenet_cache_with_a_wrong_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / models.NETWORKS["ResNet50"].weights_file).write_bytes(b"not the weights")
-    with pytest.raises(models.WeightsError, match="md5"):
-        models.resolve_weights("ResNet50", "imagenet")
+    (tmp_path / "models" / networks.NETWORKS["ResNet50"].weights_file).write_bytes(
+        b"not the weights"
+    )
+    with pytest.raises(networks.WeightsError, match="md5"):
+        networks.resolve_weights("ResNet50", "imagenet")
 
 
+@pytest.mark.unit
 def test_weights_choices():
-    assert models.resolve_weights("ResNet50", None) is None
-    assert models.resolve_weights("ResNet50", "none") is None
-    with pytest.raises(models.WeightsError, match="does not exist"):
-        models.resolve_weights("ResNet50", "/nonexistent/w.h5")
+    assert networks.resolve_weights("ResNet50", None) is None
+    assert networks.resolve_weights("ResNet50", "none") is None
+    with pytest.raises(networks.WeightsError, match="does not exist"):
+        networks.resolve_weights("ResNet50", "/nonexistent/w.h5")
 
 
+@pytest.mark.unit
 def test_unknown_network_and_too_small_input():
     with pytest.raises(ValueError, match="unknown network 'ResNet49'"):
-        models.network("ResNet49")
+        networks.network("ResNet49")
     with pytest.raises(ValueError, match="at least 75 px"):
         models.build_backbone("InceptionV3", 64, None)
-    assert models.network("MobileNetV2").module == "mobilenet_v2"
+    assert networks.network("MobileNetV2").module == "mobilenet_v2"
 
 
+@pytest.mark.e2e
 def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
     """The fetch_weights path end to end against a server on 127.0.0.1: download, md5 check,
     then a classifier built with 'imagenet' loads exactly those weights."""
@@ -96,7 +108,7 @@ def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from cellmoa.data.download import DownloadError
+    from cellmoa.data.http import DownloadError
     from tests.helpers.httpserver import ScriptedServer
 
     keras.utils.set_random_seed(3)
@@ -105,22 +117,24 @@ def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
     with h5py.File(saved, "w") as f:  # the legacy HDF5 layout Keras publishes its ImageNet files in
         legacy_h5_format.save_weights_to_hdf5_group(f, source)
     data = saved.read_bytes()
-    net = models.NETWORKS["ResNet50"]
+    net = networks.NETWORKS["ResNet50"]
     with ScriptedServer() as server:
         server.files[f"{net.weights_subdir}/{net.weights_file}"] = data
-        dest = tmp_path / models.imagenet_weights_file("ResNet50")
+        dest = tmp_path / networks.imagenet_weights_file("ResNet50")
         with pytest.raises(DownloadError, match="differs from the published"):
-            models.fetch_imagenet_weights(
+            networks.fetch_imagenet_weights(
                 "ResNet50", dest, base_url=server.url, retries=0, timeout=5
             )
         assert not dest.exists()
-        md5 = models.md5sum(saved)
-        models.fetch_imagenet_weights(
+        md5 = networks.md5sum(saved)
+        networks.fetch_imagenet_weights(
             "ResNet50", dest, base_url=server.url, md5=md5, retries=0, timeout=5
         )
-    assert models.md5sum(dest) == md5
+    assert networks.md5sum(dest) == md5
     # the training path: 'imagenet' resolved to the fetched file (hash check off: not Keras' file)
-    resolved = models.resolve_weights("ResNet50", "imagenet", check_hash=False, imagenet_file=dest)
+    resolved = networks.resolve_weights(
+        "ResNet50", "imagenet", check_hash=False, imagenet_file=dest
+    )
     assert resolved == str(dest)
     keras.utils.set_random_seed(4)
     model = models.build_classifier("ResNet50", 2, 32, weights=resolved)
@@ -133,6 +147,7 @@ def test_fetch_weights_from_a_local_server_and_load_them(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_the_stem_kernel_widens_to_more_channels_keeping_the_response_to_equal_inputs():
     kernel = np.random.default_rng(0).normal(size=(7, 7, 3, 4)).astype("float32")
     assert models.widen_stem(kernel, 3) is not kernel and np.array_equal(
@@ -151,6 +166,7 @@ def test_the_stem_kernel_widens_to_more_channels_keeping_the_response_to_equal_i
         models.widen_stem(kernel[:, :, :2], 5)
 
 
+@pytest.mark.e2e
 def test_a_three_channel_input_through_the_adapter_gives_the_original_networks_output():
     """The adapter's layer-by-layer copy into a network built for its own channel count, here 3."""
     import keras
@@ -169,6 +185,7 @@ def test_a_three_channel_input_through_the_adapter_gives_the_original_networks_o
     )
 
 
+@pytest.mark.e2e
 def test_the_stem_adapter_feeds_five_channels_to_a_pretrained_network(tmp_path):
     """Pretrained weights (a local file) in a 5-channel InceptionV3: every layer but the stem as
     pretrained, the stem widened; a grey image on 5 channels gives what it gives on 3."""
@@ -211,6 +228,7 @@ def test_the_stem_adapter_feeds_five_channels_to_a_pretrained_network(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_preprocessing_more_channels_keeps_the_first_three_as_rgb():
     x = np.random.default_rng(0).uniform(0, 255, size=(1, 4, 4, 5)).astype("float32")
     rgb = models.preprocess_fn("ResNet50")
@@ -224,9 +242,10 @@ def test_preprocessing_more_channels_keeps_the_first_three_as_rgb():
         models.preprocess_fn("ResNet50", 2)
 
 
+@pytest.mark.unit
 def test_the_channel_adapter_choice_is_checked_against_the_tensors():
     from cellmoa.train.inputs import network_input
-    from cellmoa.train.training import TrainSettings
+    from cellmoa.train.settings import TrainSettings
 
     stem = TrainSettings(
         network="ResNet50", channel_adapter="stem", input_channels=["DNA", "ER", "RNA"]

@@ -6,18 +6,15 @@ import pandas as pd
 import pytest
 
 from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.train.augment import augment_batch, augment_batch_numpy
 from cellmoa.train.folds import run_workload, select_fold
-from cellmoa.train.inputs import (
-    augment_batch,
-    augment_batch_numpy,
-    make_dataset,
-    resize_bilinear,
-    steps_per_epoch,
-)
+from cellmoa.train.inputs import steps_per_epoch
+from cellmoa.train.numpy_pipeline import resize_bilinear
+from cellmoa.train.pipeline import make_dataset
+from cellmoa.train.settings import TrainSettings
 from cellmoa.train.training import (
     FoldOutputs,
     FoldTrainer,
-    TrainSettings,
     class_weights,
     train_fold,
     train_folds,
@@ -47,6 +44,7 @@ def small_settings(**kw):
     return TrainSettings(**values)
 
 
+@pytest.mark.unit
 def test_fold_holds_out_the_compound(tiny_tensors):
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nsc")
@@ -54,12 +52,14 @@ def test_fold_holds_out_the_compound(tiny_tensors):
     assert set(meta.iloc[fold.test_index]["compound"]) == {"nocodazole"}
     treatments = meta.is_control == 0
     assert len(fold.train_index) + len(fold.test_index) == treatments.sum()
-    # the tensors hold control crops (for normalisation): never trained on, never a class, never predicted
+    # the tensors hold control crops (for normalisation): never trained on, never a class, never
+    # predicted
     assert (meta.is_control == 1).any()
     assert not meta.iloc[np.concatenate([fold.train_index, fold.test_index])]["is_control"].any()
     assert fold.classes == ["Actin disruptors", "Microtubule destabilizers"]
 
 
+@pytest.mark.unit
 def test_nscb_also_holds_out_the_batch(tiny_tensors):
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nscb")
@@ -69,6 +69,7 @@ def test_nscb_also_holds_out_the_batch(tiny_tensors):
     assert len(fold.train_index) > 0
 
 
+@pytest.mark.unit
 def test_unknown_fold_compound_and_scheme(tiny_tensors):
     meta = read_crop_metadata(tiny_tensors)
     with pytest.raises(ValueError, match="'taxol' has no crops"):
@@ -89,6 +90,7 @@ def _fed_by_epoch(ds, n_crops, batch_size, n_epochs):
     return epochs, batches
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("backend", PIPELINES)
 def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend):
     meta = read_crop_metadata(tiny_tensors)
@@ -112,6 +114,7 @@ def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend)
     assert images.shape == (8, 32, 32, 3)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("backend", PIPELINES)
 def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors, backend):
     """What a resumed run feeds in epoch 2 (order and augmented pixels) is what an uninterrupted
@@ -170,6 +173,7 @@ def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors,
     assert not np.allclose(_np(first_plain), _np(resumed[0][0]))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("backend", PIPELINES)
 def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors, backend):
     meta = read_crop_metadata(tiny_tensors)
@@ -195,12 +199,14 @@ def _augment_tf(images, seed, which=("dihedral", "intensity", "blur", "noise")):
     return augment_batch(tf.constant(images), tf.constant(seed, tf.int64), which).numpy()
 
 
-#: augment(numpy batch, seed of 2 integers, which) -> numpy batch: tf.data's and the numpy pipeline's
+#: augment(numpy batch, seed of 2 integers, which) -> numpy batch: tf.data's and the numpy
+#: pipeline's
 AUGMENTERS = pytest.mark.parametrize(
     "augment", [_augment_tf, augment_batch_numpy], ids=["tensorflow", "numpy"]
 )
 
 
+@pytest.mark.unit
 @AUGMENTERS
 def test_augmentation_is_seeded_and_per_image(augment):
     images = np.random.default_rng(2).normal(size=(6, 16, 16, 3)).astype(np.float32)
@@ -226,6 +232,7 @@ def _dihedral(image):
     return out
 
 
+@pytest.mark.unit
 @AUGMENTERS
 def test_dihedral_augmentation_gives_each_of_the_8_rotations_and_flips(augment):
     image = np.random.default_rng(0).normal(size=(12, 12, 3)).astype(np.float32)
@@ -239,6 +246,7 @@ def test_dihedral_augmentation_gives_each_of_the_8_rotations_and_flips(augment):
     assert (seen > 0).all(), seen  # 256 draws: every one of the 8 appears
 
 
+@pytest.mark.unit
 @AUGMENTERS
 def test_intensity_blur_and_noise_change_what_they_should(augment):
     image = np.random.default_rng(1).uniform(1, 2, size=(10, 10, 3)).astype(np.float32)
@@ -268,6 +276,7 @@ def test_intensity_blur_and_noise_change_what_they_should(augment):
     )
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "shape, size",
     [((3, 96, 128, 3), 32), ((2, 20, 30, 3), 48), ((1, 32, 32, 2), 32), ((2, 7, 5, 1), 3)],
@@ -281,6 +290,7 @@ def test_the_numpy_resize_is_tensorflows_bilinear_resize(shape, size):
     np.testing.assert_allclose(resize_bilinear(images, size), expected, atol=2e-5)
 
 
+@pytest.mark.unit
 def test_the_two_pipelines_feed_the_same_plain_crops(tiny_tensors):
     """Without augmentation (prediction) both pipelines give the same network inputs."""
     index = np.arange(11)
@@ -296,11 +306,13 @@ def test_the_two_pipelines_feed_the_same_plain_crops(tiny_tensors):
     )
 
 
+@pytest.mark.unit
 def test_balanced_class_weights():
     w = class_weights(np.array([0, 0, 0, 1]), 3)
     assert w[0] == pytest.approx(4 / (2 * 3)) and w[1] == pytest.approx(4 / (2 * 1)) and w[2] == 0.0
 
 
+@pytest.mark.unit
 def test_settings_from_config_with_per_network_overrides():
     training = {
         "networks": ["ResNet50", "InceptionV3"],
@@ -313,6 +325,7 @@ def test_settings_from_config_with_per_network_overrides():
     assert incv3.epochs == 12 and incv3.input_size == 299 and incv3.fold_scheme == "nscb"
 
 
+@pytest.mark.unit
 def test_an_unknown_training_setting_is_refused_with_its_name():
     """A typo in training or in one network's overrides is an error, not silently ignored."""
     training = {
@@ -353,7 +366,7 @@ def _outputs(folder):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tmp_path, caplog):
     """training.jobs: per_network trains fold after fold on one model object (one graph trace):
     each fold must start from the initial weights and optimizer state, so its predictions are
@@ -374,7 +387,8 @@ def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tm
             f["embeddings"][()], g["embeddings"][()]
         )
     # a fold that finished in a per_network job killed later keeps its results in its checkpoint
-    # folder; the rerun (Snakemake has deleted the incomplete job's outputs) restores them, untrained
+    # folder; the rerun (Snakemake has deleted the incomplete job's outputs) restores them,
+    # untrained
     done = folds["cytochalasin B"]
     trainer = FoldTrainer(tiny_tensors, small_settings())
     first = trainer.train("cytochalasin B", done, keep_checkpoint=True)
@@ -388,7 +402,8 @@ def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tm
     np.testing.assert_array_equal(first[prob_cols].to_numpy(), again[prob_cols].to_numpy())
     assert done.history.read_text() == history and done.embeddings.read_bytes() == embeddings
     assert done.model.is_file()
-    # an incomplete set of kept results is not restored: the fold is made again (from its model checkpoint)
+    # an incomplete set of kept results is not restored: the fold is made again (from its model
+    # checkpoint)
     (done.checkpoint_dir / "results" / "predictions.tsv").unlink()
     done.predictions.unlink()
     caplog.clear()
@@ -406,7 +421,7 @@ def test_folds_trained_in_one_process_equal_folds_trained_alone(tiny_tensors, tm
     assert "results restored" not in caplog.text and "kept results of other settings" in caplog.text
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_all_compound_fold_trains_on_every_annotated_compound_and_predicts_the_others(
     tiny_tensors_unannotated, tmp_path
 ):
@@ -448,7 +463,7 @@ def test_the_all_compound_fold_trains_on_every_annotated_compound_and_predicts_t
     assert np.isnan(held[new.to_numpy()]).all() and np.isfinite(held[~new.to_numpy()]).all()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_train_fold_outputs_and_seeded_repeatability(tiny_tensors, tmp_path):
     a = _run(tiny_tensors, tmp_path / "a")
     b = _run(tiny_tensors, tmp_path / "b")
@@ -471,7 +486,9 @@ RUN_FOLD = """
 import logging, sys
 from pathlib import Path
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
-from cellmoa.train.training import TrainSettings, train_fold, use_backend
+from cellmoa.train.backends import use_backend
+from cellmoa.train.settings import TrainSettings
+from cellmoa.train.training import train_fold
 out = Path(sys.argv[2])
 settings = TrainSettings(network="ResNet50", input_size=48, weights=None, epochs=4, batch_size=4,
                          optimizer="sgd", learning_rate=1e-2, momentum=0.9, lr_decay_epochs=2,
@@ -503,7 +520,7 @@ BACKENDS = [
 ]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, backend):
     """On each backend: a fold trains and predicts, resumes after kill -9 from its last epoch,
@@ -566,7 +583,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, b
     pd.testing.assert_frame_equal(log, pd.read_csv(whole / "history.tsv", sep="\t"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_mixed_precision_and_xla_train_on_the_cpu(tiny_tensors, tmp_path):
     """The GPU options take the same path on the CPU: float16 compute under loss scaling, an
     XLA-compiled step, float32 probabilities."""
@@ -604,6 +621,7 @@ def test_mixed_precision_and_xla_train_on_the_cpu(tiny_tensors, tmp_path):
     assert np.isfinite(pd.read_csv(out / "history.tsv", sep="\t")["loss"]).all()
 
 
+@pytest.mark.unit
 def test_run_workload_counts_every_fold(tiny_tensors):
     meta = read_crop_metadata(tiny_tensors)
     compounds = ["nocodazole", "vincristine", "cytochalasin B", "latrunculin B"]
@@ -616,6 +634,7 @@ def test_run_workload_counts_every_fold(tiny_tensors):
     assert work["folds"] == 4 and work["crops"] == len(meta)
 
 
+@pytest.mark.unit
 def test_a_checkpoint_is_resumed_only_by_a_job_with_the_same_settings(tmp_path, caplog):
     """A fold killed mid-training and rerun with other settings (say a new learning rate, which
     reruns the job) must not continue the model trained with the old ones: it starts anew."""

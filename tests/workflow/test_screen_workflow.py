@@ -11,6 +11,8 @@ import pytest
 from cellmoa.data.wells import parse_well
 from tests.helpers.smk import snakemake, write_config
 
+pytestmark = pytest.mark.e2e
+
 SCREEN_CONFIG = {
     "dataset": "loaddata",
     "data": {"base_url": "resources/synthetic/screen", "plate_format": "384"},
@@ -49,7 +51,6 @@ SCREEN_CONFIG = {
 }
 
 
-@pytest.mark.slow
 def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
     work = tmp_path
     config = write_config(work / "config.yaml", SCREEN_CONFIG)
@@ -62,7 +63,8 @@ def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
     plate = sorted((work / "results/tensors").glob("SP*.h5"))[0]
     with h5py.File(plate) as f:
         assert tuple(f.attrs["crop_grid"]) == (1, 1) and tuple(f.attrs["crop_shape"]) == (80, 96)
-    # the (sampled) controls down the edge column 1, the treatments from column 2, named as on a 384-well plate
+    # the (sampled) controls down the edge column 1, the treatments from column 2, named as on a
+    # 384-well plate
     assert {parse_well(w, "384")[1] for w in wells} >= {0, 1} and "A02" in wells
     tables = work / "results/tables"
     summary = pd.read_csv(tables / "summary.tsv", sep="\t")

@@ -1,6 +1,7 @@
 """The SLURM profile against a real single-node SLURM on this machine (tools/slurm/start.sh):
-training jobs are sbatch jobs with a GPU request, the tables equal a local run's, a single fold
-reruns alone, and a training job cancelled with scancel resumes from its checkpoint."""
+the pipeline up to a fold's training runs as sbatch jobs, training jobs with a GPU request, the
+predictions equal the local end-to-end run's, a single fold reruns alone, and a training job
+cancelled with scancel resumes from its checkpoint."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from cellmoa.train.folds import ALL_FOLD
 from tests.helpers.paths import ROOT
-from tests.helpers.smk import E2E_CONFIG, E2E_FOLDS, SNAKEMAKE, snakemake, write_config
+from tests.helpers.smk import E2E_CONFIG, SNAKEMAKE, snakemake, write_config
 
-pytestmark = pytest.mark.slow
 STATE = Path(os.environ.get("CELLMOA_SLURM_STATE", "/tmp/cellmoa-slurm"))
 
 
@@ -62,6 +63,7 @@ def importlib_missing(name: str) -> bool:
     return importlib.util.find_spec(name) is None
 
 
+@pytest.mark.unit
 def test_profile_names_both_gpu_styles():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
@@ -76,7 +78,8 @@ def test_profile_names_both_gpu_styles():
 
 
 def _test_profile(tmp_path) -> Path:
-    """profiles/slurm adapted to the test cluster: its partition, no account, 2 CPUs, fast polling."""
+    """profiles/slurm adapted to the test cluster: its partition, no account, 2 CPUs, fast
+    polling."""
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"] = {"slurm_partition": "main", "mem_mb": 1500, "runtime": 30}
     profile["set-threads"]["train"] = profile["set-threads"]["train_all"] = 2
@@ -110,35 +113,58 @@ def _test_profile(tmp_path) -> Path:
     return folder
 
 
-def _train_jobs(work: Path) -> list[str]:
-    logs = work / ".snakemake/slurm_logs/rule_train"
+def _slurm_jobs(work: Path, rule: str = "train") -> list[str]:
+    """The SLURM job ids of a rule's jobs (their logs: slurm-keep-successful-logs)."""
+    logs = work / f".snakemake/slurm_logs/rule_{rule}"
     return sorted(p.stem for p in logs.rglob("*.log")) if logs.exists() else []
+
+
+def _all_slurm_jobs(work: Path) -> set[str]:
+    logs = work / ".snakemake/slurm_logs"
+    return {p.stem for p in logs.rglob("*.log")} if logs.exists() else set()
 
 
 def _scontrol(jobid: str) -> str:
     return subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True).stdout
 
 
+#: the SLURM run: the pipeline up to one leave-one-compound-out fold and the all-compound fold
+#: (rule train_all: the other training rule the profile must give a GPU); the local end-to-end
+#: run (the e2e_run fixture, the same config) has made the same files
+FOLD = "nocodazole"
+SLURM_FOLDS = {FOLD: "train", ALL_FOLD: "train_all"}
+
+
+@pytest.mark.e2e
 def test_demo_pipeline_through_slurm(slurm, e2e_run, tmp_path):
     local, _, _ = e2e_run
     work = tmp_path / "slurm"
     work.mkdir()
     config = write_config(work / "config.yaml", E2E_CONFIG)
     profile = _test_profile(tmp_path)
+    targets = [f"results/models/ResNet50/{fold}/predictions.tsv" for fold in SLURM_FOLDS]
     snakemake(
-        f"--profile={profile}", "--directory", str(work), f"--configfile={config}", timeout=1500
+        *targets,
+        f"--profile={profile}",
+        "--directory",
+        str(work),
+        f"--configfile={config}",
+        timeout=1500,
     )
 
-    # every training job was an sbatch job that asked for a GPU and saw one
-    jobs = _train_jobs(work)
-    assert len(jobs) == len(E2E_FOLDS), jobs
-    for jobid in jobs:
+    # the preprocessing jobs were sbatch jobs too; every training job was an sbatch job that
+    # asked for a GPU and saw one
+    for rule in ("illumination", "tensors"):
+        assert _slurm_jobs(work, rule), f"no SLURM job of rule {rule}"
+    jobs = {fold: _slurm_jobs(work, rule) for fold, rule in SLURM_FOLDS.items()}
+    assert all(len(ids) == 1 for ids in jobs.values()), jobs
+    for jobid in [ids[0] for ids in jobs.values()]:
         # the controller forgets a job MinJobAge after it ends (tools/slurm/start.sh keeps an hour;
         # a cluster already running may keep less): then the job's own log below is the evidence
         record = _scontrol(jobid)
         if record:
             assert re.search(r"(TresPerJob|TRES)=\S*gres/gpu[:=]1|gpu:1", record), record
-    for fold in [*E2E_FOLDS, "all"]:  # the all-compound fold (rule train_all) too
+    for fold in SLURM_FOLDS:  # the all-compound fold (rule train_all) too
         log = (work / f"logs/train/ResNet50/{fold}.log").read_text()
         assert "CUDA_VISIBLE_DEVICES=0" in log, "the job did not run inside a SLURM GPU allocation"
         allocation = re.search(r"SLURM allocation: (.*)", log)
@@ -146,24 +172,20 @@ def test_demo_pipeline_through_slurm(slurm, e2e_run, tmp_path):
         assert re.search(r"SLURM_GPUS=1|SLURM_GPUS_ON_NODE=1|SLURM_JOB_GPUS=\d", allocation[1]), (
             allocation[1]
         )
-        if fold != "all":
-            assert re.search(r"SLURM_JOB_ID=(\d+)", allocation[1])[1] in jobs, (allocation[1], jobs)
+        assert re.search(r"SLURM_JOB_ID=(\d+)", allocation[1])[1] in jobs[fold], (
+            allocation[1],
+            jobs,
+        )
 
-    # same tables and predictions as the local run
-    for fold in E2E_FOLDS:
+    # the same predictions as the local run of the same config
+    for fold in SLURM_FOLDS:
         a = pd.read_csv(local / f"results/models/ResNet50/{fold}/predictions.tsv", sep="\t")
         b = pd.read_csv(work / f"results/models/ResNet50/{fold}/predictions.tsv", sep="\t")
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
-    for table in ("treatments_ResNet50.tsv", "unannotated_ResNet50.tsv", "calibration.tsv"):
-        pd.testing.assert_frame_equal(
-            pd.read_csv(local / "results/tables" / table, sep="\t"),
-            pd.read_csv(work / "results/tables" / table, sep="\t"),
-            check_exact=False,
-            rtol=1e-6,
-        )
 
     # a single-fold rerun submits only that fold's training job
-    target = "results/models/ResNet50/latrunculin-b/predictions.tsv"
+    before = _all_slurm_jobs(work)
+    target = f"results/models/ResNet50/{FOLD}/predictions.tsv"
     snakemake(
         target,
         f"--profile={profile}",
@@ -173,13 +195,15 @@ def test_demo_pipeline_through_slurm(slurm, e2e_run, tmp_path):
         f"--forcerun={target}",
         timeout=900,
     )
-    new = sorted(set(_train_jobs(work)) - set(jobs))
+    new = sorted(set(_slurm_jobs(work)) - set(jobs[FOLD]))
     assert len(new) == 1, new
-    assert "latrunculin-b" in _scontrol(new[0]) or (
-        work / ".snakemake/slurm_logs/rule_train"
-    ).rglob(f"{new[0]}.log")
+    assert _all_slurm_jobs(work) - before == set(new), sorted(_all_slurm_jobs(work) - before)
+    assert FOLD in _scontrol(new[0]) or (work / ".snakemake/slurm_logs/rule_train").rglob(
+        f"{new[0]}.log"
+    )
 
 
+@pytest.mark.e2e
 def test_cancelled_training_job_resumes_from_its_checkpoint(slurm, e2e_run, tmp_path):
     local, _, _ = e2e_run
     work = tmp_path / "cancel"

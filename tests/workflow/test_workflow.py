@@ -16,6 +16,7 @@ from tests.helpers.smk import E2E_CONFIG, planned_jobs, snakemake, write_config
 from tests.helpers.smk import write_config as _write_config
 
 
+@pytest.mark.workflow
 def test_real_config_plans_114_gpu_training_jobs(tmp_path):
     proc = snakemake(
         "-n",
@@ -47,6 +48,7 @@ def test_real_config_plans_114_gpu_training_jobs(tmp_path):
     assert len([j for j in jobs if j["rule"] == "download_plate"]) == 55
 
 
+@pytest.mark.workflow
 def test_one_fold_target_plans_one_training_job(tmp_path):
     proc = snakemake(
         "-n",
@@ -61,8 +63,10 @@ def test_one_fold_target_plans_one_training_job(tmp_path):
     assert [j["wildcards"] for j in train] == [{"network": "ResNet50", "fold": "epothilone-b"}]
 
 
+@pytest.mark.workflow
 def test_the_demo_plans_one_training_job_per_network(tmp_path):
-    """training.jobs: per_network (the demo): one gpu=1 job per network writes every fold's files."""
+    """training.jobs: per_network (the demo): one gpu=1 job per network writes every fold's
+    files."""
     proc = snakemake(
         "-n",
         "--cores",
@@ -91,6 +95,7 @@ def test_the_demo_plans_one_training_job_per_network(tmp_path):
     assert len(demo["training"]["folds"]["compounds"]) == 6
 
 
+@pytest.mark.workflow
 def test_lint_is_clean(tmp_path):
     proc = snakemake("--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -108,6 +113,7 @@ def test_lint_is_clean(tmp_path):
     )
 
 
+@pytest.mark.workflow
 def test_screen_settings_are_refused_for_a_published_dataset(tmp_path):
     config = write_config(
         tmp_path / "c.yaml",
@@ -121,6 +127,7 @@ def test_screen_settings_are_refused_for_a_published_dataset(tmp_path):
     )
 
 
+@pytest.mark.workflow
 def test_snakefmt_is_clean():
     proc = subprocess.run(
         [sys.executable, "-m", "snakefmt", "--check", "."], cwd=ROOT, capture_output=True, text=True
@@ -128,6 +135,7 @@ def test_snakefmt_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow
 def test_a_wrong_config_key_is_named(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     config["training"]["epochz"] = 3
@@ -143,6 +151,7 @@ def test_a_wrong_config_key_is_named(tmp_path):
     assert "epochz" in proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow
 def test_a_wrong_config_type_is_named(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     config["training"]["batch_size"] = "eight"
@@ -158,6 +167,7 @@ def test_a_wrong_config_type_is_named(tmp_path):
     assert "batch_size" in proc.stdout + proc.stderr and "'eight'" in proc.stdout + proc.stderr
 
 
+@pytest.mark.workflow
 def test_xla_with_deterministic_ops_is_refused_before_any_job(tmp_path):
     """Keras silently drops XLA under deterministic ops; the config check says so up front."""
     config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
@@ -183,7 +193,7 @@ def test_xla_with_deterministic_ops_is_refused_before_any_job(tmp_path):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_end_to_end_tables_match_the_predictions(e2e_run):
     work, _, _ = e2e_run
     tables = work / "results" / "tables"
@@ -278,7 +288,8 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert per_moa.loc["all", "ResNet50"] == pytest.approx(np.mean(correct))
     assert (work / "results/plots/accuracy.png").stat().st_size > 1000
     assert (work / "results/plots/confusion_ResNet50.png").stat().st_size > 1000
-    # the report's Profiles page: NSC/NSCB/mAP bars, the map of treatment profiles; one network: no ensemble
+    # the report's Profiles page: NSC/NSCB/mAP bars, the map of treatment profiles; one network:
+    # no ensemble
     assert (work / "results/plots/matching.png").stat().st_size > 1000
     assert (work / "results/plots/profiles_ResNet50.png").stat().st_size > 1000
     assert not (tables / "nearest_neighbours_Ensemble.tsv").exists()
@@ -341,7 +352,7 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert "epoch 1/1" in (work / "logs/train/ResNet50/nocodazole.log").read_text()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     work, config, _ = e2e_run
     models = work / "results/models/ResNet50"
@@ -372,7 +383,7 @@ def test_rerunning_one_fold_runs_only_that_fold(e2e_run):
     }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_fold_trains_and_predicts_on_the_jax_backend(e2e_run, tmp_path):
     """training.backend: jax reaches the job (KERAS_BACKEND, numpy input, no TensorFlow in the
     training step): in a copy of the end-to-end workdir the changed setting reruns the fold's
@@ -407,7 +418,7 @@ def meta_plate(work):
     return sorted(p.stem for p in (work / "results/illumination").glob("*.h5"))[0]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_params_are_only_what_changes_outputs(e2e_run, tmp_path):
     """A download timeout or another network's settings change no output: no job reruns for them
     (they used to be params, which Snakemake treats as inputs: 41 GB fetched again, 114 jobs
@@ -445,7 +456,7 @@ def test_params_are_only_what_changes_outputs(e2e_run, tmp_path):
     assert "train" in own and not own & {"download_plate", "extract_plate", "tensors"}, own
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_html_report_builds(e2e_run):
     work, config, _ = e2e_run
     snakemake(
@@ -472,6 +483,7 @@ def test_the_html_report_builds(e2e_run):
         assert expected in html, expected
 
 
+@pytest.mark.workflow
 def test_a_restriction_leaves_a_compound_out_of_the_tensors(tmp_path):
     """preprocessing.restrictions (the paper's taxol exception) through the rules: nocodazole kept
     only at 3 uM, cytochalasin B (synthesized in week 2) only in week 1, that is nowhere."""

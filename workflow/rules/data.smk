@@ -5,11 +5,11 @@
 # given a manifest instead of being downloaded. Local rules: cluster nodes are often offline.
 
 
-if SYNTHETIC:
+if PLAN.synthetic:
 
     rule synthesize_dataset:
         output:
-            directory(config["data"]["base_url"]),
+            directory(PLAN.base_url),
         log:
             "logs/synthesize_dataset.log",
         localrule: True
@@ -26,8 +26,8 @@ rule download_metadata:
     input:
         synthetic_source,
     output:
-        **METADATA_FILES,
-        manifest=f"{RESOURCES}/manifests/metadata.tsv",
+        **PLAN.metadata_files,
+        manifest=f"{PLAN.resources}/manifests/metadata.tsv",
     log:
         "logs/download/metadata.log",
     localrule: True
@@ -38,12 +38,12 @@ rule download_metadata:
     # only what changes the files (data.retries, timeout and max_bytes are read from the config
     # by the script: changing them must not fetch 41 GB again)
     params:
-        sources=DATASET.metadata_sources(config["data"]["base_url"]),
+        sources=PLAN.dataset.metadata_sources(PLAN.base_url),
     script:
         "../scripts/download_metadata.py"
 
 
-if DATASET.archives:
+if PLAN.dataset.archives:
 
     rule download_plate:
         input:
@@ -59,17 +59,17 @@ if DATASET.archives:
             download=1,
         params:
             dataset=config["dataset"],
-            base_url=config["data"]["base_url"],
+            base_url=PLAN.base_url,
         script:
             "../scripts/download_plate.py"
 
     rule extract_plate:
         input:
             archive=PLATE_ARCHIVE,
-            metadata=METADATA_FILES.values(),
+            metadata=PLAN.metadata_files.values(),
         output:
-            images=directory(f"{RESOURCES}/images/{{plate}}"),
-            manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
+            images=directory(f"{PLAN.resources}/images/{{plate}}"),
+            manifest=f"{PLAN.resources}/manifests/{{plate}}.tsv",
         log:
             "logs/download/{plate}.extract.log",
         localrule: True
@@ -77,7 +77,7 @@ if DATASET.archives:
             "../../envs/download.yaml"
         params:
             dataset=config["dataset"],
-            base_url=config["data"]["base_url"],
+            base_url=PLAN.base_url,
             on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
         script:
             "../scripts/extract_plate.py"
@@ -87,10 +87,10 @@ else:
     rule fetch_plate_images:
         input:
             synthetic_source,
-            metadata=METADATA_FILES.values(),
+            metadata=PLAN.metadata_files.values(),
         output:
-            images=directory(f"{RESOURCES}/images/{{plate}}"),
-            manifest=f"{RESOURCES}/manifests/{{plate}}.tsv",
+            images=directory(f"{PLAN.resources}/images/{{plate}}"),
+            manifest=f"{PLAN.resources}/manifests/{{plate}}.tsv",
         log:
             "logs/download/{plate}.log",
         localrule: True
@@ -99,8 +99,8 @@ else:
         resources:
             download=1,
         params:
-            staging=f"{RESOURCES}/staging/{{plate}}",
-            link_local=config["data"].get("link_local", True),
+            staging=f"{PLAN.resources}/staging/{{plate}}",
+            link_local=PLAN.data.get("link_local", True),
             on_bad_image=config["preprocessing"]["normalization"]["on_bad_image"],
         script:
             "../scripts/fetch_plate_images.py"
@@ -109,9 +109,9 @@ else:
 rule check_raw_plate:
     input:
         images=plate_images,
-        metadata=METADATA_FILES.values(),
+        metadata=PLAN.metadata_files.values(),
     output:
-        manifest=f"{RESOURCES}/manifests/raw/{{plate}}.tsv",
+        manifest=f"{PLAN.resources}/manifests/raw/{{plate}}.tsv",
     log:
         "logs/download/{plate}.check.log",
     localrule: True

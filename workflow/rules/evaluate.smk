@@ -6,7 +6,7 @@
 rule aggregate:
     input:
         predictions=expand(
-            "results/models/{{network}}/{fold}/predictions.tsv", fold=FOLDS
+            "results/models/{{network}}/{fold}/predictions.tsv", fold=PLAN.folds
         ),
     output:
         treatments=report(
@@ -49,18 +49,23 @@ rule unannotated:
     input:
         tensors="results/tensors/all.h5",
         plates=plate_tensors(),
-        treatments=expand("results/tables/treatments_{network}.tsv", network=NETWORKS),
+        treatments=expand(
+            "results/tables/treatments_{network}.tsv", network=PLAN.networks
+        ),
         predictions=expand(
             "results/models/{network}/{fold}/predictions.tsv",
-            network=NETWORKS,
+            network=PLAN.networks,
             fold=ALL_FOLD,
         ),
         embeddings=expand(
             "results/models/{network}/{fold}/embeddings.h5",
-            network=NETWORKS,
+            network=PLAN.networks,
             fold=ALL_FOLD,
         ),
-        matches=[*nearest_neighbour_tables(), *ensemble_tables("nearest_neighbours")],
+        matches=[
+            *PLAN.matching_tables("nearest_neighbours"),
+            *PLAN.ensemble_tables("nearest_neighbours"),
+        ],
     output:
         tables=[
             report(
@@ -69,7 +74,7 @@ rule unannotated:
                 category="Unannotated compounds",
                 labels={"network": name, "table": "unannotated treatments"},
             )
-            for name in prediction_names()
+            for name in PLAN.prediction_names
         ],
         calibration=report(
             "results/tables/calibration.tsv",
@@ -95,8 +100,8 @@ rule unannotated:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        networks=NETWORKS,
-        ensemble=ENSEMBLE if len(NETWORKS) > 1 else None,
+        networks=PLAN.networks,
+        ensemble=PLAN.ensemble,
         coverage=config["prediction"]["coverage"],
         score=config["prediction"]["score"],
         neighbours=config["prediction"]["neighbours"],

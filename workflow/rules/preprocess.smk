@@ -6,8 +6,8 @@ rule illumination:
     input:
         images=plate_images,
         manifest=plate_manifest,
-        metadata_manifest=f"{RESOURCES}/manifests/metadata.tsv",
-        metadata=METADATA_FILES.values(),
+        metadata_manifest=f"{PLAN.resources}/manifests/metadata.tsv",
+        metadata=PLAN.metadata_files.values(),
     output:
         function="results/illumination/{plate}.h5",
         qc=report(
@@ -46,7 +46,7 @@ rule tensors:
         images=plate_images,
         function="results/illumination/{plate}.h5",
         skipped_before="results/illumination/{plate}.skipped.tsv",
-        metadata=METADATA_FILES.values(),
+        metadata=PLAN.metadata_files.values(),
     output:
         tensors="results/tensors/{plate}.h5",
         skipped="results/tensors/{plate}.skipped.tsv",
@@ -62,11 +62,11 @@ rule tensors:
         mem_mb=2000,
     params:
         dataset=config["dataset"],
-        crops=CROPS,
+        crops=PLAN.crops,
         restrictions=config["preprocessing"]["restrictions"],
         normalization=config["preprocessing"]["normalization"],
         control_fields=config["preprocessing"]["control_fields_per_plate"],
-        unannotated=PREDICT_UNANNOTATED,
+        unannotated=PLAN.predict_unannotated,
     script:
         "../scripts/tensors.py"
 

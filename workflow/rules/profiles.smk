@@ -7,7 +7,9 @@ rule nearest_neighbours:
     input:
         tensors="results/tensors/all.h5",
         plates=plate_tensors(),
-        embeddings=expand("results/models/{{network}}/{fold}/embeddings.h5", fold=FOLDS),
+        embeddings=expand(
+            "results/models/{{network}}/{fold}/embeddings.h5", fold=PLAN.folds
+        ),
     output:
         matches=report(
             "results/tables/nearest_neighbours_{network}.tsv",
@@ -33,7 +35,7 @@ rule nearest_neighbours:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        compounds=list(FOLDS.values()),
+        compounds=list(PLAN.folds.values()),
         postprocess=config["profiles"]["postprocess"],
     script:
         "../scripts/nearest_neighbours.py"
@@ -45,8 +47,8 @@ rule ensemble_neighbours:
         plates=plate_tensors(),
         embeddings=expand(
             "results/models/{network}/{fold}/embeddings.h5",
-            network=NETWORKS,
-            fold=FOLDS,
+            network=PLAN.networks,
+            fold=PLAN.folds,
         ),
     output:
         matches=report(
@@ -68,8 +70,8 @@ rule ensemble_neighbours:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        networks=NETWORKS,
-        folds=FOLDS,
+        networks=PLAN.networks,
+        folds=PLAN.folds,
         postprocess=config["profiles"]["postprocess"],
     script:
         "../scripts/ensemble_neighbours.py"
@@ -79,7 +81,7 @@ rule profile_map:
     input:
         tensors="results/tensors/all.h5",
         plates=plate_tensors(),
-        embeddings=f"results/models/{{network}}/{next(iter(FOLDS))}/embeddings.h5",
+        embeddings=f"results/models/{{network}}/{next(iter(PLAN.folds))}/embeddings.h5",
     output:
         plot=report(
             "results/plots/profiles_{network}.png",
@@ -93,7 +95,7 @@ rule profile_map:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        compound=next(iter(FOLDS.values())),
+        compound=next(iter(PLAN.folds.values())),
         postprocess=config["profiles"]["postprocess"],
     script:
         "../scripts/profile_map.py"

@@ -5,10 +5,10 @@
 rule summary:
     input:
         predictions=fold_outputs("predictions.tsv"),
-        matches=nearest_neighbour_tables(),
-        average_precision=average_precision_tables(),
-        ensemble_matches=ensemble_tables("nearest_neighbours"),
-        ensemble_average_precision=ensemble_tables("average_precision"),
+        matches=PLAN.matching_tables("nearest_neighbours"),
+        average_precision=PLAN.matching_tables("average_precision"),
+        ensemble_matches=PLAN.ensemble_tables("nearest_neighbours"),
+        ensemble_average_precision=PLAN.ensemble_tables("average_precision"),
     output:
         summary=report(
             "results/tables/summary.tsv",
@@ -34,8 +34,8 @@ rule summary:
     conda:
         "../../envs/evaluate.yaml"
     params:
-        networks=NETWORKS,
-        scheme=FOLD_SCHEME,
+        networks=PLAN.networks,
+        scheme=PLAN.fold_scheme,
         dataset=config["dataset"],
         seed=config["training"]["seed"],
     script:

@@ -42,7 +42,7 @@ if config["training"]["jobs"] == "per_fold":
         benchmark:
             "results/benchmarks/train/{network}/{fold}.tsv"
         wildcard_constraints:
-            fold=_alternatives(FOLDS),
+            fold=_alternatives(PLAN.folds),
         priority: training_priority
         conda:
             "../../envs/train.yaml"
@@ -52,7 +52,7 @@ if config["training"]["jobs"] == "per_fold":
             mem_mb=16000,
             runtime=240,
         params:
-            held_out=lambda wildcards: [FOLDS[wildcards.fold]],
+            held_out=lambda wildcards: [PLAN.folds[wildcards.fold]],
             training=network_training,
             checkpoint_dir=lambda wildcards: [
                 f"results/checkpoints/{wildcards.network}/{wildcards.fold}"
@@ -90,7 +90,7 @@ else:
             tensors="results/tensors/all.h5",
             plates=plate_tensors(),
         output:
-            model=network_fold_outputs("model.keras", MODEL_FOLDS),
+            model=network_fold_outputs("model.keras", PLAN.model_folds),
             history=network_fold_outputs("history.tsv"),
             predictions=network_fold_outputs("predictions.tsv"),
             fold=network_fold_outputs("fold.json"),
@@ -106,13 +106,13 @@ else:
         resources:
             gpu=1,
             mem_mb=16000,
-            runtime=240 * len(TRAINED_FOLDS),
+            runtime=240 * len(PLAN.trained_folds),
         params:
-            held_out=list(TRAINED_FOLDS.values()),
+            held_out=list(PLAN.trained_folds.values()),
             training=network_training,
             checkpoint_dir=lambda wildcards: [
                 f"results/checkpoints/{wildcards.network}/{fold}"
-                for fold in TRAINED_FOLDS
+                for fold in PLAN.trained_folds
             ],
         script:
             "../scripts/train.py"

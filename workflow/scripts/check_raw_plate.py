@@ -1,7 +1,10 @@
-"""Rule check_raw_plate (data.raw_dir): check that a plate folder already on disk holds every
+"""Rule check_raw_plate (data.raw_dir): check a plate folder already on disk.
+
+Check that the folder holds every
 image the metadata lists, and record its files in a manifest (size and sha256). With
 on_bad_image: skip, missing files are logged and their fields left out later (listed in
-results/tensors/<plate>.skipped.tsv); otherwise they are an error naming them."""
+results/tensors/<plate>.skipped.tsv); otherwise they are an error naming them.
+"""
 
 from rule_setup import start
 
@@ -10,10 +13,10 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
-from cellmoa.data.download import RawDataError, missing_files_message, write_manifest
+from cellmoa.data.manifests import RawDataError, missing_files_message, write_manifest
+from cellmoa.data.resolve import resolve_dataset
 
-dataset = dataset_from_config(snakemake.config)
+dataset = resolve_dataset(snakemake.config)
 plate = snakemake.wildcards.plate
 folder = Path(snakemake.input.images)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)

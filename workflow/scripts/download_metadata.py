@@ -1,7 +1,9 @@
-"""Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url (a loaddata
-screen: its LoadData CSV, plate map and MoA table from data.loaddata, treatments, moas), each checked
-(readable text, the dataset's columns) before it takes its final name, and record them in a
-manifest (size, sha256, source URL)."""
+"""Rule download_metadata: fetch the dataset's metadata CSVs from data.base_url.
+
+A loaddata screen: its LoadData CSV, plate map and MoA table from data.loaddata, treatments,
+moas. Each is checked (readable text, the dataset's columns) before it takes its final name,
+and recorded in a manifest (size, sha256, source URL).
+"""
 
 from rule_setup import start
 
@@ -9,12 +11,13 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
-from cellmoa.data.download import fetch, write_manifest
+from cellmoa.data.http import fetch
+from cellmoa.data.manifests import write_manifest
+from cellmoa.data.resolve import resolve_dataset
 
 p = snakemake.params
 data = snakemake.config["data"]
-dataset = dataset_from_config(snakemake.config)
+dataset = resolve_dataset(snakemake.config)
 sources = {}
 files = []
 for name, dest in snakemake.output.items():

@@ -1,7 +1,9 @@
-"""Rule download_plate: fetch one plate's archive (resumable, retried, bounded) into
-resources/<dataset>/archives/<plate>.zip (a readable zip, or nothing under that name); the
-extract_plate job that reads it deletes it afterwards unless
-data.keep_archives is set (it is a temp() output)."""
+"""Rule download_plate: fetch one plate's archive (resumable, retried, bounded).
+
+Into resources/<dataset>/archives/<plate>.zip (a readable zip, or nothing under that name); the
+extract_plate job that reads it deletes it afterwards unless data.keep_archives is set (it is a
+temp() output).
+"""
 
 from rule_setup import start
 
@@ -10,12 +12,14 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
-from cellmoa.data.download import check_zip, fetch, join_url, sha256sum
+from cellmoa.data.archives import check_zip
+from cellmoa.data.http import fetch, join_url
+from cellmoa.data.manifests import sha256sum
+from cellmoa.data.resolve import resolve_dataset
 
 p = snakemake.params
 archive = Path(snakemake.output.archive)
-name = dataset_from_config(snakemake.config).archive_name(snakemake.wildcards.plate)
+name = resolve_dataset(snakemake.config).archive_name(snakemake.wildcards.plate)
 url = join_url(p.base_url, name)
 data = snakemake.config["data"]
 fetch(

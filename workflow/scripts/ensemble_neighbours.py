@@ -1,7 +1,9 @@
-"""Rule ensemble_neighbours: nearest-neighbour matching (NSC, NSCB) and average precision of the
-networks' ensemble - in each fold, every network's treatment profiles (raw, and post-processed
-network by network with profiles.postprocess) scaled to unit length and concatenated, so that the
-ensemble's cosine similarity is the mean of the networks'."""
+"""Rule ensemble_neighbours: 1-NN matching (NSC, NSCB) and mAP of the networks' ensemble.
+
+In each fold, every network's treatment profiles (raw, and post-processed network by network
+with profiles.postprocess) are scaled to unit length and concatenated, so that the ensemble's
+cosine similarity is the mean of the networks'.
+"""
 
 from rule_setup import start
 
@@ -11,10 +13,10 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import write_tsv
 from cellmoa.preprocess.tensors import read_crop_metadata
-from cellmoa.profiles.matching import ensemble_fold_matches
+from cellmoa.profiles.ensemble import ensemble_fold_matches
 from cellmoa.profiles.postprocessing import parse_chain
 
 p = snakemake.params
@@ -25,7 +27,7 @@ for path in snakemake.input.embeddings:  # results/models/<network>/<fold>/embed
     with h5py.File(path, "r") as f:
         embeddings[network][p.folds[fold]] = f["embeddings"][()]
 chain = parse_chain(p.postprocess)
-control = dataset_from_config(snakemake.config).control
+control = resolve_dataset(snakemake.config).control
 matches, average_precision, notes = ensemble_fold_matches(
     metadata, embeddings, chain=chain, control=control
 )

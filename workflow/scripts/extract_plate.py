@@ -1,6 +1,9 @@
-"""Rule extract_plate: check that a plate's archive holds every image the metadata lists for the
-plate, extract it safely into resources/<dataset>/images/<plate>/ and write the plate's manifest
-(size and sha256 of every file, and the archive it came from)."""
+"""Rule extract_plate: check and extract a plate's archive, write its manifest.
+
+Check that the archive holds every image the metadata lists for the plate, extract it safely
+into resources/<dataset>/images/<plate>/ and write the plate's manifest (size and sha256 of
+every file, and the archive it came from).
+"""
 
 from rule_setup import start
 
@@ -9,12 +12,14 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
-from cellmoa.data.download import ArchiveError, extract_zip, join_url, sha256sum, write_manifest
+from cellmoa.data.archives import ArchiveError, extract_zip
+from cellmoa.data.http import join_url
+from cellmoa.data.manifests import sha256sum, write_manifest
+from cellmoa.data.resolve import resolve_dataset
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
-dataset = dataset_from_config(snakemake.config)
+dataset = resolve_dataset(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 archive = Path(snakemake.input.archive)
 images = Path(snakemake.output.images)

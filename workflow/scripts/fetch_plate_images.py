@@ -1,8 +1,11 @@
-"""Rule fetch_plate_images (dataset: loaddata): put every image the LoadData CSV lists for one
-plate into resources/loaddata/images/<plate>/ (local files hard-linked, else symlinked; URLs
-downloaded, resumably: finished files wait in resources/loaddata/staging/<plate>/ until the
-plate is complete), refuse a plate whose images differ in size or bit depth, and write the
-plate's manifest (size, sha256 and source of every file)."""
+"""Rule fetch_plate_images (dataset: loaddata): gather one plate's images.
+
+Put every image the LoadData CSV lists for one plate into resources/loaddata/images/<plate>/
+(local files hard-linked, else symlinked; URLs downloaded, resumably: finished files wait in
+resources/loaddata/staging/<plate>/ until the plate is complete), refuse a plate whose images
+differ in size or bit depth, and write the plate's manifest (size, sha256 and source of every
+file).
+"""
 
 from rule_setup import start
 
@@ -11,14 +14,15 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
-from cellmoa.data.download import fetch_images, write_manifest
+from cellmoa.data.fetch import fetch_images
+from cellmoa.data.manifests import write_manifest
+from cellmoa.data.resolve import resolve_dataset
 from cellmoa.preprocess.images import check_plate_images
 
 p = snakemake.params
 data = snakemake.config["data"]
 plate = snakemake.wildcards.plate
-dataset = dataset_from_config(snakemake.config)
+dataset = resolve_dataset(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 loaddata = dataset.sources[dataset.loaddata_name]
 listed = dataset.plate_sources(metadata, plate)

@@ -1,5 +1,8 @@
-"""Rule fetch_weights: download a network's ImageNet no-top weights once, checked against the
-md5 Keras publishes, so that training jobs (often on offline nodes) never download."""
+"""Rule fetch_weights.
+
+Download a network's ImageNet no-top weights once, checked against the md5 Keras publishes, so that
+training jobs (often on offline nodes) never download.
+"""
 
 from rule_setup import start
 
@@ -7,7 +10,7 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.train.models import fetch_imagenet_weights
+from cellmoa.train.networks import fetch_imagenet_weights
 
 fetch_imagenet_weights(
     snakemake.wildcards.network,

@@ -1,6 +1,9 @@
-"""Rule illumination: check the plate's files against their manifest, then compute the
-illumination function of every channel of the plate and, in the same read, the statistics of the
-plate's corrected reference fields (per cell line) that the tensors job standardises with."""
+"""Rule illumination.
+
+Check the plate's files against their manifest, then compute the illumination function of every
+channel of the plate and, in the same read, the statistics of the plate's corrected reference fields
+(per cell line) that the tensors job standardises with.
+"""
 
 from rule_setup import start
 
@@ -9,8 +12,8 @@ start(snakemake)
 import logging
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
-from cellmoa.data.download import verify_manifest
+from cellmoa.data.manifests import verify_manifest
+from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import write_tsv
 from cellmoa.preprocess.illumination import IlluminationParams, IlluminationQC, write_illumination
 from cellmoa.preprocess.images import BadImages
@@ -19,7 +22,7 @@ from cellmoa.report.plots import plot_illumination
 
 p = snakemake.params
 plate = snakemake.wildcards.plate
-dataset = dataset_from_config(snakemake.config)
+dataset = resolve_dataset(snakemake.config)
 metadata_dir = Path(snakemake.input.metadata[0]).parent
 raw_dir = Path(snakemake.input.images).parent
 # the downloaded (or checked) files must not have changed since their manifests were written

@@ -1,5 +1,7 @@
-"""Rule matching_plot: NSC, NSCB and mAP of every network and the ensemble, raw profiles beside
-post-processed ones (the report's Profiles page)."""
+"""Rule matching_plot: NSC, NSCB and mAP of every network and the ensemble.
+
+Raw profiles beside post-processed ones (the report's Profiles page).
+"""
 
 from rule_setup import start
 

@@ -1,7 +1,10 @@
-"""Rule summary: one row per network (treatment accuracy with its compound-bootstrap and exact
-intervals, field, well and crop accuracy, nearest-neighbour accuracy and mAP under NSC and NSCB,
-the paper's figure as reference; with several networks an Ensemble row, whose matching is of the
-networks' concatenated profiles), accuracy per MoA across networks, and the accuracy plot."""
+"""Rule summary: the summary across networks, accuracy per MoA and the accuracy plot.
+
+One row per network (treatment accuracy with its compound-bootstrap and exact intervals, field,
+well and crop accuracy, nearest-neighbour accuracy and mAP under NSC and NSCB, the paper's
+figure as reference; with several networks an Ensemble row, whose matching is of the networks'
+concatenated profiles), accuracy per MoA across networks, and the accuracy plot.
+"""
 
 from rule_setup import start
 
@@ -12,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.resolve import resolve_dataset
 from cellmoa.evaluate import accuracy
 from cellmoa.files import read_tsv, write_tsv
-from cellmoa.profiles.matching import summary_by_scheme
+from cellmoa.profiles.summary import summary_by_scheme
 from cellmoa.report.plots import plot_accuracy
 from cellmoa.report.tables import compact_summary, format_table, per_moa_table, summarize
 
@@ -40,7 +43,7 @@ if snakemake.input.ensemble_matches:
         read_tsv(snakemake.input.ensemble_average_precision[0]),
         seed=p.seed,
     )
-control = dataset_from_config(snakemake.config).control
+control = resolve_dataset(snakemake.config).control
 table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed, control=control)
 write_tsv(table, Path(snakemake.output.summary))
 treatments = {n: accuracy.treatment_predictions(df, control) for n, df in by_network.items()}

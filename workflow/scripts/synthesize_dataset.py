@@ -1,4 +1,7 @@
-"""Rule synthesize_dataset: write a synthetic dataset in the selected dataset's layout into data.base_url."""
+"""Rule synthesize_dataset: write a synthetic dataset in the selected dataset's layout.
+
+It is written into data.base_url.
+"""
 
 from rule_setup import start
 

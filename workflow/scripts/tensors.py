@@ -1,9 +1,11 @@
-"""Rule tensors: one plate's labelled fields (with prediction.unannotated those of the compounds
-without an MoA too, flagged annotated = 0; and a sample of its control fields, flagged
-is_control), illumination-corrected, standardised by the
-reference fields of their cell line (BBBC021: DMSO), resized and cut into crops, written to HDF5
-well by well; with on_bad_image: skip, the fields left out (here or by the illumination job) are
-listed in results/tensors/<plate>.skipped.tsv."""
+"""Rule tensors.
+
+One plate's labelled fields (with prediction.unannotated those of the compounds without an MoA too,
+flagged annotated = 0; and a sample of its control fields, flagged is_control),
+illumination-corrected, standardised by the reference fields of their cell line (BBBC021: DMSO),
+resized and cut into crops, written to HDF5 well by well; with on_bad_image: skip, the fields left
+out (here or by the illumination job) are listed in results/tensors/<plate>.skipped.tsv.
+"""
 
 from rule_setup import start
 
@@ -11,13 +13,15 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.preprocess.illumination import read_illumination, read_reference_statistics
-from cellmoa.preprocess.jobs import TensorSettings, plate_fields, write_plate_tensors
+from cellmoa.preprocess.jobs import write_plate_tensors
+from cellmoa.preprocess.plates import plate_fields
+from cellmoa.preprocess.settings import TensorSettings
 
 p = snakemake.params
-dataset = dataset_from_config(snakemake.config)
+dataset = resolve_dataset(snakemake.config)
 metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
 settings = TensorSettings.from_config(
     {

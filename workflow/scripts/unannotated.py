@@ -1,7 +1,10 @@
-"""Rule unannotated: MoA predictions for the treatments of unannotated compounds by each network's
-all-compound fold (and by the networks' ensemble), with split-conformal prediction sets calibrated
-on the leave-one-compound-out treatment tables, a novel flag and the nearest annotated
-treatments; the calibration table (coverage vs nominal level) and the report's two figures."""
+"""Rule unannotated: MoA predictions for the treatments of unannotated compounds.
+
+By each network's all-compound fold (and by the networks' ensemble), with split-conformal
+prediction sets calibrated on the leave-one-compound-out treatment tables, a novel flag and the
+nearest annotated treatments; the calibration table (coverage vs nominal level) and the
+report's two figures.
+"""
 
 from rule_setup import start
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import h5py
 
-from cellmoa.data.datasets import dataset_from_config
+from cellmoa.data.resolve import resolve_dataset
 from cellmoa.evaluate.unannotated import predict_screen
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.preprocess.tensors import read_crop_metadata
@@ -25,7 +28,10 @@ log = logging.getLogger("unannotated")
 
 
 def by_network(files, name):
-    """The file of ``files`` for ``name`` (results/models/<network>/all/... or ..._<network>.tsv)."""
+    """The file of ``files`` for ``name``.
+
+    results/models/<network>/all/... or ..._<network>.tsv.
+    """
     for f in files:
         if Path(f).parts[-3] == name or Path(f).stem.endswith(f"_{name}"):
             return f
@@ -52,7 +58,7 @@ tables, calibration = predict_screen(
     p.score,
     p.neighbours,
     parse_chain(p.postprocess),
-    dataset_from_config(snakemake.config).control,
+    resolve_dataset(snakemake.config).control,
     p.ensemble,
     read_tsv(ensemble_matches) if ensemble_matches else None,
 )

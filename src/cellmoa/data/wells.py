@@ -1,6 +1,6 @@
-"""Well names of 96-, 384- and 1536-well plates: ``A01`` .. ``H12``, ``A01`` .. ``P24``,
-``A01`` .. ``AF48``.
+"""Well names of 96-, 384- and 1536-well plates.
 
+The names run ``A01`` .. ``H12``, ``A01`` .. ``P24`` and ``A01`` .. ``AF48``.
 Rows are letters (``A`` .. ``Z``, then ``AA`` .. ``AF`` on a 1536-well plate), columns 1-based
 numbers. Screens spell them differently (``A1``, ``a01``, ``A001``); :func:`normalize_well`
 gives the one spelling cellmoa stores (row letters upper case, the column zero-padded to two
@@ -40,12 +40,32 @@ def row_index(letters: str) -> int:
 
 
 def parse_well(name: str, plate_format: str | None = None) -> tuple[int, int]:
-    """``(row, column)``, both 0-based, of a well name; with ``plate_format`` the well must lie
-    on such a plate. Raises ValueError naming the well and what a well looks like."""
+    """Return the 0-based ``(row, column)`` of a well name.
+
+    Parameters
+    ----------
+    name : str
+        A well name in any spelling :func:`normalize_well` accepts (``A1``, ``a01``, ``AF048``).
+    plate_format : str, optional
+        ``"96"``, ``"384"`` or ``"1536"``: the well must lie on such a plate. Without it, any
+        well of a 1536-well plate is accepted.
+
+    Returns
+    -------
+    tuple of int
+        ``(row, column)``, both 0-based.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a well name, or the well is not on the plate; the message names the
+        well and what a well looks like.
+    """
     match = _WELL_RE.match(str(name))
     if match is None:
         raise ValueError(
-            f"well {name!r} is not a well name (a row letter or two and a column number, e.g. A01 or AF48)"
+            f"well {name!r} is not a well name "
+            "(a row letter or two and a column number, e.g. A01 or AF48)"
         )
     row, column = row_index(match.group(1)), int(match.group(2)) - 1
     rows, columns = PLATE_FORMATS[plate_format] if plate_format else PLATE_FORMATS["1536"]
@@ -54,13 +74,17 @@ def parse_well(name: str, plate_format: str | None = None) -> tuple[int, int]:
             f"a {plate_format}-well plate" if plate_format else "any plate format (96, 384, 1536)"
         )
         raise ValueError(
-            f"well {name!r} is not on {what} (rows A..{row_letters(rows - 1)}, columns 1..{columns})"
+            f"well {name!r} is not on {what} "
+            f"(rows A..{row_letters(rows - 1)}, columns 1..{columns})"
         )
     return row, column
 
 
 def well_name(row: int, column: int) -> str:
-    """The stored name of a 0-based (row, column): ``(0, 0)`` -> ``A01``, ``(31, 47)`` -> ``AF48``."""
+    """Return the stored name of a 0-based (row, column).
+
+    ``(0, 0)`` -> ``A01``, ``(31, 47)`` -> ``AF48``.
+    """
     return f"{row_letters(row)}{column + 1:02d}"
 
 

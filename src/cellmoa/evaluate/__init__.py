@@ -2,5 +2,6 @@
 
 - :mod:`~cellmoa.evaluate.accuracy`    treatment-level aggregation and accuracy
 - :mod:`~cellmoa.evaluate.conformal`   split-conformal prediction sets
+- :mod:`~cellmoa.evaluate.calibration` calibration of the sets on leave-one-compound-out folds
 - :mod:`~cellmoa.evaluate.unannotated` calibrated MoA calls for unannotated compounds
 """

@@ -27,14 +27,21 @@ import numpy as np
 import pandas as pd
 
 from cellmoa import validation
+from cellmoa.columns import (
+    CELL_LINE,
+    CONCENTRATION,
+    CROP_KEYS,
+    FIELD,
+    FOLD,
+    MOA,
+    NETWORK,
+    PROB_PREFIX,
+    REPLICATE,
+    TREATMENT,
+    WELL_KEYS,
+    metadata_columns,
+)
 from cellmoa.intervals import exact_interval
-
-PROB_PREFIX = "prob_"
-TREATMENT = ["Metadata_CellLine", "Metadata_Compound", "Metadata_Concentration"]
-FIELD = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
-WELL = ["Metadata_Plate", "Metadata_Well"]
-MOA = "Metadata_MoA"
-REPLICATE = "Metadata_Replicate"
 
 
 def class_columns(predictions: pd.DataFrame) -> list[str]:
@@ -46,17 +53,36 @@ def class_columns(predictions: pd.DataFrame) -> list[str]:
 
 
 def predicted_classes(probabilities: np.ndarray, prob_cols: list[str]) -> np.ndarray:
-    """The argmax class of each row; ties go to the alphabetically first MoA (``prob_cols`` as
-    :func:`class_columns` sorts them)."""
+    """The argmax class of each row; ties go to the alphabetically first MoA.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        (rows, classes) probabilities.
+    prob_cols : list of str
+        Their ``prob_<moa>`` columns, as :func:`class_columns` sorts them.
+
+    Returns
+    -------
+    numpy.ndarray
+        The predicted MoA of each row.
+
+    Examples
+    --------
+    >>> predicted_classes(np.array([[0.5, 0.5], [0.2, 0.8]]), ["prob_B", "prob_A"]).tolist()
+    ['A', 'A']
+    """
     classes = np.array([c[len(PROB_PREFIX) :] for c in prob_cols])
     order = np.argsort(classes, kind="stable")
     return classes[order][np.asarray(probabilities)[:, order].argmax(axis=1)]
 
 
 def treatment_keys(predictions: pd.DataFrame) -> list[str]:
-    """The columns that name a treatment: (cell line,) compound, concentration. The cell line is
-    optional, for tables of single-cell-line datasets written without it."""
-    return [c for c in TREATMENT if c != "Metadata_CellLine" or c in predictions.columns]
+    """The columns that name a treatment: (cell line,) compound, concentration.
+
+    The cell line is optional, for tables of single-cell-line datasets written without it.
+    """
+    return [c for c in TREATMENT if c != CELL_LINE or c in predictions.columns]
 
 
 def checked_predictions(
@@ -65,29 +91,32 @@ def checked_predictions(
     control: str | None = None,
     source: str = "predictions",
 ) -> pd.DataFrame:
-    """The prediction table after the checks of this module's rules: required columns (``keys``,
-    MoA and the probabilities), filled-in keys, finite probabilities, concentrations as rounded
-    numbers, controls left out."""
+    """The prediction table after the checks of this module's rules.
+
+    Required columns (``keys``, MoA and the probabilities), filled-in keys, finite
+    probabilities, concentrations as rounded numbers, controls left out.
+    """
     prob_cols = class_columns(predictions)
     validation.require_columns(predictions, keys + [MOA], source)
     table = validation.drop_controls(predictions, control, source)
     validation.check_keys(table, keys + [MOA], source)
     validation.check_finite(table, prob_cols, source, "probability")
-    if "Metadata_Concentration" in keys:
+    if CONCENTRATION in keys:
         table = table.copy()
-        table["Metadata_Concentration"] = validation.concentration_values(
-            table["Metadata_Concentration"], source
-        )
+        table[CONCENTRATION] = validation.concentration_values(table[CONCENTRATION], source)
     return table
 
 
 def median_of_replicates(table: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
-    """The paper's treatment aggregate of ``columns``: the median over each replicate's rows, then
-    the median over the replicates; indexed by ``keys`` (sorted).
+    """The paper's treatment aggregate of ``columns``.
+
+    The median over each replicate's rows, then the median over the replicates; indexed by
+    ``keys`` (sorted).
 
     Examples
     --------
-    >>> t = pd.DataFrame({"c": ["a"] * 4, "Metadata_Replicate": [1, 1, 2, 2], "p": [0.1, 0.3, 0.8, 0.8]})
+    >>> t = pd.DataFrame({"c": ["a"] * 4, "Metadata_Replicate": [1, 1, 2, 2],
+    ...                   "p": [0.1, 0.3, 0.8, 0.8]})
     >>> median_of_replicates(t, ["c"], ["p"])["p"].tolist()
     [0.5]
     """
@@ -131,8 +160,7 @@ def treatment_predictions(
 def _grouped_accuracy(
     predictions: pd.DataFrame, keys: list[str], control: str | None = None
 ) -> tuple[float, int]:
-    """(accuracy, number of groups) where a group's prediction is the argmax of the median of its
-    crops' probabilities."""
+    """(accuracy, number of groups); a group's prediction is the argmax of its crops' median."""
     prob_cols = class_columns(predictions)
     if predictions.empty:
         return float("nan"), 0
@@ -150,21 +178,24 @@ def field_accuracy(predictions: pd.DataFrame, control: str | None = None) -> flo
 
 
 def well_accuracy(predictions: pd.DataFrame, control: str | None = None) -> float:
-    """Accuracy per well: the median of all its crops' probabilities (all fields), then the argmax."""
-    return _grouped_accuracy(predictions, WELL, control)[0]
+    """Accuracy per well: the median of all its crops' probabilities (all fields), the argmax."""
+    return _grouped_accuracy(predictions, WELL_KEYS, control)[0]
 
 
 def accuracy_by_fold(predictions: pd.DataFrame, control: str | None = None) -> pd.DataFrame:
-    """One row per fold plus an ``all`` row: Metadata_Fold, n_crops, crop_accuracy, n_wells,
-    well_accuracy, n_treatments, treatment_accuracy."""
+    """Crop-, well- and treatment-level accuracy per fold.
+
+    One row per fold plus an ``all`` row: Metadata_Fold, n_crops, crop_accuracy, n_wells,
+    well_accuracy, n_treatments, treatment_accuracy.
+    """
     rows = []
-    parts = list(predictions.groupby("Metadata_Fold", sort=True)) + [("all", predictions)]
+    parts = list(predictions.groupby(FOLD, sort=True)) + [("all", predictions)]
     for fold, part in parts:
-        well, n_wells = _grouped_accuracy(part, WELL, control)
+        well, n_wells = _grouped_accuracy(part, WELL_KEYS, control)
         treatments = treatment_predictions(part, control)
         rows.append(
             {
-                "Metadata_Fold": fold,
+                FOLD: fold,
                 "n_crops": len(part),
                 "crop_accuracy": crop_accuracy(part, control),
                 "n_wells": n_wells,
@@ -191,8 +222,11 @@ def crop_accuracy(predictions: pd.DataFrame, control: str | None = None) -> floa
 
 
 def accuracy_by_moa(treatments: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    """Per-MoA treatment accuracy plus an ``all`` row: Metadata_MoA, n_treatments, n_correct,
-    accuracy and its Clopper-Pearson interval (exact_ci_low, exact_ci_high)."""
+    """Per-MoA treatment accuracy plus an ``all`` row.
+
+    Columns Metadata_MoA, n_treatments, n_correct, accuracy and its Clopper-Pearson interval
+    (exact_ci_low, exact_ci_high).
+    """
     grouped = treatments.groupby(MOA, sort=True)["correct"].agg(
         n_treatments="size", n_correct="sum"
     )
@@ -213,13 +247,13 @@ def accuracy_by_moa(treatments: pd.DataFrame, level: float = 0.95) -> pd.DataFra
     return table
 
 
-CROP = ["Metadata_Fold", "Metadata_Plate", "Metadata_Well", "Metadata_Site", "Metadata_Crop"]
-
-
 def ensemble_treatments(treatments_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The ensemble's treatment table: each treatment's probabilities averaged over the networks
-    (rows of :func:`treatment_predictions`), then the argmax (ties as everywhere here). Every
-    network must have scored the same treatments with the same classes."""
+    """The ensemble's treatment table: probabilities averaged over the networks, then the argmax.
+
+    Each treatment's probabilities (rows of :func:`treatment_predictions`) are averaged over the
+    networks, then the argmax taken (ties as everywhere here). Every network must have scored the
+    same treatments with the same classes.
+    """
     tables = list(treatments_by_network.values())
     if not tables:
         raise ValueError("no networks to ensemble")
@@ -241,19 +275,21 @@ def ensemble_treatments(treatments_by_network: dict[str, pd.DataFrame]) -> pd.Da
 
 
 def ensemble_crops(predictions_by_network: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The ensemble's crop table: each crop's probabilities averaged over the networks (crops
-    matched by fold, plate, well, site and crop), for its crop-, field- and well-level accuracy."""
+    """The ensemble's crop table: each crop's probabilities averaged over the networks.
+
+    Crops are matched by fold, plate, well, site and crop; the table gives the ensemble's crop-,
+    field- and well-level accuracy.
+    """
     tables = list(predictions_by_network.values())
     prob_cols = class_columns(tables[0])
-    meta = [
-        c for c in tables[0].columns if str(c).startswith("Metadata_") and c != "Metadata_Network"
-    ]
-    keys = [c for c in CROP if c in meta]
+    meta = [c for c in metadata_columns(tables[0].columns) if c != NETWORK]
+    keys = [c for c in CROP_KEYS if c in meta]
     stacked = pd.concat([t[meta + prob_cols] for t in tables], ignore_index=True)
     n = stacked.groupby(keys, sort=True).size()
     if (n != len(tables)).any():
         raise validation.TableError(
-            f"the networks' crops do not pair up by {', '.join(keys)}; an ensemble needs the same folds"
+            f"the networks' crops do not pair up by {', '.join(keys)}; "
+            "an ensemble needs the same folds"
         )
     other = [c for c in meta if c not in keys]
     out = stacked.groupby(keys, sort=True).agg(

@@ -1,5 +1,6 @@
-"""Conformal prediction sets of MoAs (split conformal, Vovk et al. 2005; adaptive prediction sets,
-Romano et al. 2020), calibrated on held-out probabilities.
+"""Conformal prediction sets of MoAs, calibrated on held-out probabilities.
+
+Split conformal prediction (Vovk et al. 2005) with adaptive prediction sets (Romano et al. 2020).
 
 The calibration scores come from treatments whose MoA is known and whose probabilities were made
 by a model that never saw their compound (cellmoa's leave-one-compound-out folds), so they behave
@@ -35,6 +36,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cellmoa.columns import COMPOUND
+
 METHODS = ("lac", "aps")
 
 
@@ -44,8 +47,10 @@ def _check(method: str) -> None:
 
 
 def nonconformity(probabilities: np.ndarray, labels: np.ndarray, method: str = "aps") -> np.ndarray:
-    """Nonconformity score of each row's true class (column index in ``labels``): higher = the
-    model found the truth less plausible."""
+    """Nonconformity score of each row's true class (column index in ``labels``).
+
+    Higher means the model found the truth less plausible.
+    """
     _check(method)
     p = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=int)
@@ -58,11 +63,15 @@ def nonconformity(probabilities: np.ndarray, labels: np.ndarray, method: str = "
 
 
 def conformal_quantile(scores, compounds, coverage: float = 0.9) -> float:
-    """The compound-level split-conformal threshold: each compound's treatments share a weight of
-    1, and the threshold is the smallest score whose weighted share of compounds at or below it
-    reaches ``ceil((n + 1) * coverage) / n`` (``n`` compounds). ``inf`` when there are too few
-    compounds for that level (every set is then every MoA).
+    """The compound-level split-conformal threshold.
 
+    Each compound's treatments share a weight of 1, and the threshold is the smallest score whose
+    weighted share of compounds at or below it reaches ``ceil((n + 1) * coverage) / n`` (``n``
+    compounds). ``inf`` when there are too few compounds for that level (every set is then every
+    MoA).
+
+    Examples
+    --------
     >>> conformal_quantile([0.1, 0.2, 0.9], ["a", "a", "b"], coverage=0.3)
     0.2
     """
@@ -105,9 +114,12 @@ def leave_one_compound_out(
     coverage: float = 0.9,
     method: str = "aps",
 ) -> pd.DataFrame:
-    """Honest coverage on the calibration treatments themselves: each compound's treatments get
-    the sets of a threshold calibrated on the other compounds. One row per treatment:
-    ``Metadata_Compound``, ``threshold``, ``covered`` (the true class is in the set), ``set_size``."""
+    """Honest coverage on the calibration treatments themselves.
+
+    Each compound's treatments get the sets of a threshold calibrated on the other compounds.
+    One row per treatment: ``Metadata_Compound``, ``threshold``, ``covered`` (the true class is
+    in the set), ``set_size``.
+    """
     scores = nonconformity(probabilities, labels, method)
     compounds = np.asarray(compounds)
     rows = []
@@ -123,7 +135,7 @@ def leave_one_compound_out(
         for s, t in zip(sets, truth):
             rows.append(
                 {
-                    "Metadata_Compound": compound,
+                    COMPOUND: compound,
                     "threshold": q,
                     "covered": bool(s[t]),
                     "set_size": int(s.sum()),

@@ -1,21 +1,19 @@
-"""MoA predictions for the treatments of unannotated compounds, with conformal prediction sets
-and a ``novel`` flag: what a screen is run for.
+"""MoA predictions for the treatments of unannotated compounds: what a screen is run for.
 
-The all-compound fold's model (trained on every annotated compound) predicts the unannotated
-treatments; the leave-one-compound-out folds calibrate it. Each annotated treatment was predicted
-by a model that never saw its compound, exactly the situation of a new compound, so its
-probabilities give honest nonconformity scores (:mod:`cellmoa.evaluate.conformal`, calibrated at the
-compound level). For a chosen coverage (``prediction.coverage``) each new treatment gets the set
-of MoAs that holds its true MoA with at least that probability, provided its MoA is one of the
-annotated ones. A compound of an MoA nobody annotated has no right answer in any set, so it is
-flagged ``novel`` when:
+Each prediction comes with a conformal prediction set and a ``novel`` flag. The all-compound
+fold's model (trained on every annotated compound) predicts the unannotated treatments; the
+leave-one-compound-out folds calibrate it (:class:`cellmoa.evaluate.calibration.Calibration`).
+For a chosen coverage (``prediction.coverage``) each new treatment gets the set of MoAs that
+holds its true MoA with at least that probability, provided its MoA is one of the annotated
+ones. A compound of an MoA nobody annotated has no right answer in any set, so it is flagged
+``novel`` when:
 
 - its set is empty (no MoA probable enough), or
 - its top probability is below every annotated treatment's top probability in calibration, or
 - its nearest annotated treatment (cosine similarity of the post-processed profiles) is so far
-  that its conformal p-value among the annotated treatments' nearest other-compound similarities
-  in calibration (the NSC matches of the folds) is at most ``1 - coverage``: a compound of a
-  known MoA is flagged by this rule at most that often (``novelty_p_value``).
+  that its conformal p-value among the annotated treatments' nearest other-compound
+  similarities in calibration (the NSC matches of the folds) is at most ``1 - coverage``: a
+  compound of a known MoA is flagged by this rule at most that often (``novelty_p_value``).
 
 Treatment probabilities are the paper's aggregate (median within replicates, then across them;
 :mod:`cellmoa.evaluate.accuracy`), scaled to sum to 1.
@@ -27,55 +25,70 @@ import numpy as np
 import pandas as pd
 
 from cellmoa import validation
-from cellmoa.evaluate import conformal
-from cellmoa.evaluate.accuracy import (
+from cellmoa.columns import (
+    COMPOUND,
+    COMPOUND_DOSE,
+    CONCENTRATION,
     MOA,
+    PLATE,
     REPLICATE,
+    WELL,
+)
+from cellmoa.evaluate.accuracy import (
     class_columns,
     ensemble_treatments,
     median_of_replicates,
     predicted_classes,
 )
-from cellmoa.intervals import exact_interval
-from cellmoa.profiles.matching import concatenate_profiles, fold_profiles
+from cellmoa.evaluate.calibration import Calibration, calibration_similarities, normalised
+from cellmoa.profiles.tables import UNANNOTATED, concatenate_profiles, fold_profiles
 
-COMPOUND = "Metadata_Compound"
-CONCENTRATION = "Metadata_Concentration"
-TREATMENT = [COMPOUND, CONCENTRATION]
-#: nominal levels of the calibration table and plot (with the configured one)
-LEVELS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-
-
-def normalised(table: pd.DataFrame) -> pd.DataFrame:
-    """The ``prob_*`` columns scaled to sum to 1 in every row (medians of probabilities do not)."""
-    cols = class_columns(table)
-    out = table.copy()
-    total = out[cols].sum(axis=1).to_numpy()
-    if (total <= 0).any():
-        raise validation.TableError(
-            "a treatment's probabilities sum to 0: the predictions are broken"
-        )
-    out[cols] = out[cols].to_numpy() / total[:, None]
-    return out
+#: the unannotated table's first columns, in order (then the neighbours and the probabilities)
+FIRST_COLUMNS = [
+    COMPOUND,
+    CONCENTRATION,
+    "n_crops",
+    "n_wells",
+    "n_replicates",
+    "top_moa",
+    "top_probability",
+    "margin",
+    "prediction_set",
+    "set_size",
+    "novel",
+    "novel_reason",
+    "novelty_p_value",
+    "dose_consistent",
+]
 
 
 def unannotated_treatments(predictions: pd.DataFrame, source: str = "predictions") -> pd.DataFrame:
-    """One row per unannotated treatment (compound, concentration) of the all-compound fold's crop
-    predictions: ``n_crops``, ``n_wells``, ``n_replicates`` and the treatment probabilities (median
-    within each replicate, then across replicates, scaled to sum to 1)."""
+    """One row per unannotated treatment (compound, concentration) of crop predictions.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        The all-compound fold's crop predictions of the unannotated treatments.
+    source : str
+        The table's name in error messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_crops``, ``n_wells``, ``n_replicates`` and the treatment probabilities (median
+        within each replicate, then across replicates, scaled to sum to 1).
+    """
     prob_cols = class_columns(predictions)
-    validation.require_columns(
-        predictions, TREATMENT + [REPLICATE, "Metadata_Plate", "Metadata_Well"], source
-    )
-    validation.check_keys(predictions, TREATMENT + [REPLICATE], source)
+    validation.require_columns(predictions, COMPOUND_DOSE + [REPLICATE, PLATE, WELL], source)
+    validation.check_keys(predictions, COMPOUND_DOSE + [REPLICATE], source)
     validation.check_finite(predictions, prob_cols, source, "probability")
     table = predictions.copy()
     table[CONCENTRATION] = validation.concentration_values(table[CONCENTRATION], source)
-    per_treatment = median_of_replicates(table, TREATMENT, prob_cols)
-    wells = table["Metadata_Plate"].astype(str) + "/" + table["Metadata_Well"].astype(str)
+    per_treatment = median_of_replicates(table, COMPOUND_DOSE, prob_cols)
+    wells = table[PLATE].astype(str) + "/" + table[WELL].astype(str)
     counts = (
         table.assign(_well=wells)
-        .groupby(TREATMENT, sort=True)
+        .groupby(COMPOUND_DOSE, sort=True)
         .agg(
             n_crops=(REPLICATE, "size"),
             n_wells=("_well", "nunique"),
@@ -85,138 +98,45 @@ def unannotated_treatments(predictions: pd.DataFrame, source: str = "predictions
     return normalised(counts.join(per_treatment).reset_index())
 
 
-class Calibration:
-    """Split-conformal calibration on annotated treatments predicted leave-one-compound-out.
+def nearest_annotated(
+    profiles: pd.DataFrame, k: int = 3, unannotated_label: str = UNANNOTATED
+) -> pd.DataFrame:
+    """For every unannotated treatment profile its ``k`` most similar annotated treatments.
 
     Parameters
     ----------
-    treatments : DataFrame
-        One row per annotated treatment: ``Metadata_Compound``, ``Metadata_MoA``, ``prob_<moa>``
-        (a ``treatments_<network>.tsv`` table).
-    coverage : float
-        Nominal coverage of the sets.
-    score : {"lac", "aps"}
-        Nonconformity score (:mod:`cellmoa.evaluate.conformal`).
-    similarities : array, optional
-        Calibration treatments' cosine similarity to their nearest annotated treatment of another
-        compound (the NSC matches of the folds), for the embedding novelty rule, with
-        ``similarity_compounds`` their compounds.
+    profiles : pandas.DataFrame
+        Treatment profiles (:func:`cellmoa.profiles.tables.fold_profiles` with
+        ``unannotated=True``), the unannotated ones with ``Metadata_MoA`` = ``unannotated_label``.
+    k : int
+        How many neighbours.
+    unannotated_label : str
+        The MoA label of the unannotated treatments.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unannotated treatment, keyed by compound and concentration: columns
+        ``neighbour_<i>_compound``, ``_concentration``, ``_moa``, ``_similarity`` (cosine;
+        i = 1..k, most similar first).
 
     Examples
     --------
-    >>> t = pd.DataFrame({"Metadata_Compound": list("abcd"), "Metadata_MoA": list("XXYY"),
-    ...                   "prob_X": [0.9, 0.8, 0.2, 0.3], "prob_Y": [0.1, 0.2, 0.8, 0.7]})
-    >>> c = Calibration(t, coverage=0.75, score="lac")
-    >>> round(c.threshold, 2), c.classes, round(c.min_top_probability, 2)
-    (0.3, ['X', 'Y'], 0.7)
-    >>> c.sets(np.array([[0.75, 0.25], [0.5, 0.5]])).tolist()
-    [[True, False], [False, False]]
+    >>> p = pd.DataFrame({"Metadata_Compound": ["a", "b", "new"],
+    ...                   "Metadata_Concentration": [1.0, 1.0, 2.0],
+    ...                   "Metadata_MoA": ["X", "Y", "(unannotated)"],
+    ...                   "f1": [1.0, 0.0, 0.9], "f2": [0.0, 1.0, 0.1]})
+    >>> near = nearest_annotated(p, k=1)
+    >>> near[["Metadata_Compound", "neighbour_1_compound", "neighbour_1_moa"]].values.tolist()
+    [['new', 'a', 'X']]
     """
-
-    def __init__(
-        self,
-        treatments: pd.DataFrame,
-        coverage: float = 0.9,
-        score: str = "lac",
-        similarities: np.ndarray | None = None,
-        similarity_compounds=None,
-    ):
-        table = normalised(treatments)
-        self.prob_cols = class_columns(table)
-        self.classes = [c[len("prob_") :] for c in self.prob_cols]
-        unknown = sorted(set(table[MOA]) - set(self.classes))
-        if unknown:
-            raise validation.TableError(
-                f"calibration: MoA(s) {', '.join(unknown)} have no probability column"
-            )
-        self.coverage, self.score = float(coverage), score
-        self.probabilities = table[self.prob_cols].to_numpy(np.float64)
-        self.labels = np.array([self.classes.index(m) for m in table[MOA]])
-        self.compounds = table[COMPOUND].astype(str).to_numpy()
-        self.scores = conformal.nonconformity(self.probabilities, self.labels, score)
-        self.threshold = conformal.conformal_quantile(self.scores, self.compounds, coverage)
-        self.min_top_probability = float(self.probabilities.max(axis=1).min())
-        self.similarities = None
-        if similarities is not None:
-            # without their compounds every similarity counts as a compound of its own
-            owners = (
-                np.arange(len(similarities))
-                if similarity_compounds is None
-                else np.asarray(similarity_compounds)
-            )
-            sims = pd.DataFrame({"compound": owners, "s": np.asarray(similarities, np.float64)})
-            self.similarities = sims[np.isfinite(sims["s"])]
-        self.n_compounds = len(set(self.compounds))
-
-    def novelty_p_values(self, similarity) -> np.ndarray:
-        """Conformal p-value of each nearest-annotated similarity: ``(1 + the share of calibration
-        compounds at or below it) / (n + 1)``, every compound's treatments sharing a weight of 1.
-        A compound of a known MoA gets ``p <= 1 - coverage`` with probability at most ``1 - coverage``;
-        NaN without calibration similarities."""
-        similarity = np.atleast_1d(np.asarray(similarity, np.float64))
-        if self.similarities is None or self.similarities.empty:
-            return np.full(len(similarity), np.nan)
-        cal = self.similarities
-        weight = 1.0 / cal.groupby("compound")["compound"].transform("size").to_numpy()
-        n = cal["compound"].nunique()
-        values = cal["s"].to_numpy()
-        below = np.array([weight[values <= v].sum() for v in similarity])
-        return np.where(np.isfinite(similarity), (1.0 + below) / (n + 1.0), np.nan)
-
-    def sets(self, probabilities: np.ndarray) -> np.ndarray:
-        """Boolean (rows, classes): the MoAs in each row's prediction set."""
-        return conformal.prediction_sets(probabilities, self.threshold, self.score)
-
-    def table(self, levels=LEVELS, name: str = "") -> pd.DataFrame:
-        """Honest coverage at each nominal level: every compound's treatments get the sets of a
-        threshold calibrated on the other compounds. Columns ``Metadata_Network``,
-        ``nominal_coverage``, ``empirical_coverage`` (treatments covered) with its
-        Clopper-Pearson interval, ``compound_coverage`` (every compound weighing the same),
-        ``mean_set_size``, ``empty_sets``, ``n_treatments``, ``n_compounds``, ``score``."""
-        rows = []
-        for level in sorted({*map(float, levels), self.coverage}):
-            held = conformal.leave_one_compound_out(
-                self.probabilities, self.labels, self.compounds, level, self.score
-            )
-            k, n = int(held["covered"].sum()), len(held)
-            low, high = exact_interval(k, n)
-            rows.append(
-                {
-                    "Metadata_Network": name,
-                    "nominal_coverage": level,
-                    "empirical_coverage": k / n if n else np.nan,
-                    "coverage_ci_low": low,
-                    "coverage_ci_high": high,
-                    "compound_coverage": float(
-                        held.groupby("Metadata_Compound")["covered"].mean().mean()
-                    )
-                    if n
-                    else np.nan,
-                    "mean_set_size": float(held["set_size"].mean()) if n else np.nan,
-                    "empty_sets": int((held["set_size"] == 0).sum()),
-                    "n_treatments": n,
-                    "n_compounds": self.n_compounds,
-                    "score": self.score,
-                    "configured": level == self.coverage,
-                }
-            )
-        return pd.DataFrame(rows)
-
-
-def nearest_annotated(
-    profiles: pd.DataFrame, k: int = 3, unannotated_label: str = "(unannotated)"
-) -> pd.DataFrame:
-    """For every unannotated treatment profile (``Metadata_MoA`` = ``unannotated_label``) its ``k``
-    most similar annotated treatments by cosine similarity: columns ``neighbour_<i>_compound``,
-    ``_concentration``, ``_moa``, ``_similarity`` (i = 1..k), keyed by compound and concentration."""
-    features = profiles.attrs.get("features") or validation.select_features(profiles, "profiles")
-    x = profiles[features].to_numpy(np.float64)
+    x = profiles[validation.feature_columns(profiles)].to_numpy(np.float64)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     new = (profiles[MOA] == unannotated_label).to_numpy()
     known = np.flatnonzero(~new)
     similarity = x[new] @ x[known].T
     rows = []
-    for i, row in enumerate(profiles.loc[new, TREATMENT].itertuples(index=False)):
+    for i, row in enumerate(profiles.loc[new, COMPOUND_DOSE].itertuples(index=False)):
         out = {COMPOUND: row[0], CONCENTRATION: row[1]}
         order = np.argsort(-similarity[i], kind="stable")[:k]
         for rank in range(k):
@@ -243,22 +163,12 @@ def nearest_annotated(
     )
 
 
-def predict(
-    treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """The unannotated table: one row per treatment of :func:`unannotated_treatments`, with
-    ``top_moa``, ``top_probability``, ``margin`` (to the second MoA), ``prediction_set`` (MoAs
-    joined by "; ", most probable first), ``set_size``, ``novel`` and ``novel_reason`` (see the
-    module docstring), ``dose_consistent`` (every concentration of the compound has the same top
-    MoA; empty for a compound at one concentration), the nearest annotated treatments
-    (:func:`nearest_annotated`) and the probabilities; sorted most confident first."""
+def _set_columns(table: pd.DataFrame, calibration: Calibration) -> np.ndarray:
+    """Add the top MoA, its probability and margin, and the prediction set to ``table``.
+
+    Returns each row's top probability.
+    """
     prob_cols = calibration.prob_cols
-    missing = [c for c in prob_cols if c not in treatments.columns]
-    if missing:
-        raise validation.TableError(
-            f"the unannotated predictions lack {', '.join(missing)}: they were made by another model"
-        )
-    table = treatments.copy()
     p = table[prob_cols].to_numpy(np.float64)
     order = np.argsort(-p, axis=1, kind="stable")
     top = p[np.arange(len(p)), order[:, 0]] if len(p) else np.zeros(0)
@@ -271,8 +181,11 @@ def predict(
         "; ".join(calibration.classes[j] for j in o if s[j]) for o, s in zip(order, sets)
     ]
     table["set_size"] = sets.sum(axis=1).astype(int)
-    if neighbours is not None and len(neighbours):
-        table = table.merge(neighbours, on=TREATMENT, how="left", validate="one_to_one")
+    return top
+
+
+def _novelty(table: pd.DataFrame, top: np.ndarray, calibration: Calibration) -> None:
+    """Add ``novelty_p_value``, ``novel`` and ``novel_reason`` (the module's three rules)."""
     similarity = (
         table["neighbour_1_similarity"].to_numpy(np.float64)
         if "neighbour_1_similarity" in table.columns
@@ -288,35 +201,71 @@ def predict(
             why.append("empty set")
         if top[i] < calibration.min_top_probability:
             why.append(
-                f"top probability below every annotated treatment's ({calibration.min_top_probability:.3g})"
+                "top probability below every annotated treatment's "
+                f"({calibration.min_top_probability:.3g})"
             )
         if np.isfinite(p_values[i]) and p_values[i] <= alpha:
             why.append(f"far from every annotated treatment (novelty p = {p_values[i]:.2g})")
         reasons.append("; ".join(why))
     table["novel"] = [bool(r) for r in reasons]
     table["novel_reason"] = reasons
+
+
+def _dose_consistent(table: pd.DataFrame) -> pd.Series:
+    """Whether every concentration of each row's compound has the same top MoA.
+
+    None for a compound at one concentration.
+    """
     by_compound = table.groupby(COMPOUND)["top_moa"].agg(["nunique", "size"])
     consistent = {
         c: (bool(r["nunique"] == 1) if r["size"] > 1 else None) for c, r in by_compound.iterrows()
     }
-    table["dose_consistent"] = table[COMPOUND].map(consistent)
-    first = [
-        COMPOUND,
-        CONCENTRATION,
-        "n_crops",
-        "n_wells",
-        "n_replicates",
-        "top_moa",
-        "top_probability",
-        "margin",
-        "prediction_set",
-        "set_size",
-        "novel",
-        "novel_reason",
-        "novelty_p_value",
-        "dose_consistent",
-    ]
-    first = [c for c in first if c in table.columns]
+    return table[COMPOUND].map(consistent)
+
+
+def predict(
+    treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The unannotated table: calibrated MoA calls for the unannotated treatments.
+
+    Parameters
+    ----------
+    treatments : pandas.DataFrame
+        The unannotated treatments (:func:`unannotated_treatments`).
+    calibration : Calibration
+        The calibration of the model (or ensemble) that predicted them.
+    neighbours : pandas.DataFrame, optional
+        Their nearest annotated treatments (:func:`nearest_annotated`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per treatment, with ``top_moa``, ``top_probability``, ``margin`` (to the second
+        MoA), ``prediction_set`` (MoAs joined by "; ", most probable first), ``set_size``,
+        ``novel`` and ``novel_reason`` (see the module docstring), ``novelty_p_value``,
+        ``dose_consistent`` (every concentration of the compound has the same top MoA; empty
+        for a compound at one concentration), the nearest annotated treatments and the
+        probabilities; sorted most confident first.
+
+    Raises
+    ------
+    cellmoa.validation.TableError
+        When the treatments lack a class of the calibration.
+    """
+    prob_cols = calibration.prob_cols
+    missing = [c for c in prob_cols if c not in treatments.columns]
+    if missing:
+        raise validation.TableError(
+            f"the unannotated predictions lack {', '.join(missing)}: "
+            "they were made by another model"
+        )
+    table = treatments.copy()
+    top = _set_columns(table, calibration)
+    if neighbours is not None and len(neighbours):
+        table = table.merge(neighbours, on=COMPOUND_DOSE, how="left", validate="one_to_one")
+    _novelty(table, top, calibration)
+    table["dose_consistent"] = _dose_consistent(table)
+    first = [c for c in FIRST_COLUMNS if c in table.columns]
     rest = [c for c in table.columns if c.startswith("neighbour_")]
     table = table[first + rest + prob_cols]
     return table.sort_values(
@@ -326,25 +275,41 @@ def predict(
     ).reset_index(drop=True)
 
 
-def calibration_similarities(
-    matches: pd.DataFrame | None, postprocessed: bool
-) -> np.ndarray | None:
-    """The calibration treatments' similarity to their nearest annotated other-compound treatment:
-    the NSC rows of a ``nearest_neighbours_<network>.tsv`` table (post-processed profiles where
-    there are some, as the unannotated neighbours use): (similarities, their compounds)."""
-    if matches is None or matches.empty:
-        return None, None
-    rows = matches[matches["Metadata_MatchScheme"] == "nsc"]
-    if "Metadata_Profiles" in rows.columns:
-        rows = rows[rows["Metadata_Profiles"] == ("postprocessed" if postprocessed else "raw")]
-    return rows["similarity"].to_numpy(np.float64), rows[COMPOUND].astype(str).to_numpy()
-
-
 def _profiles(metadata, embeddings, chain, control, source):
-    """The all-compound fold's treatment profiles, unannotated ones included: post-processed
-    where there is a chain (as the matching uses), else raw; and what the chain did."""
+    """The all-compound fold's treatment profiles, unannotated ones included.
+
+    Post-processed where there is a chain (as the matching uses), else raw; and what the chain
+    did.
+    """
     variants, notes = fold_profiles(metadata, embeddings, chain, control, source, unannotated=True)
     return variants[-1][1], notes
+
+
+def _ensemble_table(networks, news, profiles, coverage, score, neighbours, chain, matches):
+    """The ensemble's unannotated table and calibration.
+
+    The networks' treatment probabilities averaged (calibration and prediction alike), the
+    neighbours found in their concatenated unit-length profiles.
+    """
+    treatments = ensemble_treatments({n: normalised(i["treatments"]) for n, i in networks.items()})
+    sims, sim_compounds = calibration_similarities(matches, bool(chain))
+    calibration = Calibration(treatments, coverage, score, sims, sim_compounds)
+    prob_cols = calibration.prob_cols
+    stacked = pd.concat([t.assign(_network=n) for n, t in news.items()], ignore_index=True)
+    counts = stacked.groupby(COMPOUND_DOSE, sort=True)[
+        ["n_crops", "n_wells", "n_replicates"]
+    ].first()
+    new = counts.join(stacked.groupby(COMPOUND_DOSE, sort=True)[prob_cols].mean()).reset_index()
+    if (stacked.groupby(COMPOUND_DOSE).size() != len(news)).any():
+        raise validation.TableError(
+            "ensemble: the networks predicted different unannotated treatments"
+        )
+    near = (
+        nearest_annotated(concatenate_profiles(profiles), neighbours)
+        if len(profiles) == len(networks) and neighbours
+        else None
+    )
+    return predict(normalised(new), calibration, near), calibration
 
 
 def predict_screen(
@@ -360,13 +325,39 @@ def predict_screen(
 ):
     """The unannotated tables of every network (and of their ensemble) and the calibration table.
 
-    ``networks`` maps a network to ``treatments`` (its leave-one-compound-out treatment table),
-    ``predictions`` (the all-compound fold's crop predictions), ``embeddings`` (that fold's
-    embeddings, aligned with ``metadata``, or None) and ``matches`` (its nearest-neighbour table,
-    or None). The ensemble (with two networks or more and an ``ensemble`` name) averages the
-    networks' treatment probabilities (calibration and prediction alike) and finds neighbours in
-    their concatenated unit-length profiles (:func:`cellmoa.profiles.matching.concatenate_profiles`),
-    calibrated by ``ensemble_matches``. Returns ({name: unannotated table}, calibration table).
+    Parameters
+    ----------
+    metadata : pandas.DataFrame
+        The tensors' crop metadata.
+    networks : dict of str to dict
+        Network -> ``treatments`` (its leave-one-compound-out treatment table), ``predictions``
+        (the all-compound fold's crop predictions), ``embeddings`` (that fold's embeddings,
+        aligned with ``metadata``, or None) and ``matches`` (its nearest-neighbour table, or
+        None).
+    coverage : float
+        Nominal coverage of the prediction sets.
+    score : {"lac", "aps"}
+        Nonconformity score.
+    neighbours : int
+        How many nearest annotated treatments to name (0: none).
+    chain : list, optional
+        Post-processing steps of the profiles the neighbours are found in.
+    control : str, optional
+        The control compound.
+    ensemble : str, optional
+        The ensemble's name; with two networks or more it averages the networks' treatment
+        probabilities (calibration and prediction alike) and finds neighbours in their
+        concatenated unit-length profiles
+        (:func:`cellmoa.profiles.tables.concatenate_profiles`).
+    ensemble_matches : pandas.DataFrame, optional
+        The ensemble's nearest-neighbour table, which calibrates its novelty rule.
+
+    Returns
+    -------
+    tables : dict of str to pandas.DataFrame
+        Network (or ensemble) -> its unannotated table (:func:`predict`).
+    calibration : pandas.DataFrame
+        The calibration tables (:meth:`Calibration.table`) of all of them.
     """
     tables, calibrations, profiles = {}, [], {}
     news = {}
@@ -390,26 +381,8 @@ def predict_screen(
         calibrations.append(calibration.table(name=network))
         news[network] = new
     if ensemble and len(networks) > 1:
-        treatments = ensemble_treatments(
-            {n: normalised(i["treatments"]) for n, i in networks.items()}
+        tables[ensemble], calibration = _ensemble_table(
+            networks, news, profiles, coverage, score, neighbours, chain, ensemble_matches
         )
-        sims, sim_compounds = calibration_similarities(ensemble_matches, bool(chain))
-        calibration = Calibration(treatments, coverage, score, sims, sim_compounds)
-        prob_cols = calibration.prob_cols
-        stacked = pd.concat([t.assign(_network=n) for n, t in news.items()], ignore_index=True)
-        counts = stacked.groupby(TREATMENT, sort=True)[
-            ["n_crops", "n_wells", "n_replicates"]
-        ].first()
-        new = counts.join(stacked.groupby(TREATMENT, sort=True)[prob_cols].mean()).reset_index()
-        if (stacked.groupby(TREATMENT).size() != len(news)).any():
-            raise validation.TableError(
-                "ensemble: the networks predicted different unannotated treatments"
-            )
-        near = (
-            nearest_annotated(concatenate_profiles(profiles), neighbours)
-            if len(profiles) == len(networks) and neighbours
-            else None
-        )
-        tables[ensemble] = predict(normalised(new), calibration, near)
         calibrations.append(calibration.table(name=ensemble))
     return tables, pd.concat(calibrations, ignore_index=True)

@@ -13,10 +13,11 @@ TARGET_CROP = (512, 640)
 
 @dataclass(frozen=True)
 class CropGeometry:
-    """How a field is cut: resized to ``field_size`` (height, width; None keeps it) and cut into
-    ``rows`` x ``cols`` equal crops, row-major (crop 0 is top-left; remainder pixels dropped).
-    ``rows`` or ``cols`` None: from the field size, crops as near :data:`TARGET_CROP` as a whole
-    grid allows (:meth:`for_field`).
+    """How a field is cut.
+
+    Resized to ``field_size`` (height, width; None keeps it) and cut into ``rows`` x ``cols`` equal
+    crops, row-major (crop 0 is top-left; remainder pixels dropped). ``rows`` or ``cols`` None: from
+    the field size, crops as near :data:`TARGET_CROP` as a whole grid allows (:meth:`for_field`).
 
     >>> CropGeometry(None, None).for_field((2160, 2160))
     CropGeometry(rows=4, cols=3, field_size=None)
@@ -46,11 +47,13 @@ class CropGeometry:
         ch, cw = out[0] // grid.rows, out[1] // grid.cols
         if ch < 1 or cw < 1:
             raise ValueError(
-                f"crops of {out[0]} x {out[1]} fields in a {grid.rows} x {grid.cols} grid would be empty"
+                f"crops of {out[0]} x {out[1]} fields in a {grid.rows} x {grid.cols} grid would be "
+                "empty"
             )
         return ch, cw
 
     def resize(self, field: np.ndarray) -> np.ndarray:
+        """Resize a field to ``field_size`` (:func:`resize_field`)."""
         return resize_field(field, self.field_size)
 
     def cut(self, field: np.ndarray) -> list[np.ndarray]:
@@ -61,8 +64,11 @@ class CropGeometry:
 
 @dataclass(frozen=True)
 class EmptyCropFilter:
-    """The paper's empty-crop filter: a crop is kept when at least ``min_fraction`` of its
-    ``channel`` pixels exceed ``z`` reference standard deviations; ``min_fraction`` 0 disables it."""
+    """The paper's empty-crop filter.
+
+    A crop is kept when at least ``min_fraction`` of its ``channel`` pixels exceed ``z`` reference
+    standard deviations; ``min_fraction`` 0 disables it.
+    """
 
     min_fraction: float = 0.0
     channel: str = "DAPI"
@@ -70,14 +76,17 @@ class EmptyCropFilter:
 
     @property
     def enabled(self) -> bool:
+        """Whether the filter drops anything (``min_fraction`` > 0)."""
         return self.min_fraction > 0
 
     def channel_index(self, channels) -> int | None:
+        """The index of the filter's channel among ``channels``; None when the filter is off."""
         if not self.enabled:
             return None
         if self.channel not in channels:
             raise ValueError(
-                f"empty_crop_channel {self.channel!r} is not one of the dataset's channels {', '.join(channels)}"
+                f"empty_crop_channel {self.channel!r} is not one of the dataset's channels "
+                f"{', '.join(channels)}"
             )
         return list(channels).index(self.channel)
 
@@ -95,8 +104,11 @@ def crop_grid(field: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
 
 
 def resize_field(field: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    """Resize an (H, W, C) field to ``size`` = (height, width) by area averaging (anti-aliased
-    linear interpolation; BBBC014: 1024 x 1360 -> 1024 x 1024, as the paper did); None keeps it."""
+    """Resize an (H, W, C) field to ``size`` = (height, width) by area averaging.
+
+    Anti-aliased linear interpolation (BBBC014: 1024 x 1360 -> 1024 x 1024, as the paper did); None
+    keeps the field as it is.
+    """
     if size is None or tuple(field.shape[:2]) == tuple(size):
         return field
     from skimage.transform import resize

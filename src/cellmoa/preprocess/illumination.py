@@ -1,5 +1,7 @@
-"""Illumination functions per plate and channel (Singh et al. 2014; CellProfiler's
-CorrectIlluminationCalculate with "Regular" images, "Each" = per plate, and division).
+"""Illumination functions per plate and channel (Singh et al. 2014).
+
+As CellProfiler's CorrectIlluminationCalculate with "Regular" images, "Each" = per plate, and
+division:
 
 1. the mean of all the plate's images of a channel, computed streaming (a running sum);
 2. smoothed with a median filter (default) or a Gaussian, on a block-averaged copy for speed;
@@ -28,9 +30,12 @@ from cellmoa.files import atomic_path
 
 @dataclass(frozen=True)
 class IlluminationParams:
+    """How a plate's illumination functions are estimated (``illumination:`` config section)."""
+
     #: "median" (robust to cells) or "gaussian"
     smoothing: str = "median"
-    #: filter size as a fraction of the image's shorter side (median: window; gaussian: 1/3 of it is sigma)
+    #: filter size as a fraction of the image's shorter side (median: window; gaussian: 1/3 of it
+    #: is sigma)
     size: float = 0.25
     #: percentile of the smoothed mean that becomes 1
     robust_percentile: float = 2.0
@@ -39,19 +44,23 @@ class IlluminationParams:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "IlluminationParams":
+        """The parameters of a config section (None = the defaults)."""
         return cls(**(values or {}))
 
 
 class RunningMean:
-    """Mean of equally shaped 2-D images, one at a time (O(1) images in memory). Images of 8- or
-    16-bit integers are summed exactly in uint32 (twice as fast as float64 here) while no sum can
-    overflow (65,536 images), then in float64; anything else in float64."""
+    """Mean of equally shaped 2-D images, one at a time (O(1) images in memory).
+
+    Images of 8- or 16-bit integers are summed exactly in uint32 (twice as fast as float64 here)
+    while no sum can overflow (65,536 images), then in float64; anything else in float64.
+    """
 
     def __init__(self) -> None:
         self.total: np.ndarray | None = None
         self.count = 0
 
     def add(self, image: np.ndarray) -> None:
+        """Add one image to the running sum."""
         image = np.asarray(image)
         if self.total is None:
             small_int = image.dtype.kind == "u" and image.dtype.itemsize <= 2
@@ -67,6 +76,7 @@ class RunningMean:
 
     @property
     def mean(self) -> np.ndarray:
+        """The mean of the images added; refused before any was."""
         if self.total is None or self.count == 0:
             raise ValueError("no images were added")
         return self.total / self.count
@@ -102,7 +112,8 @@ def illumination_function(mean: np.ndarray, params: IlluminationParams) -> np.nd
     floor = np.percentile(smoothed, params.robust_percentile)
     if not np.isfinite(floor) or floor <= 0:
         raise ValueError(
-            "the smoothed mean image has a non-positive robust minimum; the plate's images are empty or black"
+            "the smoothed mean image has a non-positive robust minimum; the plate's images are "
+            "empty or black"
         )
     return np.maximum(smoothed / floor, 1.0).astype(np.float32)
 
@@ -123,9 +134,12 @@ def write_illumination(
     params: IlluminationParams,
     reference_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> None:
-    """``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as
-    attributes; with ``reference_stats``, ``/reference_mean`` and ``/reference_std`` (G, C) of the
-    corrected reference images per cell line (attribute ``reference_groups``)."""
+    """Write a plate's illumination functions (and reference statistics) to ``path``.
+
+    ``/function`` (C, H, W) float32 plus ``channels``, ``plate`` and the parameters as attributes;
+    with ``reference_stats``, ``/reference_mean`` and ``/reference_std`` (G, C) of the corrected
+    reference images per cell line (attribute ``reference_groups``).
+    """
     channels = list(functions)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("function", data=np.stack([functions[c] for c in channels]))
@@ -187,10 +201,14 @@ class IlluminationQC:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "IlluminationQC":
+        """The thresholds of a config section (None = the defaults)."""
         return cls(**(values or {}))
 
     def check(self, functions: dict[str, np.ndarray], n_fields: int):
-        """One row per channel: channel, n_fields, max_min_ratio, structure, warnings ("" if none)."""
+        """One row per channel: channel, n_fields, max_min_ratio, structure, warnings.
+
+        ``warnings`` is "" where there are none.
+        """
         import pandas as pd
 
         rows = []
@@ -205,7 +223,8 @@ class IlluminationQC:
                 )
             if structure > self.max_structure:
                 warnings.append(
-                    f"{100 * structure:.1f}% structure beyond a smooth surface (above {100 * self.max_structure:g}%): "
+                    f"{100 * structure:.1f}% structure beyond a smooth surface (above "
+                    f"{100 * self.max_structure:g}%): "
                     "cells showing through? more fields or a larger smoothing size help"
                 )
             if n_fields < self.min_fields:
@@ -225,8 +244,11 @@ class IlluminationQC:
 
 
 def _structure(function: np.ndarray, size: int = 64) -> float:
-    """RMS relative residual of ``function`` around its least-squares polynomial surface of degree 4
-    (smooth shading of any common shape fits it; cell-scale structure does not)."""
+    """RMS relative residual of ``function`` around its degree-4 polynomial surface.
+
+    The least-squares polynomial surface of degree 4: smooth shading of any common shape fits it;
+    cell-scale structure does not.
+    """
     h, w = function.shape
     factor = max(1, min(h, w) // size)
     hh, ww = h // factor * factor, w // factor * factor

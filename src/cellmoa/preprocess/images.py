@@ -1,7 +1,9 @@
-"""Reading a field's images: one single-channel image per channel (TIFF with tifffile; BMP, PNG
-with Pillow), checked to exist, decode and have the plate's shape; a reader thread that loads the
-next fields while the current one is processed; and the record of fields left out because of a bad
-image (``on_bad_image: skip``)."""
+"""Reading a field's images.
+
+One single-channel image per channel (TIFF with tifffile; BMP, PNG with Pillow), checked to exist,
+decode and have the plate's shape; a reader thread that loads the next fields while the current one
+is processed; and the record of fields left out because of a bad image (``on_bad_image: skip``).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class BadImages:
         self.records: list[dict] = []
 
     def handle(self, row, error: ImageError, stage: str) -> None:
+        """Raise ``error``, or with ``skip`` log and record the field it leaves out."""
         if not self.skip:
             raise error
         log.warning(
@@ -48,9 +51,11 @@ class BadImages:
 
     @property
     def image_numbers(self) -> set[int]:
+        """The image numbers of the fields left out."""
         return {r["image_number"] for r in self.records}
 
     def table(self) -> pd.DataFrame:
+        """The fields left out, one row each (the plate's bad-image report)."""
         return pd.DataFrame(
             self.records, columns=["image_number", "well", "site", "stage", "reason"]
         )
@@ -93,8 +98,10 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def read_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read one single-channel image (TIFF, BMP, PNG) as float32, checking it exists, decodes
-    and has ``shape``."""
+    """Read one single-channel image (TIFF, BMP, PNG) as float32.
+
+    Checks that it exists, decodes and has ``shape``.
+    """
     return read_raw(path, shape).astype(np.float32)
 
 
@@ -111,17 +118,22 @@ def read_raw(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
 
 
 def require_shape(path: Path, image: np.ndarray, shape) -> None:
+    """Refuse an image (read from ``path``) whose shape is not ``shape`` (None = any)."""
     if shape is not None and image.shape != tuple(shape):
         raise ImageError(
-            f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x {shape[1]}"
+            f"{path}: image is {image.shape[0]} x {image.shape[1]}, expected {shape[0]} x "
+            f"{shape[1]}"
         )
 
 
 def prefetched(rows: pd.DataFrame, load, ahead: int = 2):
-    """Yield ``(row, load(row))`` for every row in order, the ImageError in place of the result
-    where ``load`` raised one. With ``ahead`` > 0, ``ahead`` reader threads load rows ahead (at
-    most 2 ``ahead`` fields in memory) while the caller works on the current one (file reads and
-    NumPy release the GIL for much of their time); 0 loads in the calling thread."""
+    """Yield ``(row, load(row))`` for every row in order.
+
+    The ImageError comes in place of the result where ``load`` raised one. With ``ahead`` > 0,
+    ``ahead`` reader threads load rows ahead (at most 2 ``ahead`` fields in memory) while the caller
+    works on the current one (file reads and NumPy release the GIL for much of their time); 0 loads
+    in the calling thread.
+    """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
@@ -149,17 +161,21 @@ def prefetched(rows: pd.DataFrame, load, ahead: int = 2):
 
 
 def read_channels(row, raw_dir: Path, channels) -> list[np.ndarray]:
+    """The raw images of one field, one per channel, in the order of ``channels``."""
     return [read_raw(Path(raw_dir) / row[f"file_{c}"]) for c in channels]
 
 
 def check_shape(row, raw_dir: Path, channels, images: list[np.ndarray], shape) -> None:
+    """Refuse a field whose channel images are not all of ``shape``."""
     for channel, image in zip(channels, images):
         require_shape(Path(raw_dir) / row[f"file_{channel}"], image, shape)
 
 
 def image_header(path: Path) -> tuple[tuple[int, ...], str]:
-    """``(shape, dtype)`` of an image without decoding its pixels (TIFF with tifffile, other
-    formats with Pillow)."""
+    """``(shape, dtype)`` of an image without decoding its pixels.
+
+    TIFF with tifffile, other formats with Pillow.
+    """
     path = Path(path)
     if path.suffix.lower() in (".tif", ".tiff"):
         with tifffile.TiffFile(path) as tif:
@@ -183,9 +199,11 @@ def image_header(path: Path) -> tuple[tuple[int, ...], str]:
 
 
 def check_plate_images(files: list[tuple[Path, int]], plate: str, source: str) -> dict:
-    """Refuse a plate whose images differ in size or bit depth (the file and CSV line of the
-    first that differs from the plate's first image, and the fix). Returns the plate's
-    ``{"shape": .., "dtype": ..}``."""
+    """Refuse a plate whose images differ in size or bit depth.
+
+    The error names the file and CSV line of the first image that differs from the plate's first
+    image, and the fix. Returns the plate's ``{"shape": .., "dtype": ..}``.
+    """
     if not files:
         raise ImageError(f"plate {plate}: no images")
     first_path, first_line = files[0]
@@ -194,14 +212,18 @@ def check_plate_images(files: list[tuple[Path, int]], plate: str, source: str) -
         this_shape, this_dtype = image_header(path)
         if this_shape != shape:
             raise ImageError(
-                f"{source} line {line}: {path} is {' x '.join(map(str, this_shape))} but {first_path} (line "
-                f"{first_line}) of the same plate {plate} is {' x '.join(map(str, shape))}; a plate's images must "
+                f"{source} line {line}: {path} is {' x '.join(map(str, this_shape))} but "
+                f"{first_path} (line "
+                f"{first_line}) of the same plate {plate} is {' x '.join(map(str, shape))}; a "
+                "plate's images must "
                 "share one size. Fix: re-export the odd images, or split the plate"
             )
         if this_dtype != dtype:
             raise ImageError(
-                f"{source} line {line}: {path} is {this_dtype} but {first_path} (line {first_line}) of plate "
-                f"{plate} is {dtype}; 8-bit and 16-bit images mixed in one plate would be scaled differently. "
+                f"{source} line {line}: {path} is {this_dtype} but {first_path} (line "
+                f"{first_line}) of plate "
+                f"{plate} is {dtype}; 8-bit and 16-bit images mixed in one plate would be scaled "
+                "differently. "
                 "Fix: convert them to one bit depth"
             )
     return {"shape": shape, "dtype": dtype}

@@ -16,37 +16,37 @@ for the rule and for :func:`build_tensors` alike.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cellmoa.preprocess.crops import CropGeometry, EmptyCropFilter
 from cellmoa.preprocess.illumination import IlluminationParams, RunningMean, illumination_function
 from cellmoa.preprocess.images import BadImages, ImageError, check_shape, prefetched, read_channels
 from cellmoa.preprocess.normalization import (
     FieldNormalizer,
-    Normalization,
     ReferenceSums,
     corrected_field,
 )
+from cellmoa.preprocess.plates import PlateFields, plate_fields
+from cellmoa.preprocess.settings import TensorSettings
 from cellmoa.preprocess.tensors import METADATA_FIELDS, PlateTensorWriter, assemble
 
 log = logging.getLogger(__name__)
 
-ON_BAD_IMAGE = ("error", "skip")
-
 
 class Progress:
-    """A log line at every tenth of a plate's fields (and the last): what a person watching a
-    job's log sees move."""
+    """A log line at every tenth of a plate's fields (and the last).
+
+    What a person watching a job's log sees move.
+    """
 
     def __init__(self, plate: str, stage: str, total: int):
         self.plate, self.stage, self.total, self.done = plate, stage, total, 0
         self.every = max(1, -(-total // 10))
 
     def step(self, detail: str = "") -> None:
+        """Count one field done; log at every tenth and the last."""
         self.done += 1
         if self.done % self.every == 0 or self.done == self.total:
             log.info(
@@ -60,185 +60,6 @@ class Progress:
             )
 
 
-@dataclass(frozen=True)
-class TensorSettings:
-    """What the tensors job makes of a plate's fields (``preprocessing`` config section)."""
-
-    crops: CropGeometry = field(default_factory=CropGeometry)
-    normalization: Normalization = field(default_factory=Normalization)
-    empty_crops: EmptyCropFilter = field(default_factory=EmptyCropFilter)
-    #: "error": a missing, corrupt or wrongly sized image stops the job; "skip": the field is
-    #: left out, logged, and listed in the plate's report
-    on_bad_image: str = "error"
-    #: control fields per plate stored beside the treatments (``is_control`` = 1 in
-    #: ``/metadata``), for control-based normalisation of profiles; never trained on or scored
-    control_fields: int = 0
-
-    def __post_init__(self):
-        if self.on_bad_image not in ON_BAD_IMAGE:
-            raise ValueError(f"on_bad_image must be 'error' or 'skip', not {self.on_bad_image!r}")
-        if int(self.control_fields) < 0:
-            raise ValueError(
-                f"control_fields_per_plate must be 0 or more, not {self.control_fields}"
-            )
-
-    @classmethod
-    def from_config(cls, preprocessing: dict, dataset) -> TensorSettings:
-        """From the ``preprocessing:`` config section; crop geometry defaults from ``dataset``."""
-        crops = preprocessing.get("crops") or {}
-        norm = dict(preprocessing.get("normalization") or {})
-        unknown = sorted(
-            set(norm)
-            - {
-                "anscombe",
-                "stored_dtype",
-                "on_bad_image",
-                "empty_crop_min_fraction",
-                "empty_crop_channel",
-                "empty_crop_z",
-            }
-        )
-        if unknown:
-            raise ValueError(
-                f"preprocessing.normalization: unknown setting(s) {', '.join(unknown)}"
-            )
-        resize = crops.get("resize", dataset.field_size)
-        return cls(
-            crops=CropGeometry(
-                crops.get("rows", dataset.crop_grid[0]),
-                crops.get("cols", dataset.crop_grid[1]),
-                tuple(resize) if resize is not None else None,
-            ),
-            normalization=Normalization(
-                norm.get("anscombe", False), norm.get("stored_dtype", "float16")
-            ),
-            empty_crops=EmptyCropFilter(
-                norm.get("empty_crop_min_fraction", 0.0),
-                norm.get("empty_crop_channel", "DAPI"),
-                norm.get("empty_crop_z", 2.0),
-            ),
-            on_bad_image=norm.get("on_bad_image", "error"),
-            control_fields=int(preprocessing.get("control_fields_per_plate", 8)),
-        )
-
-    def bad_images(self) -> BadImages:
-        return BadImages(skip=self.on_bad_image == "skip")
-
-
-@dataclass(frozen=True)
-class PlateFields:
-    """One plate's fields as the preprocessing jobs see them."""
-
-    name: str
-    #: the fields to store (labelled treatments, then the control sample), one row each: the
-    #: dataset's metadata columns and ``is_control``
-    rows: pd.DataFrame
-    #: the fields whose statistics standardise them (per cell line)
-    reference: pd.DataFrame
-    raw_dir: Path
-    channels: tuple[str, ...]
-    #: what the reference fields are, in words (stored with the tensors)
-    reference_name: str = "DMSO control fields"
-
-
-def plate_fields(
-    dataset,
-    metadata: pd.DataFrame,
-    plate: str,
-    raw_dir: Path,
-    restrictions: list[dict] | None = None,
-    control_fields: int = 0,
-    unannotated: bool = False,
-) -> PlateFields:
-    """The fields of ``plate`` the tensors store: labelled (``annotated`` = 1), with
-    ``unannotated`` the fields of compounds without an MoA too (``annotated`` = 0, to be
-    predicted), ``restrictions`` applied to both, and ``control_fields`` of its control fields
-    (:func:`control_sample`), flagged ``is_control``."""
-    on_plate = metadata[metadata["plate"] == plate]
-    labelled = dataset.labelled(on_plate)
-    kept = restrict(labelled, restrictions).assign(is_control=0, annotated=1)
-    if len(kept) < len(labelled):
-        log.info(
-            "%s: %d labelled field(s) left out by preprocessing.restrictions",
-            plate,
-            len(labelled) - len(kept),
-        )
-    if unannotated:
-        others = dataset.unannotated(on_plate)
-        kept_others = restrict(others, restrictions).assign(is_control=0, annotated=0)
-        log.info(
-            "%s: %d field(s) of %d unannotated compound(s) stored, to be predicted",
-            plate,
-            len(kept_others),
-            kept_others["compound"].nunique(),
-        )
-        kept = pd.concat([kept, kept_others], ignore_index=True)
-    controls = control_sample(dataset.controls(on_plate), control_fields)
-    if control_fields:
-        log.info(
-            "%s: %d of %d control field(s) stored for profile normalisation",
-            plate,
-            len(controls),
-            len(dataset.controls(on_plate)),
-        )
-    rows = (
-        pd.concat([kept, controls.assign(is_control=1, annotated=0)], ignore_index=True)
-        if len(controls)
-        else kept
-    )
-    return PlateFields(
-        plate,
-        rows,
-        dataset.reference(on_plate),
-        Path(raw_dir),
-        tuple(dataset.channels),
-        dataset.reference_description,
-    )
-
-
-def control_sample(controls: pd.DataFrame, n: int) -> pd.DataFrame:
-    """``n`` control fields spread over the control wells: the first site of every well, then the
-    second, and so on (deterministic; all of them if there are fewer)."""
-    if n <= 0 or controls.empty:
-        return controls.iloc[0:0]
-    ordered = controls.sort_values(["well", "site"])
-    rank = ordered.groupby("well").cumcount()
-    ordered = ordered.assign(_rank=rank.to_numpy()).sort_values(
-        ["_rank", "well", "site"], kind="stable"
-    )
-    return ordered.head(n).drop(columns="_rank").sort_values(["well", "site"])
-
-
-def restrict(metadata: pd.DataFrame, restrictions: list[dict] | None) -> pd.DataFrame:
-    """Keep a restricted compound's fields only where they match every criterion its restriction
-    gives: ``batches`` (list), ``wells`` (a regular expression matched at the start of the well
-    name) and ``concentrations`` (list, compared as floats). Other compounds are kept.
-
-    Kensert et al. (2019) kept taxol only in the Week1 plates' D0x wells at 0.3, 1 and 3 uM: every
-    BBBC021 plate also has taxol 0.3 uM positive-control wells, which would otherwise outnumber
-    every other treatment.
-    """
-    keep = np.ones(len(metadata), bool)
-    for rule in restrictions or []:
-        unknown = sorted(set(rule) - {"compound", "batches", "wells", "concentrations"})
-        if unknown or "compound" not in rule:
-            raise ValueError(
-                f"a restriction needs 'compound' and takes batches, wells, concentrations; got {sorted(rule)}"
-            )
-        match = np.ones(len(metadata), bool)
-        if "batches" in rule:
-            match &= metadata["batch"].isin(rule["batches"]).to_numpy()
-        if "wells" in rule:
-            match &= metadata["well"].str.match(rule["wells"]).to_numpy()
-        if "concentrations" in rule:
-            conc = metadata["concentration"].to_numpy(dtype=float)
-            match &= np.isclose(
-                conc[:, None], np.asarray(rule["concentrations"], float)[None, :], rtol=1e-6
-            ).any(axis=1)
-        keep &= ~(metadata["compound"] == rule["compound"]).to_numpy() | match
-    return metadata[keep]
-
-
 def illumination_pass(
     rows: pd.DataFrame,
     raw_dir: Path,
@@ -248,12 +69,14 @@ def illumination_pass(
     reference: pd.DataFrame | None = None,
     prefetch: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """One streaming read of the plate (one field in memory at a time): the illumination function
-    per channel, and, for the ``reference`` rows (BBBC021: DMSO), the mean and standard deviation
-    per cell line and channel of their illumination-corrected images (exact up to float64
-    rounding; not for the Anscombe transform, which is not linear). ``prefetch``: fields read ahead
-    by a reader thread (0 = none). Bad fields raise, or are skipped and recorded in ``bad``.
-    Returns (functions, {cell line: (mean, std)})."""
+    """One streaming read of the plate (one field in memory at a time).
+
+    The illumination function per channel, and, for the ``reference`` rows (BBBC021: DMSO), the mean
+    and standard deviation per cell line and channel of their illumination-corrected images (exact
+    up to float64 rounding; not for the Anscombe transform, which is not linear). ``prefetch``:
+    fields read ahead by a reader thread (0 = none). Bad fields raise, or are skipped and recorded
+    in ``bad``. Returns (functions, {cell line: (mean, std)}).
+    """
     if rows.empty:
         raise ValueError("no images for this plate in the metadata")
     bad = bad or BadImages(skip=False)
@@ -288,7 +111,10 @@ def plate_illumination(rows, raw_dir, channels, params, bad=None) -> dict[str, n
 
 
 def load_field(row, raw_dir: Path, channels, functions, use_anscombe: bool = False) -> np.ndarray:
-    """One field of view read and illumination-corrected (and Anscombe-transformed), (H, W, C) float32."""
+    """One field of view read and illumination-corrected (and Anscombe-transformed).
+
+    Returns an (H, W, C) float32 array.
+    """
     return corrected_field(read_channels(row, raw_dir, channels), channels, functions, use_anscombe)
 
 
@@ -313,8 +139,11 @@ def fit_normalizer(
     bad: BadImages,
     reference_stats: dict | None = None,
 ) -> FieldNormalizer:
-    """A normalizer for every cell line of ``plate.rows``: the statistics from ``reference_stats``
-    (the illumination pass; not with Anscombe), else from a read of the reference fields."""
+    """A normalizer for every cell line of ``plate.rows``.
+
+    The statistics from ``reference_stats`` (the illumination pass; not with Anscombe), else from a
+    read of the reference fields.
+    """
     normalizer = FieldNormalizer(functions, plate.channels, settings.normalization)
     for group in sorted(plate.rows["cell_line"].unique()):
         try:
@@ -324,7 +153,8 @@ def fit_normalizer(
             ref = plate.reference[plate.reference["cell_line"] == group]
             if ref.empty:
                 raise ValueError(
-                    f"no reference fields ({plate.reference_name}) of cell line {group!r} to normalise with"
+                    f"no reference fields ({plate.reference_name}) of cell line {group!r} to "
+                    "normalise with"
                 )
             normalizer.fit(group, _readable_fields(ref, plate, normalizer.shape, bad))
         except ValueError as err:
@@ -337,6 +167,37 @@ def _well_order(rows: pd.DataFrame, skipped: set[int]) -> pd.DataFrame:
     todo = rows[~rows["image_number"].astype(int).isin(skipped)] if skipped else rows
     order = todo.groupby("well", sort=False).ngroup()
     return todo.iloc[np.argsort(order.to_numpy(), kind="stable")]
+
+
+def _with_annotated(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows with an ``annotated`` column.
+
+    Rows not made by :func:`plate_fields` get one, the labelled fields that are not controls being
+    annotated.
+    """
+    if "annotated" in rows.columns:
+        return rows
+    is_control = (
+        rows["is_control"].astype(bool)
+        if "is_control" in rows.columns
+        else pd.Series(False, index=rows.index)
+    )
+    return rows.assign(annotated=((rows["moa"] != "") & ~is_control).astype(int))
+
+
+def _crop_metadata(row, k: int) -> dict:
+    """The ``/metadata`` values of crop ``k`` of a field.
+
+    ``is_control`` and ``annotated`` are 0 where the row lacks them.
+    """
+    return {
+        key: k
+        if key == "crop"
+        else row.get(key, 0)
+        if key in ("is_control", "annotated")
+        else row[key]
+        for key in METADATA_FIELDS
+    }
 
 
 def write_plate_tensors(
@@ -362,8 +223,11 @@ def write_plate_tensors(
     crop_shape = geometry.crop_shape(normalizer.shape)
 
     def prepare(row):
-        """Read, normalise, resize, cut one field (in the reader thread): [(crop index, stored
-        crop)] of the crops kept, and how many were dropped as empty."""
+        """Read, normalise, resize and cut one field (in the reader thread).
+
+        Returns [(crop index, stored crop)] of the crops kept, and how many were dropped as
+        empty.
+        """
         raws = read_channels(row, plate.raw_dir, plate.channels)
         check_shape(row, plate.raw_dir, plate.channels, raws, normalizer.shape)
         field = geometry.resize(normalizer.transform(raws, row["cell_line"]))
@@ -379,17 +243,7 @@ def write_plate_tensors(
     n_empty = 0
     capacity = len(plate.rows) * geometry.rows * geometry.cols
     dtype = settings.normalization.stored_dtype
-    rows = plate.rows
-    if (
-        "annotated" not in rows.columns
-    ):  # rows not made by plate_fields: labelled ones are annotated
-        is_control = (
-            rows["is_control"].astype(bool)
-            if "is_control" in rows.columns
-            else pd.Series(False, index=rows.index)
-        )
-        rows = rows.assign(annotated=((rows["moa"] != "") & ~is_control).astype(int))
-    todo = _well_order(rows, bad.image_numbers)
+    todo = _well_order(_with_annotated(plate.rows), bad.image_numbers)
     progress = Progress(plate.name, "tensors", len(todo))
     with PlateTensorWriter(out_path, capacity, crop_shape, plate.channels, dtype) as writer:
         for row, prepared in prefetched(todo, prepare, prefetch):
@@ -400,17 +254,7 @@ def write_plate_tensors(
             kept, dropped = prepared
             n_empty += dropped
             for k, crop in kept:
-                writer.add(
-                    crop,
-                    {
-                        key: k
-                        if key == "crop"
-                        else row.get(key, 0)
-                        if key in ("is_control", "annotated")
-                        else row[key]
-                        for key in METADATA_FIELDS
-                    },
-                )
+                writer.add(crop, _crop_metadata(row, k))
         writer.attrs.update(
             _plate_attributes(plate, normalizer, settings, n_empty, len(bad.records), geometry)
         )
@@ -465,10 +309,12 @@ def build_tensors(
     restrictions: list[dict] | None = None,
     unannotated: bool = False,
 ) -> Path:
-    """All stages from raw plate folders to ``out_dir/all.h5`` in one call, through the same
-    plate functions as the illumination, tensors and assemble_tensors rules (for tests,
-    benchmarks, notebooks). ``settings`` defaults to the dataset's crop geometry; ``unannotated``
-    keeps the unannotated compounds' fields (:func:`plate_fields`)."""
+    """All stages from raw plate folders to ``out_dir/all.h5`` in one call.
+
+    Through the same plate functions as the illumination, tensors and assemble_tensors rules (for
+    tests, benchmarks, notebooks). ``settings`` defaults to the dataset's crop geometry;
+    ``unannotated`` keeps the unannotated compounds' fields (:func:`plate_fields`).
+    """
     settings = settings or TensorSettings.from_config({}, dataset)
     illumination = illumination or IlluminationParams()
     metadata = dataset.read_metadata(raw_dir)

@@ -1,5 +1,6 @@
-"""How a raw pixel becomes a stored value, and a stored value a network's pixel: the one place
-where those values are decided.
+"""How a raw pixel becomes a stored value, and a stored value a network's pixel.
+
+The one place where those values are decided.
 
 1. illumination correction: raw / F (F the plate's illumination function of the channel, >= 1);
 2. optionally Anscombe's variance-stabilising transform 2 sqrt(x + 3/8) (the paper);
@@ -47,7 +48,8 @@ STORED_DTYPES = ("float16", "uint8")
 class Normalization:
     """The value-deciding settings of ``preprocessing.normalization``."""
 
-    #: variance-stabilising Anscombe transform 2 sqrt(x + 3/8) after illumination correction (the paper)
+    #: variance-stabilising Anscombe transform 2 sqrt(x + 3/8) after illumination correction (the
+    #: paper)
     anscombe: bool = False
     #: "float16": the z-scores as they are; "uint8": each field's z-scores min-max scaled to
     #: 0..255 over all its channels (the paper's 8-bit images)
@@ -74,8 +76,11 @@ def anscombe(x: np.ndarray) -> np.ndarray:
 
 
 def to_uint8(field: np.ndarray) -> np.ndarray:
-    """The paper's scaling to 8 bits: a field's values min-max mapped to 0..255 over all its
-    channels, rounded (a constant field becomes 0)."""
+    """The paper's scaling to 8 bits.
+
+    A field's values min-max mapped to 0..255 over all its channels, rounded (a constant field
+    becomes 0).
+    """
     lo, hi = float(field.min()), float(field.max())
     scaled = (field - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(field)
     return np.rint(scaled).astype(np.uint8)
@@ -87,24 +92,32 @@ def z_to_pixels(z, pixel_scale: float):
 
 
 def pixels_to_z(pixels, pixel_scale: float):
-    """The inverse of :func:`z_to_pixels`: 8-bit tensors enter the pipeline as z-like values so
-    that they pass the same augmentations and come back as the same pixels."""
+    """The inverse of :func:`z_to_pixels`.
+
+    8-bit tensors enter the pipeline as z-like values so that they pass the same augmentations and
+    come back as the same pixels.
+    """
     return (pixels - PIXEL_CENTRE) / pixel_scale
 
 
 def corrected_field(
     raws: list[np.ndarray], channels, functions, use_anscombe: bool = False
 ) -> np.ndarray:
-    """A field's raw channel images illumination-corrected (and Anscombe-transformed), (H, W, C) float32."""
+    """A field's raw channel images illumination-corrected (and Anscombe-transformed).
+
+    Returns an (H, W, C) float32 array.
+    """
     field = np.stack([correct(raw, functions[c]) for raw, c in zip(raws, channels)], axis=-1)
     return anscombe(field).astype(np.float32) if use_anscombe else field
 
 
 class ReferenceSums:
-    """Per-pixel sum and sum of squares of a group's raw reference images, per channel (float64),
-    so that the mean and standard deviation of the *corrected* images (raw / F) follow exactly
-    once the illumination function F is known: sum(x / F) = sum_p S_p / F_p and
-    sum((x / F)^2) = sum_p Q_p / F_p^2."""
+    """Per-pixel sums of a group's raw reference images, per channel (float64).
+
+    The sum and the sum of squares, so that the mean and standard deviation of the *corrected*
+    images (raw / F) follow exactly once the illumination function F is known: sum(x / F) = sum_p
+    S_p / F_p and sum((x / F)^2) = sum_p Q_p / F_p^2.
+    """
 
     def __init__(self, channels):
         self.channels = list(channels)
@@ -113,6 +126,7 @@ class ReferenceSums:
         self.total_sq: dict[str, np.ndarray] = {}
 
     def add(self, images: list[np.ndarray]) -> None:
+        """Add one reference field's raw channel images to the sums."""
         for channel, image in zip(self.channels, images):
             if channel not in self.total:
                 self.total[channel] = np.zeros(image.shape, np.float64)
@@ -137,8 +151,9 @@ class ReferenceSums:
 
 
 class FieldNormalizer:
-    """Corrects and z-scores fields with a plate's illumination functions and the statistics of
-    its reference fields, one group (cell line) at a time.
+    """Corrects and z-scores fields of a plate, one group (cell line) at a time.
+
+    With the plate's illumination functions and the statistics of its reference fields.
 
     Parameters
     ----------
@@ -165,7 +180,10 @@ class FieldNormalizer:
         self._scales: dict[str, list[np.ndarray]] = {}
 
     def set_statistics(self, group: str, mean, std) -> FieldNormalizer:
-        """Use given statistics of the corrected reference fields (e.g. from :class:`ReferenceSums`)."""
+        """Use given statistics of the corrected reference fields.
+
+        For example those of a :class:`ReferenceSums`.
+        """
         mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         if np.any(~np.isfinite(std)) or np.any(std <= 0):
             raise ValueError(
@@ -181,8 +199,10 @@ class FieldNormalizer:
         return self
 
     def fit(self, group: str, fields: Iterable[list[np.ndarray]]) -> FieldNormalizer:
-        """Statistics of ``fields`` (each a list of raw channel images) after correction (and
-        Anscombe), over all their pixels, per channel."""
+        """Statistics of ``fields`` after correction (and Anscombe), per channel.
+
+        Each field is a list of raw channel images; the statistics run over all their pixels.
+        """
         total = np.zeros(len(self.channels))
         total_sq = np.zeros(len(self.channels))
         count = 0

@@ -1,5 +1,6 @@
-"""The HDF5 layout of the tensors: writing a plate's crops, reading their metadata, assembling
-all plates into one file.
+"""The HDF5 layout of the tensors.
+
+Writing a plate's crops, reading their metadata, assembling all plates into one file.
 
 Layout of ``results/tensors/<plate>.h5`` (readable with plain h5py):
 
@@ -45,7 +46,9 @@ METADATA_FIELDS = [
     "moa",
     "image_number",
     "is_control",  # 1: a control field's crop (for normalisation; never trained on or scored)
-    "annotated",  # 1: a treatment with a known MoA (trained on, scored); 0: a control or an unannotated treatment
+    # 1: a treatment with a known MoA (trained on, scored); 0: a control or an unannotated
+    # treatment
+    "annotated",
 ]
 STRING_FIELDS = {"plate", "batch", "cell_line", "well", "compound", "moa"}
 FLOAT_FIELDS = {"concentration"}
@@ -174,7 +177,8 @@ def assemble(plate_files: list[Path], out_path: Path) -> int:
             for key in METADATA_FIELDS:
                 if key not in f["metadata"]:
                     raise ValueError(
-                        f"{path}: /metadata/{key} is missing; the plate tensors are older than this "
+                        f"{path}: /metadata/{key} is missing; the plate tensors are older than "
+                        "this "
                         "cellmoa - delete results/tensors and rerun"
                     )
                 values = f["metadata"][key][()]

@@ -7,18 +7,18 @@ pycytominer (``normalize``, ``feature_select``, ``Spherize``) and scikit-learn (
 alignment is CORAL (Sun et al. 2016): each batch's controls whitened and re-coloured to the
 covariance of all controls, or Harmony (``harmonypy``) on all samples.
 
-A chain comes from a list of ``{"step": name, **settings}`` (``profiles.postprocess`` in the config,
-or the ``--postprocess`` YAML of ``cellmoa evaluate-profiles``):
+A chain comes from a list of ``{"step": name, **settings}`` (``profiles.postprocess`` in the
+config, or the ``--postprocess`` YAML of ``cellmoa evaluate-profiles``):
 
->>> chain = parse_chain([{"step": "normalize", "method": "standardize"}, {"step": "pca", "n_components": 2},
-...                      {"step": "spherize"}])
+>>> chain = parse_chain([{"step": "normalize", "method": "standardize"},
+...                      {"step": "pca", "n_components": 2}, {"step": "spherize"}])
 >>> [type(s).__name__ for s in chain]
 ['Normalize', 'PCA', 'Spherize']
 
 Two measured lessons shape the refusals: statistics of a handful of control wells per plate hurt
-(``by: screen`` or ``batch`` is the default, not ``plate``), and sphering collapses when the features
-outnumber the control samples, so that chain is an error naming both counts (reduce first with
-``pca`` or ``feature_select``).
+(``by: screen`` or ``batch`` is the default, not ``plate``), and sphering collapses when the
+features outnumber the control samples, so that chain is an error naming both counts (reduce
+first with ``pca`` or ``feature_select``).
 """
 
 from __future__ import annotations
@@ -29,13 +29,11 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from cellmoa.columns import BATCH, IS_CONTROL, PLATE
 from cellmoa.validation import TableError
 
 log = logging.getLogger(__name__)
 
-IS_CONTROL = "Metadata_IsControl"
-BATCH = "Metadata_Batch"
-PLATE = "Metadata_Plate"
 GROUPS = {"screen": None, "batch": BATCH, "plate": PLATE}
 METHODS = ("standardize", "robustize", "mad_robustize", "center")
 
@@ -67,13 +65,16 @@ def _groups(table: pd.DataFrame, by: str, step: str):
 
 @dataclass
 class Normalize:
-    """pycytominer ``normalize`` against the controls (or all samples), over the whole screen, each
-    batch or each plate: ``method`` standardize, robustize or mad_robustize; or ``center``: the
-    reference samples' mean subtracted, nothing divided (no spread estimated from a handful of
-    control wells: the robust choice per batch or plate).
+    """pycytominer ``normalize`` against the controls (or all samples).
 
-    >>> t = pd.DataFrame({"Metadata_Batch": ["a", "a", "b", "b"], "Metadata_IsControl": [1, 0, 1, 0],
-    ...                   "f": [1.0, 3.0, 10.0, 13.0]})
+    Over the whole screen, each batch or each plate: ``method`` standardize, robustize or
+    mad_robustize; or ``center``: the reference samples' mean subtracted, nothing divided (no
+    spread estimated from a handful of control wells: the robust choice per batch or plate).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"Metadata_Batch": ["a", "a", "b", "b"],
+    ...                   "Metadata_IsControl": [1, 0, 1, 0], "f": [1.0, 3.0, 10.0, 13.0]})
     >>> Normalize(method="center", by="batch").apply(t, ["f"])[0]["f"].tolist()
     [0.0, 2.0, 0.0, 3.0]
     """
@@ -83,6 +84,7 @@ class Normalize:
     samples: str = "controls"
 
     def apply(self, table, features):
+        """Return (table, features, note): the features normalised, group by group."""
         from pycytominer import normalize
 
         if self.method not in METHODS:
@@ -131,7 +133,7 @@ class Normalize:
 
 @dataclass
 class FeatureSelect:
-    """pycytominer ``feature_select``: drop near-constant, highly correlated and NaN-laden features."""
+    """pycytominer ``feature_select``: drop near-constant, correlated and NaN-laden features."""
 
     operations: list = field(
         default_factory=lambda: ["variance_threshold", "correlation_threshold", "drop_na_columns"]
@@ -141,6 +143,7 @@ class FeatureSelect:
     unique_cut: float = 0.01
 
     def apply(self, table, features):
+        """Return (table, features, note): the table without the features left out."""
         from pycytominer import feature_select
 
         out = feature_select(
@@ -163,13 +166,17 @@ class FeatureSelect:
 
 @dataclass
 class PCA:
-    """scikit-learn PCA fit on the controls (or all samples): ``n_components`` an integer, or a
-    fraction of the variance to keep. Never more components than fit samples minus one."""
+    """scikit-learn PCA fit on the controls (or all samples).
+
+    ``n_components`` is an integer, or a fraction of the variance to keep. Never more components
+    than fit samples minus one.
+    """
 
     n_components: float = 0.99
     fit_on: str = "all"
 
     def apply(self, table, features):
+        """Return (table, features, note): the features replaced by the components ``pc_<i>``."""
         from sklearn.decomposition import PCA as SkPCA
 
         mask = _controls(table, "pca") if self.fit_on == "controls" else np.ones(len(table), bool)
@@ -195,30 +202,35 @@ class PCA:
         out = pd.concat([meta, pd.DataFrame(values, columns=names, index=table.index)], axis=1)
         kept = float(model.explained_variance_ratio_.sum())
         note = (
-            f"{len(names)} components of {len(features)} features, fit on {int(mask.sum())} {self.fit_on} samples "
-            f"({100 * kept:.1f}% of their variance)"
+            f"{len(names)} components of {len(features)} features, fit on {int(mask.sum())} "
+            f"{self.fit_on} samples ({100 * kept:.1f}% of their variance)"
         )
         return out, names, note
 
 
 @dataclass
 class Spherize:
-    """pycytominer ``Spherize`` (typical variation normalisation) fit on the controls: their
-    covariance becomes the identity. Refused when the features outnumber the control samples."""
+    """pycytominer ``Spherize`` (typical variation normalisation) fit on the controls.
+
+    The controls' covariance becomes the identity. Refused when the features outnumber the
+    control samples.
+    """
 
     method: str = "ZCA-cor"
     epsilon: float = 1e-6
     center: bool = True
 
     def apply(self, table, features):
+        """Return (table, features, note): the features sphered."""
         from pycytominer.operations import Spherize as PcmSpherize
 
         mask = _controls(table, "spherize")
         n = int(mask.sum())
         if len(features) >= n:
             raise TableError(
-                f"step spherize would fit {len(features)} features on {n} control samples: the controls' covariance "
-                f"is singular and sphering collapses. Reduce first: a pca step with n_components below {n}, or feature_select"
+                f"step spherize would fit {len(features)} features on {n} control samples: the "
+                "controls' covariance is singular and sphering collapses. Reduce first: a pca "
+                f"step with n_components below {n}, or feature_select"
             )
         model = PcmSpherize(
             epsilon=self.epsilon, center=self.center, method=self.method, return_numpy=True
@@ -230,19 +242,24 @@ class Spherize:
         return (
             out,
             features,
-            f"{self.method}, epsilon {self.epsilon:g}, fit on {n} control samples ({len(features)} features)",
+            f"{self.method}, epsilon {self.epsilon:g}, fit on {n} control samples "
+            f"({len(features)} features)",
         )
 
 
 @dataclass
 class AlignBatches:
-    """CORAL batch alignment: each batch's rows whitened by its controls' covariance and
-    re-coloured (and re-centred) to the covariance and mean of all controls; ``epsilon`` is added
-    to the diagonals. Refused when a batch has fewer control samples than features."""
+    """CORAL batch alignment (Sun et al. 2016) on the controls.
+
+    Each batch's rows are whitened by its controls' covariance and re-coloured (and re-centred)
+    to the covariance and mean of all controls; ``epsilon`` is added to the diagonals. Refused
+    when a batch has fewer control samples than features.
+    """
 
     epsilon: float = 1e-3
 
     def apply(self, table, features):
+        """Return (table, features, note): every batch aligned to all the controls."""
         mask = _controls(table, "align_batches")
         if BATCH not in table.columns:
             raise TableError(f"step align_batches needs a {BATCH} column")
@@ -271,16 +288,19 @@ class AlignBatches:
 
 @dataclass
 class Harmony:
-    """Harmony batch integration (Korsunsky et al. 2019, the ``harmonypy`` package) of the rows
-    over ``Metadata_Batch``: soft clusters shared by the batches, each batch's offset within a
-    cluster removed. Meant for a few dozen features: reduce first (``pca``). ``theta`` is the
-    diversity penalty (Harmony's default 2), ``seed`` its random state."""
+    """Harmony batch integration (Korsunsky et al. 2019, ``harmonypy``) over ``Metadata_Batch``.
+
+    Soft clusters shared by the batches, each batch's offset within a cluster removed. Meant for
+    a few dozen features: reduce first (``pca``). ``theta`` is the diversity penalty (Harmony's
+    default 2), ``seed`` its random state.
+    """
 
     theta: float = 2.0
     max_iter: int = 10
     seed: int = 0
 
     def apply(self, table, features):
+        """Return (table, features, note): the rows integrated over the batches."""
         import harmonypy
 
         if BATCH not in table.columns:
@@ -335,7 +355,10 @@ STEPS = {
 
 
 def parse_chain(items: list[dict] | None) -> list:
-    """Step objects from ``[{"step": name, **settings}, ...]``, refusing unknown steps and settings."""
+    """Step objects from ``[{"step": name, **settings}, ...]``.
+
+    Unknown steps and settings are refused (``ValueError``).
+    """
     chain = []
     for i, item in enumerate(items or []):
         item = dict(item)
@@ -356,8 +379,11 @@ def parse_chain(items: list[dict] | None) -> list:
 
 
 def postprocess(table: pd.DataFrame, features: list[str], chain: list, source: str = "profiles"):
-    """Run ``chain`` on ``table``; returns (table, features, notes) where ``notes`` is one row per
-    step (step, what it did), also logged."""
+    """Run ``chain`` on ``table``.
+
+    Returns (table, features, notes) where ``notes`` is one row per step (step, what it did),
+    also logged.
+    """
     notes = []
     for step in chain:
         name = next(k for k, v in STEPS.items() if isinstance(step, v))

@@ -5,15 +5,17 @@ similarity. Positives are the treatments of the same MoA and another compound; n
 another MoA. Under ``nscb`` both must also come from a disjoint set of batches (a treatment seen in
 several batches shares a batch with any treatment of one of them). Treatments of the query's own
 compound (and, for ``nscb``, of a shared batch) are in neither list, exactly as in 1-NN matching
-(:mod:`cellmoa.profiles.matching`). A query without positives has no AP (NaN) and is not in the mean.
+(:mod:`cellmoa.profiles.nearest`). A query without positives has no AP (NaN) and is not in the mean.
 
 copairs finds the pairs (``find_pairs``, and ``find_pairs_multilabel`` for the set-valued batches
 of ``nscb``), computes the similarities and the average precision of each ranked list; for
 ``nsc`` the result is exactly :func:`copairs.map.average_precision`.
 
 >>> import numpy as np, pandas as pd
->>> profiles = pd.DataFrame({"Metadata_Compound": ["a", "b", "c"], "Metadata_Concentration": [1.0] * 3,
-...     "Metadata_MoA": ["X", "X", "Y"], "f1": [1.0, 0.9, 0.0], "f2": [0.0, 0.1, 1.0]})
+>>> profiles = pd.DataFrame({"Metadata_Compound": ["a", "b", "c"],
+...                          "Metadata_Concentration": [1.0] * 3,
+...                          "Metadata_MoA": ["X", "X", "Y"],
+...                          "f1": [1.0, 0.9, 0.0], "f2": [0.0, 0.1, 1.0]})
 >>> average_precision(profiles, "nsc")["average_precision"].round(2).tolist()
 [1.0, 1.0, nan]
 """
@@ -26,15 +28,11 @@ import logging
 import numpy as np
 import pandas as pd
 
+from cellmoa.columns import BATCH, BATCH_LIST, COMPOUND, CONCENTRATION, MOA
 from cellmoa.validation import TableError, feature_columns
 
 log = logging.getLogger(__name__)
 
-COMPOUND = "Metadata_Compound"
-CONCENTRATION = "Metadata_Concentration"
-MOA = "Metadata_MoA"
-BATCH = "Metadata_Batch"
-_BATCHES = "Metadata_BatchList"
 SCHEMES = ("nsc", "nscb")
 OUTPUT = [
     COMPOUND,
@@ -49,7 +47,7 @@ OUTPUT = [
 
 @contextlib.contextmanager
 def _quiet_copairs():
-    """copairs logs every step at INFO; a job's log keeps only its warnings."""
+    """Keep copairs' INFO messages (one per step) out of a job's log; its warnings stay."""
     logger = logging.getLogger("copairs")
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
@@ -59,14 +57,23 @@ def _quiet_copairs():
         logger.setLevel(level)
 
 
-def _features(profiles: pd.DataFrame) -> list[str]:
-    return feature_columns(profiles)
-
-
 def average_precision(profiles: pd.DataFrame, scheme: str = "nsc") -> pd.DataFrame:
-    """Average precision of each treatment profile (one row per treatment, as
-    :func:`cellmoa.profiles.matching.treatment_profiles` makes them): columns :data:`OUTPUT`, with
-    ``n_positives`` and ``n_ranked`` the positives and the length of its ranked list."""
+    """Average precision of each treatment profile.
+
+    Parameters
+    ----------
+    profiles : pandas.DataFrame
+        Treatment profiles, one row per treatment
+        (:func:`cellmoa.profiles.tables.treatment_profiles`).
+    scheme : {"nsc", "nscb"}
+        Which treatments are ranked (see the module docstring).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`OUTPUT`, with ``n_positives`` and ``n_ranked`` the positives and the
+        length of each treatment's ranked list.
+    """
     with _quiet_copairs():
         return _average_precision(profiles, scheme)
 
@@ -80,7 +87,7 @@ def _average_precision(profiles: pd.DataFrame, scheme: str) -> pd.DataFrame:
 
     if scheme not in SCHEMES:
         raise ValueError(f"unknown matching scheme {scheme!r}; use 'nsc' or 'nscb'")
-    feats = profiles[_features(profiles)].to_numpy(dtype=np.float64)
+    feats = profiles[feature_columns(profiles)].to_numpy(dtype=np.float64)
     meta = profiles[[COMPOUND, CONCENTRATION, MOA]].reset_index(drop=True).copy()
     out = meta.copy()
     out["average_precision"] = np.nan
@@ -112,15 +119,13 @@ def _average_precision(profiles: pd.DataFrame, scheme: str) -> pd.DataFrame:
         out["n_ranked"] = result["n_total_pairs"].to_numpy()
     else:
         if BATCH not in profiles.columns:
-            raise TableError(
-                "mAP under nscb needs the batch of every profile (a Metadata_Batch column)"
-            )
-        meta[_BATCHES] = [sorted(map(str, b)) for b in profiles[BATCH]]
+            raise TableError(f"mAP under nscb needs the batch of every profile (a {BATCH} column)")
+        meta[BATCH_LIST] = [sorted(map(str, b)) for b in profiles[BATCH]]
         pos = find_pairs_multilabel(
-            meta, sameby=[MOA], diffby=[COMPOUND, _BATCHES], multilabel_col=_BATCHES
+            meta, sameby=[MOA], diffby=[COMPOUND, BATCH_LIST], multilabel_col=BATCH_LIST
         )
         neg = find_pairs_multilabel(
-            meta, sameby=[], diffby=[MOA, _BATCHES], multilabel_col=_BATCHES
+            meta, sameby=[], diffby=[MOA, BATCH_LIST], multilabel_col=BATCH_LIST
         )
         pos = np.asarray(pos, dtype=np.uint32).reshape(-1, 2)
         neg = np.asarray(neg, dtype=np.uint32).reshape(-1, 2)
@@ -156,8 +161,10 @@ def mean_average_precision(ap: pd.DataFrame) -> tuple[float, int]:
 def map_by_moa(
     ap: pd.DataFrame, null_size: int = 10000, seed: int = 0, threshold: float = 0.05
 ) -> pd.DataFrame:
-    """Per-MoA mAP with copairs' permutation p-values and Benjamini-Hochberg correction
-    (:func:`copairs.map.mean_average_precision`, grouping the treatments' APs by MoA)."""
+    """Per-MoA mAP with copairs' permutation p-values and Benjamini-Hochberg correction.
+
+    :func:`copairs.map.mean_average_precision`, grouping the treatments' APs by MoA.
+    """
     from copairs.map import mean_average_precision as copairs_map
 
     scored = ap.dropna(subset=["average_precision"]).rename(

@@ -1,4 +1,8 @@
-"""Figures (PNG, matplotlib): illumination functions, confusion matrices, accuracy across networks."""
+"""Figures (PNG, matplotlib): illumination, confusion matrices, accuracy across networks.
+
+Also the matching, the profile maps, the unannotated compounds and the calibration of their
+prediction sets. matplotlib is imported only when a figure is drawn (:func:`_pyplot`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellmoa.columns import (
+    BATCH,
+    COMPOUND,
+    CONCENTRATION,
+    MOA,
+    NETWORK,
+    PROB_PREFIX,
+    is_metadata,
+)
 from cellmoa.report.tables import REFERENCE_COLUMN
 
 
@@ -23,12 +36,13 @@ def confusion_matrix(treatments: pd.DataFrame, classes: list[str]) -> np.ndarray
     """Treatments counted by (true MoA, predicted MoA), rows and columns in ``classes`` order."""
     index = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), dtype=int)
-    for true, pred in zip(treatments["Metadata_MoA"], treatments["predicted_moa"]):
+    for true, pred in zip(treatments[MOA], treatments["predicted_moa"]):
         matrix[index[true], index[pred]] += 1
     return matrix
 
 
 def plot_confusion(treatments: pd.DataFrame, classes: list[str], title: str, path: Path) -> None:
+    """The confusion matrix of treatments (true MoA x predicted MoA) as a figure at ``path``."""
     plt = _pyplot()
     matrix = confusion_matrix(treatments, classes)
     size = max(4.0, 0.55 * len(classes) + 2.5)
@@ -58,8 +72,10 @@ def plot_confusion(treatments: pd.DataFrame, classes: list[str], title: str, pat
 
 
 def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
-    """Treatment accuracy per network with its Clopper-Pearson 95% interval (never a point at 100%,
-    unlike a bootstrap), the paper's figure and chance."""
+    """Treatment accuracy per network with its Clopper-Pearson 95% interval.
+
+    Never a point at 100%, unlike a bootstrap; beside it the paper's figure and chance.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.8 * len(summary) + 2.5, 4))
     x = np.arange(len(summary))
@@ -81,7 +97,7 @@ def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
         )
     chance = summary["chance_accuracy"].to_numpy(dtype=float)
     ax.hlines(chance, x - 0.45, x + 0.45, colors="red", linestyles="dashed", label="chance")
-    ax.set_xticks(x, summary["Metadata_Network"])
+    ax.set_xticks(x, summary[NETWORK])
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("treatment-level accuracy")
     ax.legend(fontsize=8, loc="lower right")
@@ -91,8 +107,10 @@ def plot_accuracy(summary: pd.DataFrame, path: Path) -> None:
 
 
 def plot_illumination(functions: dict[str, np.ndarray], title: str, path) -> None:
-    """A QC figure: one panel per channel showing the illumination function (centre-to-corner
-    fall-off reads directly off the colour scale)."""
+    """A QC figure: one panel per channel showing the illumination function.
+
+    The centre-to-corner fall-off reads directly off the colour scale.
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(functions), figsize=(4 * len(functions), 3.4), squeeze=False)
     for ax, (channel, function) in zip(axes[0], functions.items()):
@@ -107,9 +125,11 @@ def plot_illumination(functions: dict[str, np.ndarray], title: str, path) -> Non
 
 
 def plot_matching(summary: pd.DataFrame, path: Path) -> None:
-    """NSC and NSCB 1-NN accuracy (Clopper-Pearson 95% intervals) and mAP of every summary row
-    (networks and the ensemble), raw profiles beside post-processed ones where the summary has
-    them (``pp_*`` columns)."""
+    """NSC and NSCB 1-NN accuracy (Clopper-Pearson 95% intervals) and mAP of every summary row.
+
+    The networks and the ensemble, raw profiles beside post-processed ones where the summary has
+    them (``pp_*`` columns).
+    """
     plt = _pyplot()
     rows = summary[
         np.isfinite(
@@ -154,7 +174,7 @@ def plot_matching(summary: pd.DataFrame, path: Path) -> None:
         (ax, "1-NN treatment accuracy (95% Clopper-Pearson)"),
         (ax_map, "mean average precision"),
     ):
-        a.set_xticks(x, rows["Metadata_Network"], fontsize=8)
+        a.set_xticks(x, rows[NETWORK], fontsize=8)
         a.set_ylim(0, 1.05)
         a.set_ylabel(ylabel, fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
@@ -163,18 +183,16 @@ def plot_matching(summary: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-# the column names of cellmoa.profiles.matching, spelled here so that this module (imported by the
-# preprocessing rules too) does not pull in the matching stack (copairs, scikit-learn)
-MOA = "Metadata_MoA"
-BATCH = "Metadata_Batch"
-
-
 def principal_components(x: np.ndarray, n: int = 2) -> np.ndarray:
-    """The rows of ``x`` on their first ``n`` principal components (SVD of the centred rows; the
-    sign of each component fixed so that its largest loading is positive); zeros where there are
-    too few rows.
+    """The rows of ``x`` on their first ``n`` principal components.
 
-    >>> principal_components(np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]), 1).ravel().round(6).tolist()
+    An SVD of the centred rows, the sign of each component fixed so that its largest loading is
+    positive; zeros where there are too few rows.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
+    >>> principal_components(x, 1).ravel().round(6).tolist()
     [-2.0, 0.0, 2.0]
     """
     x = np.asarray(x, dtype=np.float64)
@@ -190,9 +208,11 @@ def principal_components(x: np.ndarray, n: int = 2) -> np.ndarray:
 
 
 def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path: Path) -> None:
-    """One panel per profile variant (raw, post-processed): the treatment profiles, scaled to unit
-    length (the cosine geometry of the matching), on their first two principal components,
-    coloured by MoA, one marker per batch (``Metadata_Batch``)."""
+    """One panel per profile variant (raw, post-processed): treatment profiles on two PCs.
+
+    The treatment profiles, scaled to unit length (the cosine geometry of the matching), on their
+    first two principal components, coloured by MoA, one marker per batch (``Metadata_Batch``).
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(
         1, len(variants), figsize=(5.2 * len(variants) + 1.5, 4.6), squeeze=False
@@ -202,7 +222,7 @@ def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path:
     markers = "osD^vP*Xhp<>"
     for ax, (name, profiles) in zip(axes[0], variants):
         features = profiles.attrs.get("features") or [
-            c for c in profiles.columns if not str(c).startswith("Metadata_")
+            c for c in profiles.columns if not is_metadata(c)
         ]
         x = profiles[features].to_numpy(np.float64)
         # the geometry the matching sees: cosine similarity, i.e. unit-length profiles
@@ -249,18 +269,18 @@ def plot_profile_map(variants: list[tuple[str, pd.DataFrame]], title: str, path:
 
 
 def plot_unannotated(table: pd.DataFrame, title: str, path: Path) -> None:
-    """Heat map of unannotated treatments (rows, in the table's order: most confident first) x
-    MoAs (columns): the treatment probabilities, the MoAs of each prediction set outlined, novel
-    treatments marked in their label."""
+    """Heat map of unannotated treatments (rows) x MoAs (columns).
+
+    Rows in the table's order (most confident first): the treatment probabilities, the MoAs of
+    each prediction set outlined, novel treatments marked in their label.
+    """
     plt = _pyplot()
-    prob_cols = [c for c in table.columns if str(c).startswith("prob_")]
-    classes = [c[len("prob_") :] for c in prob_cols]
+    prob_cols = [c for c in table.columns if str(c).startswith(PROB_PREFIX)]
+    classes = [c[len(PROB_PREFIX) :] for c in prob_cols]
     values = table[prob_cols].to_numpy(np.float64) if len(table) else np.zeros((0, len(classes)))
     labels = [
         f"{c} {float(x):g} uM" + ("  [novel]" if bool(n) else "")
-        for c, x, n in zip(
-            table["Metadata_Compound"], table["Metadata_Concentration"], table["novel"]
-        )
+        for c, x, n in zip(table[COMPOUND], table[CONCENTRATION], table["novel"])
     ]
     fig, ax = plt.subplots(figsize=(0.7 * len(classes) + 5.5, 0.32 * max(len(table), 1) + 2.6))
     im = ax.imshow(
@@ -294,11 +314,14 @@ def plot_unannotated(table: pd.DataFrame, title: str, path: Path) -> None:
 
 
 def plot_calibration(calibration: pd.DataFrame, path: Path) -> None:
-    """Empirical (leave-one-compound-out) coverage of the prediction sets against the nominal
-    level, one line per network and the ensemble (Clopper-Pearson band), and the mean set size."""
+    """Coverage of the prediction sets against the nominal level, and the mean set size.
+
+    The empirical (leave-one-compound-out) coverage, one line per network and the ensemble
+    (Clopper-Pearson band).
+    """
     plt = _pyplot()
     fig, (ax, ax_size) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for name, rows in calibration.groupby("Metadata_Network", sort=False):
+    for name, rows in calibration.groupby(NETWORK, sort=False):
         rows = rows.sort_values("nominal_coverage")
         x = rows["nominal_coverage"].to_numpy(float)
         (line,) = ax.plot(x, rows["empirical_coverage"].to_numpy(float), marker="o", label=name)

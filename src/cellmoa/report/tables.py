@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cellmoa.columns import (
+    COMPOUND,
+    DATASET,
+    ENSEMBLE,
+    FOLD,
+    FOLD_SCHEME,
+    MATCH_SCHEME,
+    MOA,
+    NETWORK,
+    PROFILES,
+)
 from cellmoa.data.datasets import get_dataset
 from cellmoa.evaluate import accuracy
 from cellmoa.intervals import accuracy_with_intervals
@@ -15,8 +26,9 @@ REFERENCE_COLUMN = "reference_kensert2019_treatment_accuracy"
 
 #: the two intervals of every accuracy, named in the table captions and the README
 INTERVALS = (
-    "ci_low/ci_high: 95% percentile bootstrap resampling compounds (a compound's treatments move together; "
-    "2,000 resamples, seeded); exact_ci_low/exact_ci_high: Clopper-Pearson 95% over the scored treatments"
+    "ci_low/ci_high: 95% percentile bootstrap resampling compounds (a compound's treatments move "
+    "together; 2,000 resamples, seeded); exact_ci_low/exact_ci_high: Clopper-Pearson 95% over the "
+    "scored treatments"
 )
 
 
@@ -28,15 +40,18 @@ def summarize(
     seed: int = 0,
     control: str | None = None,
 ) -> pd.DataFrame:
-    """One row per network: treatments, correct, treatment accuracy with its compound-bootstrap
-    and Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
+    """The summary across networks: one row per network (and the ensemble).
+
+    Each row: treatments, correct, treatment accuracy with its compound-bootstrap and
+    Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
     nearest-neighbour accuracy (NSC and NSCB, each with the number of treatments scored and its
     intervals) and mAP of MoA retrieval of the embeddings (``matching_by_network``: the tables of
-    :func:`cellmoa.profiles.matching.summary_by_scheme`), chance level, and the paper's figure as a reference.
-    With more than one network, a last row ``Ensemble``: the networks' treatment probabilities
-    averaged (see :func:`_ensemble_row`), and its matching from ``matching_by_network["Ensemble"]``
-    where given (the networks' treatment profiles concatenated,
-    :func:`cellmoa.profiles.matching.concatenate_profiles`)."""
+    :func:`cellmoa.profiles.summary.summary_by_scheme`), chance level, and the paper's figure as
+    a reference. With more than one network, a last row ``Ensemble``: the networks' treatment
+    probabilities averaged (see :func:`_ensemble_row`), and its matching from
+    ``matching_by_network["Ensemble"]`` where given (the networks' treatment profiles
+    concatenated, :func:`cellmoa.profiles.tables.concatenate_profiles`).
+    """
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
     # the configured adapter's control (a loaddata screen names its own); else the dataset's
@@ -48,12 +63,10 @@ def summarize(
         )
         n_classes = len(accuracy.class_columns(predictions))
         row = {
-            "Metadata_Network": network,
-            "Metadata_Dataset": dataset,
-            "Metadata_FoldScheme": scheme,
-            "n_folds": int(predictions["Metadata_Fold"].nunique())
-            if "Metadata_Fold" in predictions
-            else 0,
+            NETWORK: network,
+            DATASET: dataset,
+            FOLD_SCHEME: scheme,
+            "n_folds": int(predictions[FOLD].nunique()) if FOLD in predictions else 0,
             **_accuracy_columns(treatments, predictions, control, seed),
         }
         row.update(_all_matching_columns((matching_by_network or {}).get(network)))
@@ -71,9 +84,9 @@ def summarize(
 
 def _all_matching_columns(matching: pd.DataFrame | None) -> dict:
     """The raw (no prefix) and post-processed (``pp_``) matching columns of one network."""
-    if matching is not None and len(matching) and "Metadata_Profiles" in matching.columns:
-        variants = [("", matching[matching["Metadata_Profiles"] == "raw"])]
-        post = matching[matching["Metadata_Profiles"] == "postprocessed"]
+    if matching is not None and len(matching) and PROFILES in matching.columns:
+        variants = [("", matching[matching[PROFILES] == "raw"])]
+        post = matching[matching[PROFILES] == "postprocessed"]
         if len(post):
             variants.append(("pp_", post))
     else:
@@ -84,15 +97,15 @@ def _all_matching_columns(matching: pd.DataFrame | None) -> dict:
     return out
 
 
-ENSEMBLE = "Ensemble"
-
-
 def _ensemble_row(
     predictions_by_network: dict[str, pd.DataFrame], template: dict, control, seed: int
 ) -> dict:
-    """The summary row of the networks' ensemble: treatment probabilities averaged over the
-    networks (accuracy and intervals), crop probabilities averaged for field/well/crop accuracy;
-    nearest-neighbour columns empty here (filled by :func:`summarize` from the ensemble's matches)."""
+    """The summary row of the networks' ensemble.
+
+    Treatment probabilities averaged over the networks (accuracy and intervals), crop
+    probabilities averaged for field/well/crop accuracy; nearest-neighbour columns empty here
+    (filled by :func:`summarize` from the ensemble's matches).
+    """
     treatments = accuracy.ensemble_treatments(
         {n: accuracy.treatment_predictions(p, control) for n, p in predictions_by_network.items()}
     )
@@ -103,7 +116,7 @@ def _ensemble_row(
     }
     row.update(
         {
-            "Metadata_Network": ENSEMBLE,
+            NETWORK: ENSEMBLE,
             "n_folds": template["n_folds"],
             **_accuracy_columns(treatments, crops, control, seed),
             "chance_accuracy": template["chance_accuracy"],
@@ -113,13 +126,12 @@ def _ensemble_row(
 
 
 def _matching_columns(matching: pd.DataFrame | None, prefix: str = "") -> dict:
-    """NSC and NSCB columns of the summary from a :func:`cellmoa.profiles.matching.summary_by_scheme` table
-    (``prefix`` ``pp_`` for the post-processed profiles)."""
-    by_scheme = (
-        matching.set_index("Metadata_MatchScheme")
-        if matching is not None and len(matching)
-        else None
-    )
+    """NSC and NSCB columns of the summary from a ``summary_by_scheme`` table.
+
+    The table is :func:`cellmoa.profiles.summary.summary_by_scheme`'s; ``prefix`` is ``pp_`` for
+    the post-processed profiles.
+    """
+    by_scheme = matching.set_index(MATCH_SCHEME) if matching is not None and len(matching) else None
     out = {}
     for nn in ("nsc", "nscb"):
         values = (
@@ -153,7 +165,7 @@ def _accuracy_columns(treatments: pd.DataFrame, crops: pd.DataFrame, control, se
     """Treatment accuracy with both intervals, and field, well and crop accuracy."""
     acc = accuracy_with_intervals(
         treatments["correct"].astype(float),
-        treatments["Metadata_Compound"],
+        treatments[COMPOUND],
         seed=seed,
         prefix="treatment_",
     )
@@ -172,21 +184,30 @@ def _accuracy_columns(treatments: pd.DataFrame, crops: pd.DataFrame, control, se
 
 
 def _pct(v) -> str:
+    """A fraction as a percentage with one decimal; empty for NaN."""
     return "" if pd.isna(v) else f"{100 * v:.1f}"
 
 
+def _range(row, name: str) -> str:
+    """The interval ``<name>_low``-``<name>_high`` of a summary row, in percent."""
+    return f"{_pct(row[name + '_low'])}-{_pct(row[name + '_high'])}"
+
+
 def compact_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary on one screen: per network the treatment accuracy with its compound-bootstrap
-    and Clopper-Pearson intervals, crop accuracy, NSC and NSCB 1-NN accuracy with the treatments
-    scored, mAP, and the paper's figure (percentages)."""
+    """The summary on one screen (percentages).
+
+    Per network the treatment accuracy with its compound-bootstrap and Clopper-Pearson
+    intervals, crop accuracy, NSC and NSCB 1-NN accuracy with the treatments scored, mAP, and the
+    paper's figure.
+    """
     rows = []
     for _, r in summary.iterrows():
         row = {
-            "network": r["Metadata_Network"],
+            "network": r[NETWORK],
             "treatments": f"{int(r['n_correct'])}/{int(r['n_treatments'])}",
             "accuracy %": _pct(r["treatment_accuracy"]),
-            "bootstrap 95%": f"{_pct(r['treatment_accuracy_ci_low'])}-{_pct(r['treatment_accuracy_ci_high'])}",
-            "exact 95%": f"{_pct(r['treatment_accuracy_exact_ci_low'])}-{_pct(r['treatment_accuracy_exact_ci_high'])}",
+            "bootstrap 95%": _range(r, "treatment_accuracy_ci"),
+            "exact 95%": _range(r, "treatment_accuracy_exact_ci"),
             "crop %": _pct(r["crop_accuracy"]),
         }
         for prefix, label in (("", ""), ("pp_", "post-processed ")):
@@ -218,7 +239,7 @@ def per_moa_table(treatments_by_network: dict[str, pd.DataFrame]) -> pd.DataFram
     columns = {}
     counts = None
     for network, treatments in treatments_by_network.items():
-        acc = accuracy.accuracy_by_moa(treatments).set_index("Metadata_MoA")
+        acc = accuracy.accuracy_by_moa(treatments).set_index(MOA)
         columns[network] = acc["accuracy"]
         counts = acc["n_treatments"] if counts is None else counts
     table = pd.DataFrame(columns)
@@ -244,10 +265,8 @@ def format_table(frame: pd.DataFrame) -> str:
 
 def _network_columns(frame: pd.DataFrame) -> set[str]:
     """The per-network accuracy columns of a per-MoA table (floats beside Metadata_MoA)."""
-    if "Metadata_MoA" not in frame.columns:
+    if MOA not in frame.columns:
         return set()
     return {
-        c
-        for c in frame.columns
-        if c not in ("Metadata_MoA", "n_treatments") and frame[c].dtype.kind == "f"
+        c for c in frame.columns if c not in (MOA, "n_treatments") and frame[c].dtype.kind == "f"
     }

@@ -10,7 +10,8 @@ instead of resuming a model trained differently.
 
 A fold that finished in a multi-fold job keeps its results (predictions, embeddings, history,
 and its model where it is kept) hard-linked in its folder until the job ends
-(:meth:`Checkpoint.keep_results`), so a rerun after a kill restores them instead of training it again.
+(:meth:`Checkpoint.keep_results`), so a rerun after a kill restores them instead of training it
+again.
 
 How often: ``checkpoint_minutes`` (training settings) is the least time between two saves of the
 model; 0 saves after every epoch, so a kill loses at most the epoch that was running. A saved
@@ -54,8 +55,10 @@ class Checkpoint:
         return json.loads(self.state_path.read_text())
 
     def restore(self):
-        """(model, finished epochs) from the checkpoint, or (None, 0) without one. The history of
-        the finished epochs is kept for :meth:`history`."""
+        """(model, finished epochs) from the checkpoint, or (None, 0) without one.
+
+        The history of the finished epochs is kept for :meth:`history`.
+        """
         import keras
 
         state = self._state()
@@ -63,7 +66,8 @@ class Checkpoint:
             return None, 0
         if state.get("made_with", "") != self.made_with:
             log.warning(
-                "%s: the saved model (epoch %s) was trained with other settings; it is not resumed, "
+                "%s: the saved model (epoch %s) was trained with other settings; it is not "
+                "resumed, "
                 "the fold starts anew",
                 self.folder,
                 state.get("epoch"),
@@ -103,9 +107,11 @@ class Checkpoint:
         self._write_state(name, epochs_done)
 
     def keep_results(self, files: list[Path]) -> None:
-        """Keep a finished fold's output ``files`` (hard links, copies where links are not
-        possible) for :meth:`restore_results`, with :attr:`made_with` (what made them: the fold
-        and its settings); the list is written last."""
+        """Keep a finished fold's output ``files`` for :meth:`restore_results`.
+
+        Hard links (copies where links are not possible), with :attr:`made_with` (what made them:
+        the fold and its settings); the list is written last.
+        """
         folder = self.folder / "results"
         folder.mkdir(parents=True, exist_ok=True)
         names = []
@@ -119,9 +125,11 @@ class Checkpoint:
         write_text(folder / "done.json", json.dumps({"files": names, "made_with": self.made_with}))
 
     def restore_results(self, files: list[Path]) -> bool:
-        """Put back the outputs kept by :meth:`keep_results`; False (nothing done) unless every
-        one of ``files`` was kept, by the same :attr:`made_with` (results of other settings are
-        never restored)."""
+        """Put back the outputs kept by :meth:`keep_results`.
+
+        False (nothing done) unless every one of ``files`` was kept, by the same :attr:`made_with`
+        (results of other settings are never restored).
+        """
         folder = self.folder / "results"
         done = folder / "done.json"
         if not done.exists():
@@ -150,9 +158,12 @@ class Checkpoint:
         return True
 
     def end_epoch(self, model, epoch: int, logs: dict, last: bool) -> None:
-        """After epoch ``epoch`` (0-based): record its logs, and save the model when due (after
-        every epoch with an interval of 0; otherwise once the interval has passed, and not after
-        the last epoch, whose model the fold saves anyway)."""
+        """After epoch ``epoch`` (0-based).
+
+        Record its logs, and save the model when due (after every epoch with an interval of 0;
+        otherwise once the interval has passed, and not after the last epoch, whose model the fold
+        saves anyway).
+        """
         self.rows = [row for row in self.rows if row["epoch"] < epoch]
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
         if self.interval == 0 or (not last and time.monotonic() - self._last_save >= self.interval):
@@ -161,6 +172,7 @@ class Checkpoint:
         write_tsv(self.history(), self.folder / "history.tsv")  # for people watching the job
 
     def callback(self):
+        """A Keras callback that calls :meth:`end_epoch` after every epoch."""
         import keras
 
         checkpoint = self

@@ -6,8 +6,9 @@ A fold scheme names the metadata column a fold holds out, one fold per value of 
 - ``nscb``: leave one compound out, and its batches (BBBC021: weeks) too;
 - ``cell_line``: train on the other cell line(s), test on this one (BBBC014).
 
-To add a scheme: an entry in :data:`cellmoa.columns.FOLD_COLUMNS`, its rule in :func:`select_fold`, the scheme in
-the datasets' ``fold_schemes`` that support it, and in the config schema's ``folds.scheme`` enum.
+To add a scheme: an entry in :data:`cellmoa.columns.FOLD_COLUMNS`, its rule in
+:func:`select_fold`, the scheme in the datasets' ``fold_schemes`` that support it, and in the
+config schema's ``folds.scheme`` enum.
 Fold names in paths are slugs of the held-out value (:func:`fold_slug`). One more fold,
 :data:`ALL_FOLD`, holds out nothing: it trains on every annotated compound and predicts the
 unannotated treatments (:func:`select_all_fold`).
@@ -49,7 +50,8 @@ def fold_slugs(compounds: list[str]) -> dict[str, str]:
         slug = fold_slug(compound)
         if slug == ALL_FOLD:
             raise ValueError(
-                f"the fold name {slug!r} of {compound!r} is taken by the all-compound fold; rename the compound "
+                f"the fold name {slug!r} of {compound!r} is taken by the all-compound fold; rename "
+                "the compound "
                 "in the metadata or leave it out of the fold list"
             )
         if slug in out and out[slug] != compound:
@@ -62,9 +64,11 @@ def fold_slugs(compounds: list[str]) -> dict[str, str]:
 
 
 def folds_from_config(folds: dict, dataset) -> dict[str, str]:
-    """slug -> held-out value (compound or cell line) of every fold of the ``training.folds``
-    config section, the scheme checked against the dataset (``folds["scheme"]`` is set to the
-    dataset's default when absent)."""
+    """Slug -> held-out value (compound or cell line) of every fold of the config.
+
+    The folds of the ``training.folds`` config section, the scheme checked against the dataset
+    (``folds["scheme"]`` is set to the dataset's default when absent).
+    """
     scheme = folds.setdefault("scheme", dataset.fold_schemes[0])
     dataset.fold_column(scheme)  # refuses a scheme the dataset has no use for
     if "held_out" in folds and "compounds" in folds:
@@ -79,13 +83,16 @@ def folds_from_config(folds: dict, dataset) -> dict[str, str]:
         )
     if "compounds" in folds and scheme == "cell_line":
         raise ValueError(
-            "config: the cell_line scheme holds out cell lines; list them in training.folds.held_out"
+            "config: the cell_line scheme holds out cell lines; list them in "
+            "training.folds.held_out"
         )
     return fold_slugs(list(values))
 
 
 @dataclass
 class Fold:
+    """One fold: what it holds out, the rows it trains on and tests, the classes it predicts."""
+
     held_out: str
     scheme: str
     classes: list[str]
@@ -95,9 +102,11 @@ class Fold:
 
     @property
     def column(self) -> str:
+        """The tensors' metadata column the fold's scheme holds out."""
         return FOLD_COLUMNS.get(self.scheme, "compound")
 
     def summary(self, metadata: pd.DataFrame) -> dict:
+        """What the fold trains on and tests, in numbers and names (the fold's ``fold.json``)."""
         train = metadata.iloc[self.train_index]
         return {
             "held_out": self.held_out,
@@ -121,8 +130,10 @@ class Fold:
 
 
 def trainable(metadata: pd.DataFrame) -> np.ndarray:
-    """Rows that may be trained on and scored: labelled treatments, never control crops, never
-    the crops of unannotated compounds."""
+    """Rows that may be trained on and scored.
+
+    Labelled treatments, never control crops, never the crops of unannotated compounds.
+    """
     mask = (metadata["moa"] != "").to_numpy().copy()
     if "is_control" in metadata.columns:
         mask &= ~metadata["is_control"].to_numpy(dtype=bool)
@@ -132,7 +143,10 @@ def trainable(metadata: pd.DataFrame) -> np.ndarray:
 
 
 def unannotated(metadata: pd.DataFrame) -> np.ndarray:
-    """Rows of the treatments of unannotated compounds (to be predicted, never trained on or scored)."""
+    """Rows of the treatments of unannotated compounds.
+
+    They are to be predicted, never trained on or scored.
+    """
     if "annotated" not in metadata.columns:
         return np.zeros(len(metadata), bool)
     mask = ~metadata["annotated"].to_numpy(dtype=bool)
@@ -142,14 +156,18 @@ def unannotated(metadata: pd.DataFrame) -> np.ndarray:
 
 
 def fold_classes(metadata: pd.DataFrame) -> list[str]:
-    """The classes every fold of these tensors predicts: all labelled MoAs of the treatments (so
-    every fold has the same output layer, whatever it holds out); controls are not a class."""
+    """The classes every fold of these tensors predicts.
+
+    All labelled MoAs of the treatments (so every fold has the same output layer, whatever it holds
+    out); controls are not a class.
+    """
     return sorted(metadata.loc[trainable(metadata), "moa"].unique().tolist())
 
 
 def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> Fold:
-    """Training and test rows of the fold that holds out ``held_out`` (a compound for nsc and
-    nscb, a cell line for cell_line).
+    """Training and test rows of the fold that holds out ``held_out``.
+
+    ``held_out`` is a compound for nsc and nscb, a cell line for cell_line.
 
     Classes are all MoAs present in the tensors (so every fold has the same output layer).
     """
@@ -164,7 +182,8 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
     if not is_test.any():
         known = ", ".join(sorted(metadata[column].unique()))
         raise ValueError(
-            f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: {known}"
+            f"fold {column.replace('_', ' ')} {held_out!r} has no crops in the tensors; there: "
+            f"{known}"
         )
     train = labelled & ~is_test
     excluded: list[str] = []
@@ -184,15 +203,20 @@ def select_fold(metadata: pd.DataFrame, held_out: str, scheme: str = "nsc") -> F
 
 
 def select_all_fold(metadata: pd.DataFrame) -> Fold:
-    """The all-compound fold: trains on every annotated treatment, predicts the unannotated ones
-    (its ``test_index``; refused when there are none)."""
+    """The all-compound fold.
+
+    Trains on every annotated treatment, predicts the unannotated ones (its ``test_index``; refused
+    when there are none).
+    """
     train, test = trainable(metadata), unannotated(metadata)
     if not train.any():
         raise ValueError("the all-compound fold has no annotated crops to train on")
     if not test.any():
         raise ValueError(
-            "the all-compound fold has no unannotated crops to predict: the tensors were made without "
-            "prediction.unannotated, or the dataset has no compound without an MoA (set prediction.unannotated: false)"
+            "the all-compound fold has no unannotated crops to predict: the tensors were made "
+            "without "
+            "prediction.unannotated, or the dataset has no compound without an MoA (set "
+            "prediction.unannotated: false)"
         )
     return Fold(
         ALL_FOLD, ALL_FOLD, fold_classes(metadata), np.flatnonzero(train), np.flatnonzero(test), []
@@ -202,9 +226,12 @@ def select_all_fold(metadata: pd.DataFrame) -> Fold:
 def run_workload(
     metadata: pd.DataFrame, held_out: list[str], scheme: str, epochs: int
 ) -> dict[str, int]:
-    """Images one network pushes through in a run of these folds: ``train_images`` (each fold's
-    training crops, every epoch) and ``inference_images`` (each fold predicts its held-out crops
-    and embeds every crop). ``metadata`` has one row per crop (as in the tensors)."""
+    """Images one network pushes through in a run of these folds.
+
+    ``train_images`` (each fold's training crops, every epoch) and ``inference_images`` (each fold
+    predicts its held-out crops and embeds every crop). ``metadata`` has one row per crop (as in the
+    tensors).
+    """
     folds = [select_fold(metadata, h, scheme) for h in held_out]
     return {
         "folds": len(folds),

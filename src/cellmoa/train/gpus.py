@@ -27,13 +27,16 @@ _held: list = []
 
 
 def lock_dir() -> Path:
+    """The folder of the GPU claim files (``CELLMOA_GPU_LOCK_DIR``, else a per-user temp folder)."""
     default = Path(tempfile.gettempdir()) / f"cellmoa-gpu-locks-{os.getuid()}"
     return Path(os.environ.get("CELLMOA_GPU_LOCK_DIR", default))
 
 
 def claim_device(n_devices: int, folder: Path | None = None, max_slots: int = 64):
-    """Claim the least-shared of ``n_devices`` devices: ``(index, handle)``; the claim holds while
-    ``handle`` (an open file) stays open."""
+    """Claim the least-shared of ``n_devices`` devices.
+
+    ``(index, handle)``; the claim holds while ``handle`` (an open file) stays open.
+    """
     if n_devices < 1:
         raise ValueError("no device to claim")
     folder = Path(folder or lock_dir())
@@ -52,7 +55,9 @@ def claim_device(n_devices: int, folder: Path | None = None, max_slots: int = 64
 
 def use_one_gpu(tf) -> list:
     """Make TensorFlow see one GPU: the only one, or the one this process claims among several.
-    Returns the visible GPUs. Call before TensorFlow initialises its devices."""
+
+    Returns the visible GPUs. Call before TensorFlow initialises its devices.
+    """
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) <= 1:
         return gpus
@@ -60,7 +65,8 @@ def use_one_gpu(tf) -> list:
     _held.append(handle)
     tf.config.set_visible_devices([gpus[index]], "GPU")
     log.info(
-        "%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed %s (lock %s)",
+        "%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed %s (lock "
+        "%s)",
         len(gpus),
         gpus[index].name,
         handle.name,
@@ -75,10 +81,12 @@ def count_nvidia_gpus() -> int:
 
 
 def claim_cuda_device() -> int | None:
-    """For the backends that read ``CUDA_VISIBLE_DEVICES`` when they start (JAX, PyTorch): on a
-    machine with several GPUs and no ``CUDA_VISIBLE_DEVICES``, claim one (as :func:`use_one_gpu`)
-    and narrow ``CUDA_VISIBLE_DEVICES`` to it. Returns the claimed index, or None. Call before
-    the backend is imported."""
+    """For the backends that read ``CUDA_VISIBLE_DEVICES`` when they start (JAX, PyTorch).
+
+    On a machine with several GPUs and no ``CUDA_VISIBLE_DEVICES``, claim one (as
+    :func:`use_one_gpu`) and narrow ``CUDA_VISIBLE_DEVICES`` to it. Returns the claimed index, or
+    None. Call before the backend is imported.
+    """
     if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
         return None
     n = count_nvidia_gpus()
@@ -88,7 +96,8 @@ def claim_cuda_device() -> int | None:
     _held.append(handle)
     os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
     log.info(
-        "%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed GPU %d (lock %s)",
+        "%d GPUs visible without CUDA_VISIBLE_DEVICES narrowing them: this job claimed GPU %d "
+        "(lock %s)",
         n,
         index,
         handle.name,
@@ -109,9 +118,11 @@ SLURM_VARIABLES = (
 
 
 def slurm_allocation(environ=None) -> str | None:
-    """The SLURM allocation this process runs in, as one line for the job's log (``None`` outside
-    SLURM), e.g. ``SLURM_JOB_ID=12 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1``. It stays in the log
-    after the controller has forgotten the job (``MinJobAge``)."""
+    """The SLURM allocation this process runs in, as one line for the job's log.
+
+    ``None`` outside SLURM; e.g. ``SLURM_JOB_ID=12 SLURM_JOB_GPUS=0 SLURM_GPUS_ON_NODE=1``. It stays
+    in the log after the controller has forgotten the job (``MinJobAge``).
+    """
     environ = os.environ if environ is None else environ
     if "SLURM_JOB_ID" not in environ:
         return None

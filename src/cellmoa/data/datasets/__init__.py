@@ -1,5 +1,6 @@
-"""Dataset adapters behind one interface (:class:`~cellmoa.data.datasets.base.Dataset`), registered here.
+"""Dataset adapters behind one interface, registered here.
 
+The interface is :class:`~cellmoa.data.datasets.base.Dataset`.
 :data:`DATASETS` is the one list of datasets: ``dataset:`` in the config (its schema enum is
 checked against it by the tests), ``cellmoa synthesize --dataset``, the synthesizers
 (:func:`cellmoa.data.synthetic.spec_for`), the reports and the demo configs all derive from it.
@@ -20,8 +21,26 @@ DATASETS: dict[str, type[Dataset]] = {cls.name: cls for cls in (BBBC021, BBBC014
 
 
 def get_dataset(name: str, data: dict | None = None) -> Dataset:
-    """Return the adapter for a dataset name from the config (``dataset:``), configured with the
-    config's ``data:`` section (which only a configured adapter such as ``loaddata`` reads)."""
+    """Return the adapter for a dataset name from the config (``dataset:``).
+
+    Parameters
+    ----------
+    name : str
+        The dataset's name, in any case (a key of :data:`DATASETS`).
+    data : dict, optional
+        The config's ``data:`` section, which only a configured adapter such as ``loaddata``
+        reads; without it the adapter is returned unconfigured.
+
+    Returns
+    -------
+    Dataset
+        The adapter, configured with ``data`` when given.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a registered dataset.
+    """
     try:
         cls = DATASETS[name.lower()]
     except KeyError:
@@ -32,11 +51,6 @@ def get_dataset(name: str, data: dict | None = None) -> Dataset:
     return adapter if data is None else adapter.configure(data)
 
 
-def dataset_from_config(config: dict) -> Dataset:
-    """The adapter of a workflow config: ``dataset:`` configured with its ``data:`` section."""
-    return get_dataset(config["dataset"], config.get("data") or {})
-
-
 __all__ = [
     "BBBC014",
     "BBBC021",
@@ -44,6 +58,5 @@ __all__ = [
     "METADATA_COLUMNS",
     "Dataset",
     "LoadData",
-    "dataset_from_config",
     "get_dataset",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellmoa.columns import FOLD_COLUMNS
-from cellmoa.data.download import join_url
+from cellmoa.data.http import join_url
 
 #: Columns every adapter's :meth:`Dataset.read_metadata` returns (one row per field of view).
 METADATA_COLUMNS = [
@@ -32,8 +32,11 @@ METADATA_COLUMNS = [
 
 
 class Dataset(ABC):
-    """A high-content screening dataset: metadata, where its images lie, its channels, its
-    labels, folds, crop geometry and how its channels feed a 3-channel network."""
+    """A high-content screening dataset.
+
+    An adapter describes its metadata, where its images lie, its channels, its labels, folds,
+    crop geometry and how its channels feed a 3-channel network.
+    """
 
     #: short name used in config and paths
     name: str
@@ -72,13 +75,29 @@ class Dataset(ABC):
     archives: bool = True
 
     def configure(self, data: dict | None) -> "Dataset":
-        """Take the config's ``data:`` section (an adapter configured there, like ``loaddata``,
-        reads its tables' locations from it); the published datasets need nothing."""
+        """Take the config's ``data:`` section and return the configured adapter.
+
+        An adapter configured there, like ``loaddata``, reads its tables' locations from it; the
+        published datasets need nothing and return themselves.
+
+        Parameters
+        ----------
+        data : dict or None
+            The config's ``data:`` section.
+
+        Returns
+        -------
+        Dataset
+            The configured adapter (here ``self``).
+        """
         return self
 
     def annotated_compounds(self) -> list[str]:
-        """The compounds of known MoA, where they are known before any download (the default of
-        ``training.folds.compounds``); empty when they are not."""
+        """The compounds of known MoA, where they are known before any download.
+
+        They are the default of ``training.folds.compounds``; the list is empty when they are not
+        known in advance.
+        """
         return []
 
     def metadata_sources(self, base_url: str) -> dict[str, str]:
@@ -102,14 +121,30 @@ class Dataset(ABC):
         """The adapter's reading of its metadata tables (see :meth:`read_metadata`)."""
 
     def metadata_columns(self) -> dict[str, list[str]]:
-        """The columns each published metadata CSV must have ({file name: columns}); files not
-        listed are checked only for being text."""
+        """The columns each published metadata CSV must have ({file name: columns}).
+
+        Files not listed are checked only for being text.
+        """
         return {}
 
     def check_metadata_file(self, name: str, path: Path) -> None:
-        """Refuse a downloaded metadata file that is not the table it should be (empty, binary,
-        an HTML error page, not UTF-8, unparsable, or lacking :meth:`metadata_columns`); called
-        before the file takes its final name. Raises ValueError saying what it is instead."""
+        """Refuse a downloaded metadata file that is not the table it should be.
+
+        Called before the file takes its final name.
+
+        Parameters
+        ----------
+        name : str
+            The file's published name (a key of :meth:`metadata_columns`), used in messages.
+        path : Path
+            Where the downloaded file lies.
+
+        Raises
+        ------
+        ValueError
+            If the file is empty, binary, an HTML error page, not UTF-8, unparsable, or lacks
+            :meth:`metadata_columns`; the message says what it is instead.
+        """
         raw = Path(path).read_bytes()
         if not raw.strip():
             raise ValueError(f"{name} is empty")
@@ -118,7 +153,8 @@ class Dataset(ABC):
         head = raw[:512].lstrip().lower()
         if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
             raise ValueError(
-                f"{name} is an HTML/XML page, not the table (the server answered with an error page?)"
+                f"{name} is an HTML/XML page, not the table "
+                "(the server answered with an error page?)"
             )
         columns = self.metadata_columns().get(name)
         if not columns:
@@ -138,15 +174,33 @@ class Dataset(ABC):
             )
 
     def required_columns(self) -> list[str]:
-        """The columns :meth:`read_metadata` returns: :data:`METADATA_COLUMNS`, ``image_number``
-        and one ``file_<channel>`` per channel."""
+        """The columns :meth:`read_metadata` returns.
+
+        They are :data:`METADATA_COLUMNS`, ``image_number`` and one ``file_<channel>`` per channel.
+        """
         return METADATA_COLUMNS + ["image_number"] + [f"file_{c}" for c in self.channels]
 
     def read_metadata(self, metadata_dir: Path) -> pd.DataFrame:
-        """One row per field of view, with :meth:`required_columns`: :data:`METADATA_COLUMNS`,
-        ``image_number`` (unique per field) and one ``file_<channel>`` column per channel holding
-        the path relative to the raw image folder. An adapter that fails to provide a column is
-        an error naming the metadata files and the missing columns."""
+        """Read the dataset's metadata tables: one row per field of view.
+
+        Parameters
+        ----------
+        metadata_dir : Path
+            The folder holding :meth:`metadata_files`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per field with :meth:`required_columns`: :data:`METADATA_COLUMNS`,
+            ``image_number`` (unique per field) and one ``file_<channel>`` column per channel
+            holding the path relative to the raw image folder.
+
+        Raises
+        ------
+        ValueError
+            If the adapter fails to provide a column; the message names the metadata files and
+            the missing columns.
+        """
         table = self.read_fields(Path(metadata_dir))
         missing = [c for c in self.required_columns() if c not in table.columns]
         if missing:
@@ -181,7 +235,10 @@ class Dataset(ABC):
         return metadata[mask]
 
     def unannotated(self, metadata: pd.DataFrame) -> pd.DataFrame:
-        """Treatment rows without a class label (not controls): the compounds a screen is run for."""
+        """Treatment rows without a class label (not controls).
+
+        These are the compounds a screen is run for.
+        """
         mask = metadata["moa"] == ""
         if self.control is not None:
             mask &= metadata["compound"] != self.control
@@ -194,14 +251,33 @@ class Dataset(ABC):
         return metadata[metadata["compound"] == self.control]
 
     def reference(self, metadata: pd.DataFrame) -> pd.DataFrame:
-        """The fields whose statistics standardise the tensors (per plate and cell line): the
-        control fields, or every field where the dataset has no controls."""
+        """The fields whose statistics standardise the tensors (per plate and cell line).
+
+        These are the control fields, or every field where the dataset has no controls.
+        """
         return self.controls(metadata) if self.control is not None else metadata
 
     def fold_column(self, scheme: str) -> str:
-        """The metadata column a fold scheme holds out, refusing schemes the dataset has no use for."""
+        """The metadata column a fold scheme holds out.
+
+        Parameters
+        ----------
+        scheme : str
+            A fold scheme (a key of ``FOLD_COLUMNS``).
+
+        Returns
+        -------
+        str
+            The column of the metadata that the scheme's folds hold out.
+
+        Raises
+        ------
+        ValueError
+            If the scheme is not one of the dataset's ``fold_schemes``.
+        """
         if scheme not in self.fold_schemes:
             raise ValueError(
-                f"fold scheme {scheme!r} does not apply to {self.name}; use one of {', '.join(self.fold_schemes)}"
+                f"fold scheme {scheme!r} does not apply to {self.name}; "
+                f"use one of {', '.join(self.fold_schemes)}"
             )
         return FOLD_COLUMNS[scheme]

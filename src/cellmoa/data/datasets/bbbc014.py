@@ -1,6 +1,7 @@
-"""BBBC014 v1 (Ilya Ravkin): NF-kB cytoplasm-to-nucleus translocation after TNF-alpha, one
-96-well plate, two cell lines (rows A-D MCF7, rows E-H A549), one field per well, 8-bit BMPs of
-1024 x 1360 in two channels (Channel 1: the NF-kB reporter, FITC; Channel 2: DAPI).
+"""BBBC014 v1 (Ilya Ravkin): NF-kB cytoplasm-to-nucleus translocation after TNF-alpha.
+
+One 96-well plate, two cell lines (rows A-D MCF7, rows E-H A549), one field per well, 8-bit BMPs
+of 1024 x 1360 in two channels (Channel 1: the NF-kB reporter, FITC; Channel 2: DAPI).
 
 Layout as published by the Broad Bioimage Benchmark Collection (what Kensert et al. 2019's code
 reads; checked by the parser, which fails naming the file where it differs):
@@ -59,6 +60,7 @@ def file_name(channel: str, well: str) -> str:
 
 
 def cell_line_of(well: str) -> str:
+    """The cell line of a well: rows A-D MCF7, rows E-H A549."""
     return next(line for line, rows in CELL_LINES.items() if well[0] in rows)
 
 
@@ -71,8 +73,27 @@ def _concentration(line: str) -> float | None:
 
 
 def parse_platemap(text: str, path: Path | str = PLATEMAP) -> list[float]:
-    """The 96 concentrations (molar) of the platemap, in well order A01..H12. A first line that
-    is not a concentration is taken as the header."""
+    """Parse the platemap into its 96 concentrations (molar), in well order A01..H12.
+
+    A first line that is not a concentration is taken as the header.
+
+    Parameters
+    ----------
+    text : str
+        The platemap's text.
+    path : Path or str, optional
+        Where the text comes from, named in error messages.
+
+    Returns
+    -------
+    list of float
+        One concentration per well, molar.
+
+    Raises
+    ------
+    ValueError
+        If the text does not hold 96 readable concentrations, or one is not positive.
+    """
     lines = [line.strip() for line in re.split(r"[\r\n]+", text) if line.strip()]
     if lines and _concentration(lines[0]) is None:
         lines = lines[1:]
@@ -94,13 +115,31 @@ def parse_platemap(text: str, path: Path | str = PLATEMAP) -> list[float]:
 
 
 def label_concentrations(concentrations: list[float]) -> dict[float, str]:
-    """Class of each distinct concentration of one cell line: the PER_CLASS highest are
-    translocated, the PER_CLASS lowest not translocated, the rest unlabelled ("")."""
+    """Class of each distinct concentration of one cell line.
+
+    The PER_CLASS highest are translocated, the PER_CLASS lowest not translocated, the rest
+    unlabelled ("").
+
+    Parameters
+    ----------
+    concentrations : list of float
+        The cell line's concentrations (repeats allowed).
+
+    Returns
+    -------
+    dict
+        {concentration: class label, or "" for the middle ones}.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than ``2 * PER_CLASS`` distinct concentrations.
+    """
     distinct = sorted(set(concentrations))
     if len(distinct) < 2 * PER_CLASS:
         raise ValueError(
-            f"BBBC014 needs at least {2 * PER_CLASS} distinct concentrations per cell line to label "
-            f"the {PER_CLASS} highest and {PER_CLASS} lowest; found {len(distinct)}"
+            f"BBBC014 needs at least {2 * PER_CLASS} distinct concentrations per cell line "
+            f"to label the {PER_CLASS} highest and {PER_CLASS} lowest; found {len(distinct)}"
         )
     labels = dict.fromkeys(distinct, "")
     for value in distinct[:PER_CLASS]:
@@ -111,6 +150,8 @@ def label_concentrations(concentrations: list[float]) -> dict[float, str]:
 
 
 class BBBC014(Dataset):
+    """BBBC014 v1: one 96-well plate, two cell lines, NF-kB translocated or not."""
+
     name = "bbbc014"
     base_url = "https://data.broadinstitute.org/bbbc/BBBC014"
     channels = CHANNELS
@@ -128,6 +169,7 @@ class BBBC014(Dataset):
     demo_config = "config/demo_bbbc014.yaml"
 
     def metadata_files(self) -> list[str]:
+        """The platemap, the one metadata file."""
         return [PLATEMAP]
 
     def check_metadata_file(self, name: str, path: Path) -> None:
@@ -136,10 +178,12 @@ class BBBC014(Dataset):
         parse_platemap(Path(path).read_bytes().decode("latin-1"), Path(name))
 
     def archive_name(self, plate: str) -> str:
+        """The one archive of the one plate (other plate names are refused)."""
         self._check_plate(plate)
         return ARCHIVE
 
     def batch_of(self, plate: str) -> str:
+        """The plate itself: BBBC014 has one plate and one batch."""
         return plate
 
     def _check_plate(self, plate: str) -> None:
@@ -147,6 +191,7 @@ class BBBC014(Dataset):
             raise ValueError(f"BBBC014 has one plate, {PLATE!r}; got {plate!r} (check data.plates)")
 
     def read_fields(self, metadata_dir: Path) -> pd.DataFrame:
+        """The metadata table read from the platemap in ``metadata_dir``."""
         path = Path(metadata_dir) / PLATEMAP
         if not path.exists():
             raise FileNotFoundError(

@@ -56,7 +56,10 @@ def concentration_key(values) -> np.ndarray:
     return round_significant(values, 9)
 
 
-_REFETCH = "delete it (and manifests/metadata.tsv beside the metadata folder) and rerun to download it again"
+_REFETCH = (
+    "delete it (and manifests/metadata.tsv beside the metadata folder) "
+    "and rerun to download it again"
+)
 
 
 def _read_csv(path: Path, dtype: dict) -> pd.DataFrame:
@@ -78,6 +81,8 @@ def _require_columns(frame: pd.DataFrame, columns: list[str], path: Path) -> Non
 
 
 class BBBC021(Dataset):
+    """BBBC021 v1: MCF-7 cells in three channels, one zip archive per plate, MoA labels."""
+
     name = "bbbc021"
     channels = CHANNELS
     control = "DMSO"
@@ -95,12 +100,15 @@ class BBBC021(Dataset):
     reference_scheme = "nsc"
 
     def metadata_files(self) -> list[str]:
+        """The image, MoA and compound tables."""
         return [IMAGE_CSV, MOA_CSV, COMPOUND_CSV]
 
     def metadata_columns(self) -> dict[str, list[str]]:
+        """The columns of each of BBBC021's three tables."""
         return {IMAGE_CSV: IMAGE_COLUMNS, MOA_CSV: MOA_COLUMNS, COMPOUND_CSV: COMPOUND_COLUMNS}
 
     def archive_name(self, plate: str) -> str:
+        """``BBBC021_v1_images_<plate>.zip``."""
         return f"BBBC021_v1_images_{plate}.zip"
 
     def batch_of(self, plate: str) -> str:
@@ -108,6 +116,7 @@ class BBBC021(Dataset):
         return plate.split("_", 1)[0]
 
     def read_fields(self, metadata_dir: Path) -> pd.DataFrame:
+        """The image table joined to the MoA table, both read from ``metadata_dir``."""
         image_path = metadata_dir / IMAGE_CSV
         moa_path = metadata_dir / MOA_CSV
         for path in (image_path, moa_path):

@@ -38,7 +38,8 @@ from cellmoa.data.synthetic.rendering import (
 )
 from cellmoa.files import atomic_path, write_text
 
-#: per cell line: nucleus size, cytoplasm size (x nucleus radius), elongation, DAPI and reporter brightness
+#: per cell line: nucleus size, cytoplasm size (x nucleus radius), elongation, DAPI and reporter
+#: brightness
 CELL_LINES = {
     "MCF7": dict(nucleus=1.0, cytoplasm=2.1, elongation=1.05, dapi=1.0, reporter=1.0, density=1.0),
     "A549": dict(
@@ -72,15 +73,24 @@ class BBBC014Spec:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "BBBC014Spec":
+        """The spec from the ``synthetic:`` config section, refusing unknown keys.
+
+        Raises
+        ------
+        ValueError
+            If a key is unknown or there are not 12 concentrations.
+        """
         spec = from_settings(cls, values, "synthetic BBBC014 parameter")
         if len(spec.concentrations) != 12:
             raise ValueError("synthetic BBBC014 needs 12 concentrations, one per plate column")
         return spec
 
     def plates(self) -> list[str]:
+        """The one plate of BBBC014."""
         return [PLATE]
 
     def write(self, out_dir: Path, archives: bool = True) -> Path:
+        """Write the dataset into ``out_dir`` (see :func:`synthesize_bbbc014`)."""
         return synthesize_bbbc014(self, out_dir, archives)
 
 
@@ -123,6 +133,7 @@ def to_camera(rng, signal: np.ndarray, channel: str, illum: np.ndarray) -> np.nd
 
 
 def bmp_bytes(image: np.ndarray) -> bytes:
+    """An 8-bit grayscale image encoded as BMP."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -139,7 +150,25 @@ def platemap_text(concentrations: list[float]) -> str:
 
 
 def synthesize_bbbc014(spec: BBBC014Spec, out_dir: Path, archives: bool = True) -> Path:
-    """Write the dataset into ``out_dir`` (zip + platemap, or the image folder when ``archives`` is False)."""
+    """Write the dataset into ``out_dir``.
+
+    It writes the zip archive and the platemap, or the image folder instead of the zip when
+    ``archives`` is False.
+
+    Parameters
+    ----------
+    spec : BBBC014Spec
+        What to synthesize.
+    out_dir : Path
+        The folder to write into (created if missing).
+    archives : bool, optional
+        Whether the images go into BBBC014's zip archive (else into the plate folder).
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = platemap_text(spec.concentrations)

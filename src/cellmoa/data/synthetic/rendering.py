@@ -1,6 +1,9 @@
-"""What every synthesizer shares: stable seeds, the microscope (illumination fall-off, shot and
-read noise, quantisation), the drawing of one cell's nucleus and body, and the plate writer that
-streams images into a zip archive or plate folders."""
+"""What every synthesizer shares.
+
+Stable seeds, the microscope (illumination fall-off, shot and read noise, quantisation), the
+drawing of one cell's nucleus and body, and the plate writer that streams images into a zip
+archive or plate folders.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,27 @@ from cellmoa.files import atomic_path
 
 
 def from_settings(cls, values: dict | None, what: str):
-    """``cls(**values)`` for a dataclass of settings, refusing unknown keys by name (``what``
-    says what they are: "synthetic dataset parameter", "batch effect")."""
+    """Return ``cls(**values)`` for a dataclass of settings, refusing unknown keys by name.
+
+    Parameters
+    ----------
+    cls : type
+        The settings dataclass.
+    values : dict or None
+        The settings (None for the defaults).
+    what : str
+        What the keys are, for the message: "synthetic dataset parameter", "batch effect".
+
+    Returns
+    -------
+    object
+        The ``cls`` instance.
+
+    Raises
+    ------
+    ValueError
+        If ``values`` holds a key that is not a field of ``cls``.
+    """
     values = dict(values or {})
     known = list(cls.__dataclass_fields__)
     unknown = sorted(set(values) - set(known))
@@ -56,8 +78,10 @@ def smooth_noise(rng: np.random.Generator, height: int, width: int, scale: float
 
 
 def camera(rng: np.random.Generator, photons: np.ndarray, shot: float, read: float) -> np.ndarray:
-    """Photon counts with shot noise (variance ``shot`` x counts) and read noise (sd ``read``),
-    before quantisation."""
+    """Photon counts with shot and read noise, before quantisation.
+
+    The shot noise has variance ``shot`` x counts, the read noise standard deviation ``read``.
+    """
     return photons + rng.normal(0, 1, photons.shape) * np.sqrt(shot * photons + read**2)
 
 
@@ -68,8 +92,11 @@ def soft_inside(distance: np.ndarray, sharpness: float) -> np.ndarray:
 
 @dataclass
 class CellWindow:
-    """The pixels around one cell: the image slices and their coordinates relative to the
-    centre, rotated by ``theta`` (``u`` along the cell's long axis)."""
+    """The pixels around one cell.
+
+    The image slices and their coordinates relative to the centre, rotated by ``theta`` (``u``
+    along the cell's long axis).
+    """
 
     rows: slice
     cols: slice
@@ -84,8 +111,11 @@ class CellWindow:
 def cell_window(
     rng: np.random.Generator, shape: tuple[int, int], cy: float, cx: float, extent: int
 ) -> CellWindow | None:
-    """The window of ``extent`` pixels around (cy, cx), clipped to the image, with coordinates
-    rotated by an angle drawn from ``rng``; None when it falls outside the image (no draw then)."""
+    """The window of ``extent`` pixels around (cy, cx), clipped to the image.
+
+    Its coordinates are rotated by an angle drawn from ``rng``; None when it falls outside the
+    image (no draw then).
+    """
     h, w = shape
     y0, y1 = max(0, int(cy) - extent), min(h, int(cy) + extent + 1)
     x0, x1 = max(0, int(cx) - extent), min(w, int(cx) + extent + 1)
@@ -106,8 +136,10 @@ def nucleus_mask(window: CellWindow, radius: float, elongation: float) -> np.nda
 
 
 class PlateWriter:
-    """Writes a plate's images as they are made (never the whole plate in memory): into a zip
-    archive (renamed into place when complete) or as files in plate folders."""
+    """Writes a plate's images as they are made (never the whole plate in memory).
+
+    Images go into a zip archive (renamed into place when complete) or as files in plate folders.
+    """
 
     def __init__(self, out_dir: Path, archive: str | None):
         self.out_dir = Path(out_dir)
@@ -119,6 +151,7 @@ class PlateWriter:
             )
 
     def add(self, member: str, data: bytes) -> None:
+        """Write one image (``member``, a path relative to the output folder)."""
         if self.zip is not None:
             # a fixed time stamp, so that an archive is byte-identical for a seed (writestr with a
             # name stamps the current time: two runs a second apart differed)
@@ -131,6 +164,7 @@ class PlateWriter:
             target.write_bytes(data)
 
     def close(self) -> None:
+        """Finish the archive and move it into place (nothing to do for plate folders)."""
         if self.zip is not None:
             self.zip.close()
             self._atomic.__exit__(None, None, None)

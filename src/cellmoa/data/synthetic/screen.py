@@ -15,11 +15,11 @@ What it writes (into one folder):
 - ``illumination_truth.npz`` and ``synthetic_spec.json``, as the other synthesizers.
 
 The five channels are made from the BBBC021 synthesizer's cells
-(:func:`cellmoa.data.synthetic.bbbc021.render_field`): DNA is its nuclear stain, AGP (actin, Golgi,
-plasma membrane) its actin, ER its cytoplasmic tubulin, Mito the cytoplasm with a punctate
+(:func:`cellmoa.data.synthetic.phenotypes.render_field`): DNA is its nuclear stain, AGP (actin,
+Golgi, plasma membrane) its actin, ER its cytoplasmic tubulin, Mito the cytoplasm with a punctate
 texture, RNA nucleoli and cytoplasm; so each MoA's archetype shows in several channels, as on a
-real Cell Painting screen. Batch effects (:class:`~cellmoa.data.synthetic.bbbc021.BatchEffects`) act
-per batch and plate on the stains each channel is made from.
+real Cell Painting screen. Batch effects (:class:`~cellmoa.data.synthetic.batches.BatchEffects`)
+act per batch and plate on the stains each channel is made from.
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from scipy.ndimage import gaussian_filter
 
-from cellmoa.data.synthetic.bbbc021 import (
+from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, MOA, PLATE, SITE, WELL
+from cellmoa.data.synthetic.batches import BatchEffects
+from cellmoa.data.synthetic.phenotypes import (
     DMSO_PHENOTYPE,
-    BatchEffects,
     apply_dose,
     compound_phenotype,
     dose_strength,
@@ -99,7 +101,8 @@ class ScreenSpec:
             self.batch_effects = BatchEffects.from_dict(self.batch_effects)
         if str(self.plate_format) not in PLATE_FORMATS:
             raise ValueError(
-                f"synthetic plate_format {self.plate_format!r}: use one of {', '.join(PLATE_FORMATS)}"
+                f"synthetic plate_format {self.plate_format!r}: "
+                f"use one of {', '.join(PLATE_FORMATS)}"
             )
         self.plate_format = str(self.plate_format)
         if self.image_format not in ("tiff", "png"):
@@ -107,19 +110,25 @@ class ScreenSpec:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "ScreenSpec":
+        """The spec from the ``synthetic:`` config section, refusing unknown keys."""
         return from_settings(cls, values, "synthetic screen parameter")
 
     @property
     def compounds(self) -> list[str]:
+        """The annotated compounds, MoA by MoA."""
         return [c for cs in self.moas.values() for c in cs]
 
     def hidden_moas(self) -> dict[str, str]:
+        """The hidden MoA of each unlabelled compound (a placeholder when none was given)."""
         if isinstance(self.unlabelled_compounds, dict):
             return {str(c): str(m) for c, m in self.unlabelled_compounds.items()}
         return {c: f"_unlabelled_{i}" for i, c in enumerate(self.unlabelled_compounds)}
 
     def plates(self) -> list[str]:
-        """Barcodes like a screening centre's (``SP<batch><plate>-<4 digits>``), deterministic for the seed."""
+        """Barcodes like a screening centre's (``SP<batch><plate>-<4 digits>``).
+
+        They are deterministic for the seed.
+        """
         rng = np.random.default_rng(stable_seed(self.seed, "screen-plates"))
         return [
             f"SP{b}{k}-{int(rng.integers(1000, 9999))}"
@@ -128,6 +137,7 @@ class ScreenSpec:
         ]
 
     def batch_names(self) -> list[str]:
+        """``Batch1``, ``Batch2``, ..: one name per week."""
         return [f"Batch{b}" for b in range(1, self.weeks + 1)]
 
     def data_defaults(self, base_url: str) -> dict:
@@ -138,7 +148,7 @@ class ScreenSpec:
             "moas": str(Path(base_url) / "moas.csv"),
             "channels": list(CHANNELS),
             "control": "DMSO",
-            "batch_column": "Metadata_Batch",
+            "batch_column": BATCH,
         }
 
     def write(self, out_dir: Path, archives: bool = True) -> Path:
@@ -165,8 +175,27 @@ def treatment_wells(spec: ScreenSpec) -> list[str]:
 
 
 def plan(spec: ScreenSpec) -> list[dict]:
-    """One record per field: plate, batch, replicate, well, site, compound, concentration. Each
-    compound is screened in one batch (round-robin, each MoA's compounds spread over the batches)."""
+    """One record per field: plate, batch, replicate, well, site, compound, concentration.
+
+    Each compound is screened in one batch (round-robin, each MoA's compounds spread over the
+    batches).
+
+    Parameters
+    ----------
+    spec : ScreenSpec
+        What to synthesize.
+
+    Returns
+    -------
+    list of dict
+        One record per field, plate by plate, the controls first.
+
+    Raises
+    ------
+    ValueError
+        If a plate has too few inner wells for its treatments, or too few edge-column wells for
+        its DMSO wells.
+    """
     lists = list(spec.moas.values())
     order = [cs[i] for i in range(max(len(cs) for cs in lists)) for cs in lists if i < len(cs)]
     unlabelled = list(spec.unlabelled_compounds)
@@ -185,8 +214,8 @@ def plan(spec: ScreenSpec) -> list[dict]:
         ]
         if len(wanted) > len(inner):
             raise ValueError(
-                f"plate {plate} needs {len(wanted)} treatment wells; a {spec.plate_format}-well plate "
-                f"has {len(inner)} inner wells"
+                f"plate {plate} needs {len(wanted)} treatment wells; "
+                f"a {spec.plate_format}-well plate has {len(inner)} inner wells"
             )
         treatments += [(c, conc, w) for (c, conc), w in zip(wanted, inner)]
         for compound, conc, well in treatments:
@@ -221,106 +250,129 @@ def paint(rng: np.random.Generator, layers: dict[str, np.ndarray]) -> dict[str, 
 
 
 def synthesize(spec: ScreenSpec, out_dir: Path) -> Path:
-    """Write the screen into ``out_dir`` (see the module doc)."""
+    """Write the screen into ``out_dir`` (see the module doc).
+
+    Parameters
+    ----------
+    spec : ScreenSpec
+        The screen to write.
+    out_dir : Path
+        The folder the images, tables, illumination truth and spec go to (made if missing).
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    moa_of = {c: m for m, cs in spec.moas.items() for c in cs}
-    hidden = spec.hidden_moas()
-    rows = plan(spec)
+    # the MoA that shapes each compound's phenotype: annotated, else hidden (unlabelled ones)
+    moas = {**spec.hidden_moas(), **{c: m for m, cs in spec.moas.items() for c in cs}}
     by_plate: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in plan(spec):
         by_plate.setdefault(row["plate"], []).append(row)
-    suffix = "tiff" if spec.image_format == "tiff" else "png"
     truth, loaddata, platemap = {}, [], []
     for plate, plate_rows in by_plate.items():
-        rng = np.random.default_rng(stable_seed(spec.seed, "screen-plate", plate))
-        fields = {
-            c: illumination_field(
-                rng, spec.image_height, spec.image_width, spec.illumination_falloff
-            )
-            for c in CHANNELS
-        }
+        fields, records = _write_plate(spec, out_dir, plate, plate_rows, moas)
         truth.update({f"{plate}/{c}": f for c, f in fields.items()})
-        week = plate_rows[0]["batch_index"]
-        effects = spec.batch_effects.week(spec.seed, week, spec.weeks)
-        effects = spec.batch_effects.plate(
-            np.random.default_rng(stable_seed(spec.seed, "screen-effects", plate)), effects
-        )
-        plate_gain = float(rng.uniform(0.9, 1.1))
-        writer = PlateWriter(out_dir, None)
-        seen_wells = set()
-        for index, row in enumerate(plate_rows):
-            compound, conc = row["compound"], row["concentration"]
-            if compound == "DMSO":
-                pheno = dict(DMSO_PHENOTYPE)
-            else:
-                moa = moa_of.get(compound, hidden.get(compound))
-                pheno = apply_dose(
-                    compound_phenotype(spec, moa, compound),
-                    dose_strength(conc, spec.concentrations),
-                )
-            layers = render_field(rng, spec, pheno, effects["density"])
-            if effects["blur"] > 0:
-                from scipy.ndimage import gaussian_filter
-
-                layers = {
-                    c: gaussian_filter(v, effects["blur"], mode="reflect")
-                    for c, v in layers.items()
-                }
-            signal = paint(rng, layers)
-            drift = 1.0 - spec.batch_effects.plate_drift * index / max(len(plate_rows) - 1, 1)
-            r, c = parse_well(row["well"])
-            record = {}
-            for k, channel in enumerate(CHANNELS, start=1):
-                stain = EFFECT_CHANNEL[channel]
-                photons = (
-                    BACKGROUND[channel] * (1.0 + effects["offset"][stain])
-                    + AMPLITUDE[channel] * effects["stain"][stain] * drift * signal[channel]
-                )
-                photons = photons * plate_gain * effects["gain"][stain] * fields[channel]
-                counts12 = np.clip(np.rint(camera(rng, photons, 16.0, 40.0) / 16.0), 0, 4095)
-                name = f"r{r + 1:02d}c{c + 1:02d}f{row['site']:02d}p01-ch{k}sk1fk1fl1.{suffix}"
-                writer.add(f"images/{plate}/{name}", _encode(counts12, spec.image_format))
-                record[f"FileName_Orig{channel}"] = name
-                record[f"PathName_Orig{channel}"] = f"images/{plate}"
-            loaddata.append(
-                {
-                    **record,
-                    "Metadata_Plate": plate,
-                    "Metadata_Well": row["well"],
-                    "Metadata_Site": row["site"],
-                    "Metadata_Batch": row["batch"],
-                }
-            )
-            if row["well"] not in seen_wells:
-                seen_wells.add(row["well"])
-                platemap.append(
-                    {
-                        "Metadata_Plate": plate,
-                        "Metadata_Well": row["well"],
-                        "Metadata_Compound": compound,
-                        "Metadata_Concentration": "" if compound == "DMSO" else f"{conc:g}",
-                    }
-                )
-        writer.close()
-    columns = [f"{kind}_Orig{c}" for c in CHANNELS for kind in ("FileName", "PathName")]
-    _write_csv(
-        out_dir / "loaddata.csv",
-        [*columns, "Metadata_Plate", "Metadata_Well", "Metadata_Site", "Metadata_Batch"],
-        loaddata,
-    )
-    _write_csv(
-        out_dir / "platemap.csv",
-        ["Metadata_Plate", "Metadata_Well", "Metadata_Compound", "Metadata_Concentration"],
-        platemap,
-    )
-    _write_csv(
-        out_dir / "moas.csv",
-        ["Metadata_Compound", "Metadata_MoA"],
-        [{"Metadata_Compound": c, "Metadata_MoA": m} for m, cs in spec.moas.items() for c in cs],
-    )
+        loaddata.extend(records)
+        platemap.extend(_platemap_rows(plate, plate_rows))
+    _write_tables(spec, out_dir, loaddata, platemap)
     np.savez_compressed(out_dir / "illumination_truth.npz", **truth)
     write_text(out_dir / "synthetic_spec.json", json.dumps(asdict(spec), indent=2) + "\n")
     return out_dir
+
+
+def _write_plate(
+    spec: ScreenSpec, out_dir: Path, plate: str, plate_rows: list[dict], moas: dict[str, str]
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Write one plate's images; return its illumination fields and LoadData rows."""
+    rng = np.random.default_rng(stable_seed(spec.seed, "screen-plate", plate))
+    fields = {
+        c: illumination_field(rng, spec.image_height, spec.image_width, spec.illumination_falloff)
+        for c in CHANNELS
+    }
+    week = plate_rows[0]["batch_index"]
+    effects = spec.batch_effects.week(spec.seed, week, spec.weeks)
+    effects = spec.batch_effects.plate(
+        np.random.default_rng(stable_seed(spec.seed, "screen-effects", plate)), effects
+    )
+    plate_gain = float(rng.uniform(0.9, 1.1))
+    writer = PlateWriter(out_dir, None)
+    records = []
+    for index, row in enumerate(plate_rows):
+        signal = _field_signal(spec, rng, row, moas, effects)
+        drift = 1.0 - spec.batch_effects.plate_drift * index / max(len(plate_rows) - 1, 1)
+        r, c = parse_well(row["well"])
+        suffix = "tiff" if spec.image_format == "tiff" else "png"
+        record = {}
+        for k, channel in enumerate(CHANNELS, start=1):
+            stain = EFFECT_CHANNEL[channel]
+            photons = (
+                BACKGROUND[channel] * (1.0 + effects["offset"][stain])
+                + AMPLITUDE[channel] * effects["stain"][stain] * drift * signal[channel]
+            )
+            photons = photons * plate_gain * effects["gain"][stain] * fields[channel]
+            counts12 = np.clip(np.rint(camera(rng, photons, 16.0, 40.0) / 16.0), 0, 4095)
+            name = f"r{r + 1:02d}c{c + 1:02d}f{row['site']:02d}p01-ch{k}sk1fk1fl1.{suffix}"
+            writer.add(f"images/{plate}/{name}", _encode(counts12, spec.image_format))
+            record[f"FileName_Orig{channel}"] = name
+            record[f"PathName_Orig{channel}"] = f"images/{plate}"
+        records.append(
+            {**record, PLATE: plate, WELL: row["well"], SITE: row["site"], BATCH: row["batch"]}
+        )
+    writer.close()
+    return fields, records
+
+
+def _field_signal(
+    spec: ScreenSpec, rng: np.random.Generator, row: dict, moas: dict[str, str], effects: dict
+) -> dict[str, np.ndarray]:
+    """One field's painted signal per channel: its treatment's phenotype, the week's blur."""
+    compound, conc = row["compound"], row["concentration"]
+    if compound == "DMSO":
+        pheno = dict(DMSO_PHENOTYPE)
+    else:
+        pheno = apply_dose(
+            compound_phenotype(spec, moas.get(compound), compound),
+            dose_strength(conc, spec.concentrations),
+        )
+    layers = render_field(rng, spec, pheno, effects["density"])
+    if effects["blur"] > 0:
+        layers = {c: gaussian_filter(v, effects["blur"], mode="reflect") for c, v in layers.items()}
+    return paint(rng, layers)
+
+
+def _platemap_rows(plate: str, plate_rows: list[dict]) -> list[dict]:
+    """The plate map's rows of a plate: each well's treatment, in the order first imaged."""
+    rows, seen = [], set()
+    for row in plate_rows:
+        if row["well"] in seen:
+            continue
+        seen.add(row["well"])
+        compound, conc = row["compound"], row["concentration"]
+        rows.append(
+            {
+                PLATE: plate,
+                WELL: row["well"],
+                COMPOUND: compound,
+                CONCENTRATION: "" if compound == "DMSO" else f"{conc:g}",
+            }
+        )
+    return rows
+
+
+def _write_tables(
+    spec: ScreenSpec, out_dir: Path, loaddata: list[dict], platemap: list[dict]
+) -> None:
+    """Write the LoadData CSV, the plate map and the MoA table."""
+    columns = [f"{kind}_Orig{c}" for c in CHANNELS for kind in ("FileName", "PathName")]
+    _write_csv(out_dir / "loaddata.csv", [*columns, PLATE, WELL, SITE, BATCH], loaddata)
+    _write_csv(out_dir / "platemap.csv", [PLATE, WELL, COMPOUND, CONCENTRATION], platemap)
+    _write_csv(
+        out_dir / "moas.csv",
+        [COMPOUND, MOA],
+        [{COMPOUND: c, MOA: m} for m, cs in spec.moas.items() for c in cs],
+    )
 
 
 def _encode(counts12: np.ndarray, image_format: str) -> bytes:
