@@ -7,7 +7,7 @@ STAMP := $(VENV)/.cellmoa-installed
 # The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install lock demo demo-bbbc014 demo-screen test test-quick lint docs config-docs benchmark bench-gpu install-gpu gpu-wheels clean-demo
+.PHONY: install lock demo demo-bbbc014 demo-screen test test-quick lint docs config-docs benchmark bench-real bench-gpu install-gpu gpu-wheels clean-demo
 
 # Everything (the base install, [train], [jax], [dev], [docs]) at the exact versions of
 # requirements.lock, checked against its hashes, then cellmoa itself (editable, its dependencies
@@ -94,6 +94,11 @@ config-docs: $(STAMP)
 benchmark: $(STAMP)
 	$(PY) benchmarks/bench_input_pipeline.py
 	$(PY) benchmarks/bench_preprocess.py
+
+# Post-processing chains on the real BBBC021 CellProfiler well profiles in ../shared/profiles/ (what
+# the named chain `cellprofiler` was chosen from; docs/benchmarks.md). About a minute on 2 cores.
+bench-real: $(STAMP)
+	$(PY) benchmarks/bench_profiles_real.py --named
 
 # On a GPU machine (after `make install-gpu`): training throughput of the three networks, float32
 # and mixed precision, and the full run's implied time (from the metadata once it is downloaded).

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--chains", type=Path)
     args = parser.parse_args(argv)
-    from cellmoa.profiles.postprocessing import parse_chain
+    from cellmoa.profiles.chains import parse_chain
 
     chains = yaml.safe_load(args.chains.read_text()) if args.chains else CANDIDATES
     metadata, embeddings = load(args.results)

@@ -10,6 +10,7 @@ import pytest
 from cellmoa.columns import IS_CONTROL, PROFILES
 from cellmoa.intervals import paired_difference
 from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.chains import CHAINS, chain_spec, parse_chain, postprocess
 from cellmoa.profiles.ensemble import ensemble_fold_matches
 from cellmoa.profiles.nearest import evaluate_profiles, fold_matches, nearest_neighbours
 from cellmoa.profiles.postprocessing import (
@@ -19,8 +20,6 @@ from cellmoa.profiles.postprocessing import (
     Harmony,
     Normalize,
     Spherize,
-    parse_chain,
-    postprocess,
 )
 from cellmoa.profiles.summary import summary_by_scheme
 from cellmoa.profiles.tables import concatenate_profiles
@@ -388,3 +387,55 @@ def test_the_lift_of_postprocessing_is_paired_over_the_same_treatments():
     # with only gains over every compound the interval excludes 0
     allgain = paired_difference([0] * 8, [1] * 8, list("aabbccdd"))
     assert allgain["lift_ci_low"] == 1.0 and allgain["lift_p_value"] < 0.01
+
+
+def test_every_named_chain_parses_and_runs_on_a_small_table():
+    assert set(CHAINS) >= {"cellprofiler", "embeddings", "none"}
+    assert CHAINS["none"] == []
+    t = table(n_features=4)
+    for name in CHAINS:
+        label, steps = chain_spec(name, "none")
+        assert label == name
+        out, feats, notes = postprocess(t, FEATURES, parse_chain(steps))
+        assert len(out) == len(t) and len(notes) == len(steps)
+        assert np.isfinite(out[feats].to_numpy()).all()
+
+
+def test_chain_spec_takes_a_name_a_file_a_list_or_none(tmp_path):
+    assert chain_spec(None, "embeddings") == ("embeddings", CHAINS["embeddings"])
+    label, steps = chain_spec("cellprofiler", "none")
+    steps[0]["by"] = "plate"  # a copy: the named chain is untouched
+    assert CHAINS["cellprofiler"][0]["by"] != "plate"
+    assert chain_spec([{"step": "pca", "n_components": 2}], "none") == (
+        "custom",
+        [{"step": "pca", "n_components": 2}],
+    )
+    listed = tmp_path / "steps.yaml"
+    listed.write_text("- {step: normalize, method: center}\n")
+    assert chain_spec(str(listed), "none") == (
+        str(listed),
+        [{"step": "normalize", "method": "center"}],
+    )
+    mapped = tmp_path / "mapped.yml"
+    mapped.write_text("postprocess:\n  - {step: spherize}\n")
+    assert chain_spec(mapped, "none")[1] == [{"step": "spherize"}]
+
+
+def test_chain_spec_names_the_known_chains_for_an_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="cellprofiler, embeddings, none"):
+        chain_spec("cellprofilr", "none")
+    with pytest.raises(ValueError, match="no such file"):
+        chain_spec(str(tmp_path / "missing.yaml"), "none")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("step: pca\n")
+    with pytest.raises(ValueError, match="list of steps"):
+        chain_spec(str(bad), "none")
+
+
+def test_rank_normal_maps_each_groups_ranks_to_normal_quantiles():
+    t = table(n_features=4)
+    out, feats, note = parse_chain([{"step": "rank_normal", "by": "batch"}])[0].apply(t, FEATURES)
+    assert feats == FEATURES and "by batch" in note
+    for _, part in out.groupby("Metadata_Batch"):
+        np.testing.assert_allclose(part[FEATURES].mean(), 0, atol=1e-9)
+        np.testing.assert_array_equal(part["f0"].rank(), t.loc[part.index, "f0"].rank())

@@ -16,8 +16,8 @@ import h5py
 from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import write_tsv
 from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.chains import chain_spec, parse_chain
 from cellmoa.profiles.ensemble import ensemble_fold_matches
-from cellmoa.profiles.postprocessing import parse_chain
 
 p = snakemake.params
 metadata = read_crop_metadata(Path(snakemake.input.tensors))
@@ -26,7 +26,7 @@ for path in snakemake.input.embeddings:  # results/models/<network>/<fold>/embed
     network, fold = Path(path).parts[-3:-1]
     with h5py.File(path, "r") as f:
         embeddings[network][p.folds[fold]] = f["embeddings"][()]
-chain = parse_chain(p.postprocess)
+chain = parse_chain(chain_spec(p.postprocess, "none")[1])
 control = resolve_dataset(snakemake.config).control
 matches, average_precision, notes = ensemble_fold_matches(
     metadata, embeddings, chain=chain, control=control

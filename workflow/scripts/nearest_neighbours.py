@@ -18,15 +18,15 @@ import h5py
 from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import write_tsv
 from cellmoa.preprocess.tensors import read_crop_metadata
+from cellmoa.profiles.chains import chain_spec, parse_chain
 from cellmoa.profiles.nearest import fold_matches
-from cellmoa.profiles.postprocessing import parse_chain
 
 metadata = read_crop_metadata(Path(snakemake.input.tensors))
 embeddings = {}
 for compound, path in zip(snakemake.params.compounds, snakemake.input.embeddings):
     with h5py.File(path, "r") as f:
         embeddings[compound] = f["embeddings"][()]
-chain = parse_chain(snakemake.params.postprocess)
+chain = parse_chain(chain_spec(snakemake.params.postprocess, "none")[1])
 control = resolve_dataset(snakemake.config).control
 matches, average_precision, notes = fold_matches(metadata, embeddings, chain=chain, control=control)
 write_tsv(matches, Path(snakemake.output.matches))

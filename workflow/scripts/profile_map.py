@@ -15,7 +15,7 @@ import h5py
 
 from cellmoa.data.resolve import resolve_dataset
 from cellmoa.preprocess.tensors import read_crop_metadata
-from cellmoa.profiles.postprocessing import parse_chain
+from cellmoa.profiles.chains import chain_spec, parse_chain
 from cellmoa.profiles.tables import fold_profiles
 from cellmoa.report.plots import plot_profile_map
 
@@ -25,7 +25,11 @@ with h5py.File(snakemake.input.embeddings, "r") as f:
     embeddings = f["embeddings"][()]
 control = resolve_dataset(snakemake.config).control
 variants, notes = fold_profiles(
-    metadata, embeddings, parse_chain(p.postprocess), control, f"fold {p.compound}"
+    metadata,
+    embeddings,
+    parse_chain(chain_spec(p.postprocess, "none")[1]),
+    control,
+    f"fold {p.compound}",
 )
 title = (
     f"{snakemake.wildcards.network}: treatment profiles of the fold model that held out "

@@ -19,7 +19,7 @@ from cellmoa.data.resolve import resolve_dataset
 from cellmoa.evaluate.unannotated import predict_screen
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.preprocess.tensors import read_crop_metadata
-from cellmoa.profiles.postprocessing import parse_chain
+from cellmoa.profiles.chains import chain_spec, parse_chain
 from cellmoa.report.plots import plot_calibration, plot_unannotated
 
 p = snakemake.params
@@ -57,7 +57,7 @@ tables, calibration = predict_screen(
     p.coverage,
     p.score,
     p.neighbours,
-    parse_chain(p.postprocess),
+    parse_chain(chain_spec(p.postprocess, "none")[1]),
     resolve_dataset(snakemake.config).control,
     p.ensemble,
     read_tsv(ensemble_matches) if ensemble_matches else None,

@@ -44,7 +44,7 @@ from cellmoa.columns import (
     PROFILES,
     metadata_columns,
 )
-from cellmoa.profiles.postprocessing import postprocess as run_chain
+from cellmoa.profiles.chains import postprocess as run_chain
 from cellmoa.profiles.retrieval import average_precision, map_by_moa
 from cellmoa.profiles.summary import summary_by_scheme
 from cellmoa.profiles.tables import fold_profiles, treatment_profiles, unit_rows
@@ -261,7 +261,7 @@ def fold_matches(
     schemes : sequence of str
         The matching schemes.
     chain : list, optional
-        Post-processing steps (:func:`cellmoa.profiles.postprocessing.parse_chain`).
+        Post-processing steps (:func:`cellmoa.profiles.chains.parse_chain`).
     control : str, optional
         The control compound.
 
@@ -329,7 +329,7 @@ def evaluate_profiles(
     source : str
         The table's name in messages.
     postprocess : list, optional
-        Steps of :func:`cellmoa.profiles.postprocessing.parse_chain`, run on the rows, controls
+        Steps of :func:`cellmoa.profiles.chains.parse_chain`, run on the rows, controls
         included, before they are averaged into treatments.
 
     Returns

@@ -5,15 +5,13 @@ feature columns, ``Metadata_IsControl`` = 1 for control rows) and its feature li
 new table, the new feature list and a line saying what it did. The maths is the field's library,
 pycytominer (``normalize``, ``feature_select``, ``Spherize``) and scikit-learn (PCA); the batch
 alignment is CORAL (Sun et al. 2016): each batch's controls whitened and re-coloured to the
-covariance of all controls, or Harmony (``harmonypy``) on all samples.
+covariance of all controls, or Harmony (``harmonypy``) on all samples; ``rank_normal`` is the rank
+inverse-normal transform of each feature. :data:`STEPS` names them; chains of steps, named
+chains and running a chain: :mod:`cellmoa.profiles.chains`.
 
-A chain comes from a list of ``{"step": name, **settings}`` (``profiles.postprocess`` in the
-config, or the ``--postprocess`` YAML of ``cellmoa evaluate-profiles``):
-
->>> chain = parse_chain([{"step": "normalize", "method": "standardize"},
-...                      {"step": "pca", "n_components": 2}, {"step": "spherize"}])
->>> [type(s).__name__ for s in chain]
-['Normalize', 'PCA', 'Spherize']
+>>> step = STEPS["normalize"](method="standardize")
+>>> type(step).__name__, step.method
+('Normalize', 'standardize')
 
 Two measured lessons shape the refusals: statistics of a handful of control wells per plate hurt
 (``by: screen`` or ``batch`` is the default, not ``plate``), and sphering collapses when the
@@ -24,7 +22,7 @@ first with ``pca`` or ``feature_select``).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -335,6 +333,33 @@ class Harmony:
         )
 
 
+@dataclass
+class RankNormal:
+    """Rank inverse-normal transform of each feature, over the screen, each batch or each plate.
+
+    Each feature's values in a group become ``Phi^-1((rank - 0.5) / n)`` (ties get their mean
+    rank): every group's distribution of every feature the standard normal, outliers tamed.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"Metadata_IsControl": [1, 0, 0], "f": [5.0, -100.0, 7.0]})
+    >>> [round(v, 2) for v in RankNormal().apply(t, ["f"])[0]["f"]]
+    [0.0, -0.97, 0.97]
+    """
+
+    by: str = "screen"
+
+    def apply(self, table, features):
+        """Return (table, features, note): each feature's ranks mapped to normal quantiles."""
+        from scipy.special import ndtri
+
+        out = table.copy()
+        for _, index in _groups(table, self.by, "rank_normal"):
+            ranks = table.loc[index, features].rank(axis=0, method="average").to_numpy(np.float64)
+            out.loc[index, features] = ndtri((ranks - 0.5) / len(index))
+        return out, features, f"rank inverse-normal by {self.by} ({len(features)} features)"
+
+
 def _moments(x: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), np.cov(x, rowvar=False, ddof=1) + epsilon * np.eye(x.shape[1])
 
@@ -351,45 +376,5 @@ STEPS = {
     "spherize": Spherize,
     "align_batches": AlignBatches,
     "harmony": Harmony,
+    "rank_normal": RankNormal,
 }
-
-
-def parse_chain(items: list[dict] | None) -> list:
-    """Step objects from ``[{"step": name, **settings}, ...]``.
-
-    Unknown steps and settings are refused (``ValueError``).
-    """
-    chain = []
-    for i, item in enumerate(items or []):
-        item = dict(item)
-        name = item.pop("step", None)
-        if name not in STEPS:
-            raise ValueError(
-                f"postprocess step {i + 1}: unknown step {name!r}; use one of {', '.join(STEPS)}"
-            )
-        known = {f.name for f in fields(STEPS[name])}
-        unknown = sorted(set(item) - known)
-        if unknown:
-            raise ValueError(
-                f"postprocess step {i + 1} ({name}): unknown setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        chain.append(STEPS[name](**item))
-    return chain
-
-
-def postprocess(table: pd.DataFrame, features: list[str], chain: list, source: str = "profiles"):
-    """Run ``chain`` on ``table``.
-
-    Returns (table, features, notes) where ``notes`` is one row per step (step, what it did),
-    also logged.
-    """
-    notes = []
-    for step in chain:
-        name = next(k for k, v in STEPS.items() if isinstance(step, v))
-        table, features, note = step.apply(table, list(features))
-        if not np.isfinite(table[features].to_numpy(np.float64)).all():
-            raise TableError(f"{source}: step {name} produced NaN or infinite values ({note})")
-        log.info("%s: %s: %s", source, name, note)
-        notes.append({"step": name, "what": note})
-    return table, list(features), pd.DataFrame(notes, columns=["step", "what"])

@@ -30,7 +30,7 @@ from cellmoa.columns import (
     is_metadata,
     metadata_columns,
 )
-from cellmoa.profiles.postprocessing import postprocess
+from cellmoa.profiles.chains import postprocess
 from cellmoa.train.folds import unannotated as unannotated_rows
 
 #: the MoA label the profiles of unannotated treatments carry (never a real MoA's name)
@@ -202,7 +202,7 @@ def fold_profiles(
     embeddings : numpy.ndarray
         The fold model's crop embeddings, aligned with ``metadata``.
     chain : list, optional
-        Post-processing steps (:func:`cellmoa.profiles.postprocessing.parse_chain`): the well
+        Post-processing steps (:func:`cellmoa.profiles.chains.parse_chain`): the well
         profiles, controls included, go through them before they are averaged.
     control : str, optional
         The control compound, left out of the post-processed treatment profiles.

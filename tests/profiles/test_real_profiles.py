@@ -1,0 +1,47 @@
+"""The named ``cellprofiler`` chain on the real BBBC021 CellProfiler well profiles.
+
+Reads ``../shared/profiles/`` (Ljosa et al. 2013, 632 wells x 516 features; never copied into the
+project) and skips where it is absent. The chain must reach at least the field's standard chain
+(NSC 95/103, NSCB 78/92, mAP 0.83): benchmarks/bench_profiles_real.py, docs/benchmarks.md.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from cellmoa.columns import MATCH_SCHEME
+from cellmoa.profiles.chains import chain_spec
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"
+TABLE = SHARED / "profiles" / "ljosa_jbiomolscreen_2013_per_well_mean.csv.gz"
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        "bench_profiles_real", ROOT / "benchmarks" / "bench_profiles_real.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(
+    not (TABLE.is_file() and (SHARED / "bbbc021" / "BBBC021_v1_moa.csv").is_file()),
+    reason=f"the real BBBC021 profiles are absent ({TABLE} and ../shared/bbbc021/)",
+)
+def test_the_cellprofiler_chain_reaches_the_standard_chain_on_bbbc021():
+    b = bench()
+    table, features = b.load_real(SHARED)
+    assert len(table) == 632 and int(table["Metadata_IsControl"].sum()) == 330
+    label, steps = chain_spec("cellprofiler", "none")
+    matches, aps = b.score(table, features, steps)
+    s = b.summarize(matches, aps)
+    assert s["nsc"]["n"] == 103 and s["nscb"]["n"] == 92
+    assert s["nsc"]["n_correct"] >= 95, s
+    assert s["nscb"]["n_correct"] >= 78, s
+    assert s["nsc"]["map"] >= 0.83, s
+    assert set(matches[MATCH_SCHEME]) == {"nsc", "nscb"}
