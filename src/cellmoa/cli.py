@@ -316,9 +316,9 @@ def _add_evaluate_profiles(sub) -> None:
         metavar="NAME|FILE",
         help="post-processing chain run on the rows, fit on the --control rows, before "
         "treatments are averaged: cellprofiler (default: mad_robustize, feature_select, "
-        "ZCA-cor sphering), embeddings, none (raw profiles), or a YAML list of steps "
-        "(normalize, feature_select, pca, spherize, align_batches, harmony); the chain run "
-        "is printed",
+        "ZCA-cor sphering, rank inverse-normal), embeddings, none (raw profiles), or a YAML "
+        "list of steps (normalize, feature_select, pca, spherize, align_batches, harmony, "
+        "rank_normal); the chain run is printed",
     )
     ev.add_argument(
         "--platemap",
