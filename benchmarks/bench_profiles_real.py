@@ -181,8 +181,12 @@ def load_real(shared: Path) -> tuple[pd.DataFrame, list[str]]:
     table = table.merge(moa, on=[COMPOUND, CONCENTRATION], how="inner", validate="many_to_one")
     if len(table) != len(raw):
         raise SystemExit(f"{len(raw) - len(table)} of {len(raw)} wells did not join")
-    table[BATCH] = table[PLATE].str.split("_").str[0]
-    table[IS_CONTROL] = table[COMPOUND].eq(CONTROL).astype(int)
+    table = table.copy().assign(  # one block per dtype: the merges leave it fragmented
+        **{
+            BATCH: table[PLATE].str.split("_").str[0],
+            IS_CONTROL: table[COMPOUND].eq(CONTROL).astype(int),
+        }
+    )
     meta = [PLATE, WELL, BATCH, COMPOUND, CONCENTRATION, MOA, IS_CONTROL]
     return table[meta + features].reset_index(drop=True), features
 
