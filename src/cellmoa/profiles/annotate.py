@@ -44,9 +44,9 @@ import re
 import pandas as pd
 
 from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, MOA, PLATE, WELL
+from cellmoa.data.datasets.loaddata_tables import line_of
 from cellmoa.profiles.lookups import (
     SHOWN,
-    line_of,
     moa_annotations,
     normalized_wells,
     platemap_treatments,

@@ -23,23 +23,13 @@ import numpy as np
 import pandas as pd
 
 from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, MOA, PLATE, WELL
+from cellmoa.data.datasets.loaddata_tables import line_of
 from cellmoa.data.wells import normalize_well
 from cellmoa.validation import TableError, concentration_values, require_columns
 
 log = logging.getLogger(__name__)
 
 SHOWN = 5
-
-
-def line_of(index) -> int:
-    """The 1-based file line of a 0-based data row (line 1 is the header).
-
-    Examples
-    --------
-    >>> line_of(0)
-    2
-    """
-    return int(index) + 2
 
 
 def text_keys(values: pd.Series) -> pd.Series:
