@@ -99,6 +99,7 @@ benchmark: $(STAMP)
 # the named chain `cellprofiler` was chosen from; docs/benchmarks.md). About a minute on 2 cores.
 bench-real: $(STAMP)
 	$(PY) benchmarks/bench_profiles_real.py --named
+	$(PY) benchmarks/bench_predict_profiles_real.py
 
 # On a GPU machine (after `make install-gpu`): training throughput of the three networks, float32
 # and mixed precision, and the full run's implied time (from the metadata once it is downloaded).

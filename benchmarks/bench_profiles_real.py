@@ -248,7 +248,9 @@ def main(argv=None) -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     parser.add_argument("--only", default="", help="chain names separated by ; (default: all)")
     parser.add_argument(
-        "--named", action="store_true", help="also score the named cellprofiler chain (CHAINS)"
+        "--named",
+        action="store_true",
+        help="also score the named chains cellprofiler and embeddings (CHAINS)",
     )
     args = parser.parse_args(argv)
     if not (args.shared / TABLE).is_file():
@@ -273,6 +275,7 @@ def main(argv=None) -> int:
     chains = dict(CANDIDATES)
     if args.named:
         chains["named: cellprofiler"] = CHAINS["cellprofiler"]
+        chains["named: embeddings (workflow default)"] = CHAINS["embeddings"]
     if args.only:
         wanted = [s.strip() for s in args.only.split(";")]
         chains = {k: v for k, v in chains.items() if k in wanted or k in ZSCORE_KEYS}

@@ -76,7 +76,12 @@ def test_the_papers_bbbc021_run():
     assert run.ensemble_tables("nearest_neighbours") == [
         "results/tables/nearest_neighbours_Ensemble.tsv"
     ]
-    assert len(run.outputs) == 22
+    # the all-compound fold's profiles, well and treatment tables per network
+    assert run.profile_exports[:2] == [
+        "results/profiles/ResNet50.parquet",
+        "results/profiles/ResNet50_treatments.parquet",
+    ]
+    assert len(run.outputs) == 22 + 2 * 3
     assert {"results/tables/unannotated_Ensemble.tsv", "results/plots/matching.png"} <= set(
         run.outputs
     )
@@ -184,6 +189,7 @@ def test_prediction_unannotated_false_trains_no_all_compound_fold():
     run = plan(config)
     assert ALL_FOLD not in run.trained_folds and run.model_folds == []
     assert not run.unannotated_outputs and len(run.outputs) == 15
+    assert not run.profile_exports  # no all-compound model to export profiles of
 
 
 def errors(config: dict) -> str:

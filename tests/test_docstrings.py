@@ -11,8 +11,10 @@ pytestmark = pytest.mark.unit
 #: pycytominer's style: the fit/transform objects and the scoring helpers show a short example
 PROFILING_MATHS = (
     "cellmoa.profiles.postprocessing",
-    "cellmoa.evaluate.unannotated",
+    "cellmoa.evaluate.neighbours",
+    "cellmoa.evaluate.profile_calls",
     "cellmoa.evaluate.accuracy",
+    "cellmoa.profiles.export",
 )
 
 

@@ -42,7 +42,7 @@ LAYERS = (
     ("cellmoa.evaluate",),
     ("cellmoa.report",),
     ("cellmoa.config",),
-    ("cellmoa.cli",),
+    ("cellmoa.cli", "cellmoa.cli_profiles"),
 )
 #: the base modules are single modules: cellmoa.columns, not a package cellmoa.columns.*
 BASE_PACKAGE_ONLY = "cellmoa"

@@ -17,7 +17,8 @@ only from the packages above it in this list.
   unannotated compounds
 - :mod:`cellmoa.report` (``report.smk``): summary tables and figures
 - :mod:`cellmoa.config` (``common.smk``): the validated config resolved into the run's plan
-- :mod:`cellmoa.cli`: the ``cellmoa`` command
+- :mod:`cellmoa.cli`: the ``cellmoa`` command (:mod:`cellmoa.cli_profiles`: its profile-table
+  commands)
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,7 @@
-"""Command line: ``cellmoa synthesize``, ``cellmoa tables`` and ``cellmoa evaluate-profiles``."""
+"""Command line: ``cellmoa synthesize``, ``cellmoa tables``, and the profile-table commands.
+
+``evaluate-profiles`` and ``predict-profiles`` are in :mod:`cellmoa.cli_profiles`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, MOA, NETWORK, PLATE, PREFIX, WELL
+from cellmoa.cli_profiles import add_profile_commands
+from cellmoa.columns import COMPOUND, CONCENTRATION, NETWORK
 
 # The other first-party imports are function-local ("lazy") on purpose: ``cellmoa --help`` must
 # start fast, and ``cellmoa evaluate-profiles`` must never import TensorFlow (only the subcommand
@@ -149,210 +153,6 @@ def _synthesize(args) -> int:
     return 0
 
 
-def _mapping(pairs: list[str], option: str = "--rename") -> dict[str, str]:
-    out = {}
-    for pair in pairs or []:
-        old, sep, new = pair.partition("=")
-        if not sep or not old or not new:
-            raise SystemExit(f"{option} takes OLD=NEW (e.g. Metadata_moa={MOA}), not {pair!r}")
-        out[old] = new
-    return out
-
-
-def _chain_line(label: str, steps: list[dict]) -> str:
-    """The post-processing chain as one line: its label and its steps with their settings."""
-    shown = []
-    for step in steps:
-        settings = ", ".join(f"{k}={v}" for k, v in step.items() if k != "step")
-        shown.append(f"{step['step']}({settings})" if settings else step["step"])
-    return f"post-processing chain: {label}: " + (" -> ".join(shown) or "none (raw profiles)")
-
-
-def _read_tables(args, read_table, rename_columns):
-    """The profile table, the plate map and the MoA table (or None), renamed to cellmoa's names."""
-    mapping = _mapping(args.rename)
-    if args.batch_column:
-        mapping[args.batch_column] = BATCH
-    table = rename_columns(read_table(args.table), mapping, args.table)
-    others = []
-    for path, pairs, option in (
-        (args.platemap, args.platemap_rename, "--platemap-rename"),
-        (args.moas, args.moas_rename, "--moas-rename"),
-    ):
-        if pairs and not path:
-            raise SystemExit(f"{option} renames the columns of a table: give that table too")
-        others.append(
-            rename_columns(read_table(path), _mapping(pairs, option), path) if path else None
-        )
-    return table, *others
-
-
-def _evaluate_profiles(args) -> int:
-    import logging
-
-    from cellmoa.files import read_table, write_tsv  # lazy (see top)
-    from cellmoa.profiles.annotate import annotate_profiles, join_report  # lazy (see top)
-    from cellmoa.profiles.chains import chain_spec, parse_chain  # lazy (see top)
-    from cellmoa.profiles.nearest import evaluate_profiles  # lazy (see top)
-    from cellmoa.report.tables import format_table  # lazy (see top)
-    from cellmoa.validation import TableError, rename_columns  # lazy (see top)
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    schemes = [s.strip() for s in args.scheme.split(",") if s.strip()]
-    unknown = sorted(set(schemes) - {"nsc", "nscb"})
-    if unknown or not schemes:
-        print(f"--scheme takes nsc, nscb or nsc,nscb; not {args.scheme!r}", file=sys.stderr)
-        return 2
-    if args.batch_column and args.batch_from_plate:
-        print("error: give --batch-column or --batch-from-plate, not both", file=sys.stderr)
-        return 2
-    try:
-        label, steps = chain_spec(args.postprocess, default="cellprofiler")
-        chain = parse_chain(steps)
-    except (ValueError, TypeError) as e:
-        print(f"error: {args.postprocess or 'cellprofiler'}: {e}", file=sys.stderr)
-        return 2
-    features = None
-    if args.features:
-        features = [
-            line.strip() for line in Path(args.features).read_text().splitlines() if line.strip()
-        ]
-    out = Path(args.out)
-    try:
-        table, platemap, moas = _read_tables(args, read_table, rename_columns)
-        n_rows = len(table)
-        sources = {"profiles": args.table, "platemap": args.platemap, "moas": args.moas}
-        table, unannotated = annotate_profiles(
-            table,
-            platemap,
-            moas,
-            control=args.control,
-            batch_pattern=args.batch_from_plate,
-            sources=sources,
-        )
-        if moas is not None:
-            write_tsv(unannotated, out / "without_moa.tsv")
-        for line in join_report(n_rows, table, unannotated, args.control, sources):
-            print(line)
-        print(_chain_line(label, steps))
-        tables = evaluate_profiles(
-            table,
-            schemes,
-            control=args.control,
-            features=features,
-            nan_policy=args.features_with_nan,
-            seed=args.seed,
-            source=args.table,
-            postprocess=chain,
-        )
-    except (TableError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    for name, frame in tables.items():
-        write_tsv(frame, out / f"{name}.tsv")
-    print(
-        f"{args.table}: {len(tables['profiles'])} treatments; tables in {out}/ "
-        "(profiles, matches, average_precision, map_by_moa, summary, postprocessing .tsv)"
-    )
-    for _, note in tables["postprocessing"].iterrows():
-        print(f"  {note['step']}: {note['what']}")
-    print(
-        "1-NN accuracy of MoA matching with 95% intervals (ci: bootstrap over compounds; "
-        "exact: Clopper-Pearson), mAP of MoA retrieval (copairs):"
-    )
-    print(format_table(tables["summary"]))
-    return 0
-
-
-def _add_evaluate_profiles(sub) -> None:
-    """Add the ``evaluate-profiles`` subcommand and its arguments to ``sub``."""
-    ev = sub.add_parser(
-        "evaluate-profiles",
-        help="score any profile table (CellProfiler, pycytominer, embeddings): "
-        "1-NN MoA matching and mAP",
-        description="Treatment profiles (mean per compound and concentration) matched to their "
-        "nearest other compound (nsc) or other compound in a disjoint batch (nscb), and ranked for "
-        f"mAP of MoA retrieval (copairs). Needs {COMPOUND}, {CONCENTRATION}, {MOA} (and {BATCH} "
-        "for nscb), in the table or joined from --platemap and --moas; map other names with "
-        "--rename.",
-    )
-    ev.add_argument(
-        "table",
-        help="profile table: .csv, .csv.gz, .tsv, .tsv.gz or .parquet, one row per cell/well/crop",
-    )
-    ev.add_argument("--out", required=True, help="folder for the tables")
-    ev.add_argument("--scheme", default="nsc,nscb", help="nsc, nscb or nsc,nscb (default)")
-    ev.add_argument(
-        "--control", help="control compound left out of matching and scoring (e.g. DMSO)"
-    )
-    ev.add_argument(
-        "--batch-column",
-        help=f"column holding each row's batch (renamed {BATCH}), needed for nscb",
-    )
-    ev.add_argument(
-        "--rename",
-        action="append",
-        metavar="OLD=NEW",
-        help=f"rename a column to cellmoa's name, e.g. Metadata_moa={MOA} (repeatable)",
-    )
-    ev.add_argument(
-        "--features",
-        help="file listing the feature columns, one per line (default: every numeric "
-        f"column not named {PREFIX}*, logged)",
-    )
-    ev.add_argument(
-        "--features-with-nan",
-        choices=["error", "drop"],
-        default="error",
-        help="a feature with NaN/inf values: error (default) or drop the column (logged)",
-    )
-    ev.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and of copairs' permutations"
-    )
-    ev.add_argument(
-        "--postprocess",
-        metavar="NAME|FILE",
-        help="post-processing chain run on the rows, fit on the --control rows, before "
-        "treatments are averaged: cellprofiler (default: mad_robustize, feature_select, "
-        "ZCA-cor sphering, rank inverse-normal), embeddings, none (raw profiles), or a YAML "
-        "list of steps (normalize, feature_select, pca, spherize, align_batches, harmony, "
-        "rank_normal); the chain run is printed",
-    )
-    ev.add_argument(
-        "--platemap",
-        metavar="CSV",
-        help=f"plate map: {PLATE}, {WELL} -> {COMPOUND}, {CONCENTRATION} (repeated identical "
-        "rows are fine); every profile row must find its well in it",
-    )
-    ev.add_argument(
-        "--platemap-rename",
-        action="append",
-        metavar="OLD=NEW",
-        help=f"rename a plate-map column, e.g. Image_Metadata_Well_DAPI={WELL} (repeatable)",
-    )
-    ev.add_argument(
-        "--moas",
-        metavar="CSV",
-        help=f"MoA table: {COMPOUND} (and {CONCENTRATION}, compared as numbers) -> {MOA}; "
-        "the --control needs no row, other treatments without one are listed and not scored",
-    )
-    ev.add_argument(
-        "--moas-rename",
-        action="append",
-        metavar="OLD=NEW",
-        help=f"rename an MoA-table column, e.g. moa={MOA} (repeatable)",
-    )
-    ev.add_argument(
-        "--batch-from-plate",
-        metavar="REGEX",
-        help=f"{BATCH} = the first match of REGEX in {PLATE} (e.g. 'Week[0-9]+'); a plate "
-        "it does not match is an error",
-    )
-    ev.set_defaults(func=_evaluate_profiles)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the ``cellmoa`` command.
 
@@ -388,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "--folders", action="store_true", help="write plate folders instead of zip archives"
     )
     synth.set_defaults(func=_synthesize)
-    _add_evaluate_profiles(sub)
+    add_profile_commands(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

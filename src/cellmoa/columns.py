@@ -29,6 +29,8 @@ CONCENTRATION = "Metadata_Concentration"
 MOA = "Metadata_MoA"
 REPLICATE = "Metadata_Replicate"
 IS_CONTROL = "Metadata_IsControl"
+#: how many crops a profile averages (cellmoa's exported well and treatment profiles)
+CROPS = "Metadata_Crops"
 #: the held-out value of the fold a row was predicted in
 FOLD = "Metadata_Fold"
 NETWORK = "Metadata_Network"

@@ -156,6 +156,20 @@ class Plan:
         ]
 
     @property
+    def profile_exports(self) -> list[str]:
+        """Every network's well and treatment profiles in pycytominer's layout (Parquet).
+
+        From the all-compound fold's model: only where it is trained (``prediction.unannotated``).
+        """
+        if ALL_FOLD not in self.trained_folds:
+            return []
+        return [
+            f"results/profiles/{network}{kind}.parquet"
+            for network in self.networks
+            for kind in ("", "_treatments")
+        ]
+
+    @property
     def outputs(self) -> list[str]:
         """Every file the run makes by default (the ``all`` rule's input)."""
         per_network = ("accuracy", "accuracy_by_fold", "treatments")
@@ -165,6 +179,7 @@ class Plan:
             "results/plots/accuracy.png",
             *self.profile_maps,
             *self.unannotated_outputs,
+            *self.profile_exports,
         ]
 
 

@@ -1,4 +1,4 @@
-"""Atomic writes (a finished name always holds a finished file) and reading/writing TSV tables.
+"""Atomic writes (a finished name always holds a finished file); reading and writing tables.
 
 Every file cellmoa writes (HDF5 tensors, illumination functions, models, checkpoints, tables,
 manifests, extracted plate folders, synthesized archives) goes through :func:`atomic_path`: it is
@@ -84,6 +84,16 @@ def write_tsv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table as tab-separated text (no index), atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False)
+    return Path(path)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table as Parquet (pycytominer's profile format; no index), atomically.
+
+    Missing values (``None``/NaN) of text columns are written as Parquet nulls.
+    """
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
     return Path(path)
 
 

@@ -247,13 +247,16 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
         summary.loc[0, "nn_nscb_n"]
         == matches.loc[matches["Metadata_MatchScheme"] == "nscb", "scored"].sum()
     )
-    # the default profiles.postprocess (each batch's control mean subtracted): raw and
-    # post-processed profiles side by side, what the step did in each fold recorded
+    # the default profiles.postprocess (embeddings: standardise, PCA and sphere on the controls):
+    # raw and post-processed profiles side by side, what each step did in each fold recorded
     assert set(all_matches["Metadata_Profiles"]) == {"raw", "postprocessed"}
     assert (all_matches.groupby(["Metadata_Profiles", "Metadata_MatchScheme"]).size() == 8).all()
     notes = pd.read_csv(tables / "postprocessing_ResNet50.tsv", sep="\t")
-    assert len(notes) == 4 and set(notes["step"]) == {"normalize"}
-    assert notes["what"].str.contains("center by batch on controls").all()
+    assert len(notes) == 4 * 3 and set(notes["step"]) == {"normalize", "pca", "spherize"}
+    steps = notes.groupby("step")["what"]
+    assert steps.get_group("normalize").str.contains("standardize by screen on controls").all()
+    assert steps.get_group("pca").str.contains("fit on 8 controls samples").all()
+    assert steps.get_group("spherize").str.contains("ZCA, epsilon 1, fit on 8 control").all()
     aps = pd.read_csv(tables / "average_precision_ResNet50.tsv", sep="\t")
     aps = aps[aps["Metadata_Profiles"] == "raw"]
     assert sorted(aps["Metadata_MatchScheme"].value_counts().tolist()) == [8, 8]

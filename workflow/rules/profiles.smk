@@ -1,5 +1,6 @@
 # Nearest-neighbour MoA matching (NSC, NSCB) and mAP of MoA retrieval of the fold models'
-# embeddings, per network and for the ensemble, and maps of the treatment profiles.
+# embeddings, per network and for the ensemble, maps of the treatment profiles, and the
+# all-compound model's profiles exported in pycytominer's layout.
 # Domain code: cellmoa.profiles.
 
 
@@ -99,3 +100,23 @@ rule profile_map:
         postprocess=config["profiles"]["postprocess"],
     script:
         "../scripts/profile_map.py"
+
+
+# cellmoa's own profiles in pycytominer's layout, from the all-compound fold's model (trained on
+# every annotated compound, it embeds every crop): a default target only where that fold is
+# trained (prediction.unannotated; Plan.profile_exports). The tensors' metadata is all it reads
+# of results/tensors (no crop images).
+rule export_profiles:
+    input:
+        tensors="results/tensors/all.h5",
+        embeddings=f"results/models/{{network}}/{ALL_FOLD}/embeddings.h5",
+    output:
+        wells="results/profiles/{network}.parquet",
+        treatments="results/profiles/{network}_treatments.parquet",
+    log:
+        "logs/export_profiles/{network}.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    script:
+        "../scripts/export_profiles.py"

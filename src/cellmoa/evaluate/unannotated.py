@@ -29,7 +29,6 @@ from cellmoa.columns import (
     COMPOUND,
     COMPOUND_DOSE,
     CONCENTRATION,
-    MOA,
     PLATE,
     REPLICATE,
     WELL,
@@ -41,7 +40,8 @@ from cellmoa.evaluate.accuracy import (
     predicted_classes,
 )
 from cellmoa.evaluate.calibration import Calibration, calibration_similarities, normalised
-from cellmoa.profiles.tables import UNANNOTATED, concatenate_profiles, fold_profiles
+from cellmoa.evaluate.neighbours import nearest_annotated
+from cellmoa.profiles.tables import concatenate_profiles, fold_profiles
 
 #: the unannotated table's first columns, in order (then the neighbours and the probabilities)
 FIRST_COLUMNS = [
@@ -50,6 +50,7 @@ FIRST_COLUMNS = [
     "n_crops",
     "n_wells",
     "n_replicates",
+    "n_rows",
     "top_moa",
     "top_probability",
     "margin",
@@ -58,6 +59,8 @@ FIRST_COLUMNS = [
     "novel",
     "novel_reason",
     "novelty_p_value",
+    "novelty_score",
+    "nearest_similarity",
     "dose_consistent",
 ]
 
@@ -98,71 +101,6 @@ def unannotated_treatments(predictions: pd.DataFrame, source: str = "predictions
     return normalised(counts.join(per_treatment).reset_index())
 
 
-def nearest_annotated(
-    profiles: pd.DataFrame, k: int = 3, unannotated_label: str = UNANNOTATED
-) -> pd.DataFrame:
-    """For every unannotated treatment profile its ``k`` most similar annotated treatments.
-
-    Parameters
-    ----------
-    profiles : pandas.DataFrame
-        Treatment profiles (:func:`cellmoa.profiles.tables.fold_profiles` with
-        ``unannotated=True``), the unannotated ones with ``Metadata_MoA`` = ``unannotated_label``.
-    k : int
-        How many neighbours.
-    unannotated_label : str
-        The MoA label of the unannotated treatments.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per unannotated treatment, keyed by compound and concentration: columns
-        ``neighbour_<i>_compound``, ``_concentration``, ``_moa``, ``_similarity`` (cosine;
-        i = 1..k, most similar first).
-
-    Examples
-    --------
-    >>> p = pd.DataFrame({"Metadata_Compound": ["a", "b", "new"],
-    ...                   "Metadata_Concentration": [1.0, 1.0, 2.0],
-    ...                   "Metadata_MoA": ["X", "Y", "(unannotated)"],
-    ...                   "f1": [1.0, 0.0, 0.9], "f2": [0.0, 1.0, 0.1]})
-    >>> near = nearest_annotated(p, k=1)
-    >>> near[["Metadata_Compound", "neighbour_1_compound", "neighbour_1_moa"]].values.tolist()
-    [['new', 'a', 'X']]
-    """
-    x = profiles[validation.feature_columns(profiles)].to_numpy(np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    new = (profiles[MOA] == unannotated_label).to_numpy()
-    known = np.flatnonzero(~new)
-    similarity = x[new] @ x[known].T
-    rows = []
-    for i, row in enumerate(profiles.loc[new, COMPOUND_DOSE].itertuples(index=False)):
-        out = {COMPOUND: row[0], CONCENTRATION: row[1]}
-        order = np.argsort(-similarity[i], kind="stable")[:k]
-        for rank in range(k):
-            j = known[order[rank]] if rank < len(order) else None
-            out[f"neighbour_{rank + 1}_compound"] = (
-                profiles[COMPOUND].iloc[j] if j is not None else None
-            )
-            out[f"neighbour_{rank + 1}_concentration"] = (
-                profiles[CONCENTRATION].iloc[j] if j is not None else np.nan
-            )
-            out[f"neighbour_{rank + 1}_moa"] = profiles[MOA].iloc[j] if j is not None else None
-            out[f"neighbour_{rank + 1}_similarity"] = (
-                float(similarity[i, order[rank]]) if j is not None else np.nan
-            )
-        rows.append(out)
-    return pd.DataFrame(
-        rows,
-        columns=[COMPOUND, CONCENTRATION]
-        + [
-            f"neighbour_{r}_{c}"
-            for r in range(1, k + 1)
-            for c in ("compound", "concentration", "moa", "similarity")
-        ],
-    )
-
-
 def _set_columns(table: pd.DataFrame, calibration: Calibration) -> np.ndarray:
     """Add the top MoA, its probability and margin, and the prediction set to ``table``.
 
@@ -184,13 +122,24 @@ def _set_columns(table: pd.DataFrame, calibration: Calibration) -> np.ndarray:
     return top
 
 
-def _novelty(table: pd.DataFrame, top: np.ndarray, calibration: Calibration) -> None:
-    """Add ``novelty_p_value``, ``novel`` and ``novel_reason`` (the module's three rules)."""
-    similarity = (
-        table["neighbour_1_similarity"].to_numpy(np.float64)
-        if "neighbour_1_similarity" in table.columns
-        else np.full(len(table), np.nan)
-    )
+def _novelty(
+    table: pd.DataFrame, top: np.ndarray, calibration: Calibration, typicality=None
+) -> None:
+    """Add ``novelty_p_value``, ``novel`` and ``novel_reason`` (the module's three rules).
+
+    The p-values rank ``typicality`` (higher = more like the annotated treatments) where given,
+    else the similarity to the nearest annotated treatment.
+    """
+    if typicality is not None:
+        similarity = np.asarray(typicality, np.float64)
+        far = "unlike its nearest annotated treatments"
+    else:
+        similarity = (
+            table["neighbour_1_similarity"].to_numpy(np.float64)
+            if "neighbour_1_similarity" in table.columns
+            else np.full(len(table), np.nan)
+        )
+        far = "far from every annotated treatment"
     p_values = calibration.novelty_p_values(similarity) if len(table) else np.zeros(0)
     alpha = 1.0 - calibration.coverage
     table["novelty_p_value"] = p_values
@@ -205,7 +154,7 @@ def _novelty(table: pd.DataFrame, top: np.ndarray, calibration: Calibration) -> 
                 f"({calibration.min_top_probability:.3g})"
             )
         if np.isfinite(p_values[i]) and p_values[i] <= alpha:
-            why.append(f"far from every annotated treatment (novelty p = {p_values[i]:.2g})")
+            why.append(f"{far} (novelty p = {p_values[i]:.2g})")
         reasons.append("; ".join(why))
     table["novel"] = [bool(r) for r in reasons]
     table["novel_reason"] = reasons
@@ -224,7 +173,10 @@ def _dose_consistent(table: pd.DataFrame) -> pd.Series:
 
 
 def predict(
-    treatments: pd.DataFrame, calibration: Calibration, neighbours: pd.DataFrame | None = None
+    treatments: pd.DataFrame,
+    calibration: Calibration,
+    neighbours: pd.DataFrame | None = None,
+    typicality=None,
 ) -> pd.DataFrame:
     """The unannotated table: calibrated MoA calls for the unannotated treatments.
 
@@ -236,6 +188,11 @@ def predict(
         The calibration of the model (or ensemble) that predicted them.
     neighbours : pandas.DataFrame, optional
         Their nearest annotated treatments (:func:`nearest_annotated`).
+    typicality : array, optional
+        Per treatment (row order of ``treatments``), a score on the scale of the calibration's
+        similarities (higher = more like the annotated treatments) for the novelty rule, in
+        place of the nearest annotated similarity
+        (:mod:`cellmoa.evaluate.profile_calls`' negated novelty score).
 
     Returns
     -------
@@ -259,11 +216,11 @@ def predict(
             f"the unannotated predictions lack {', '.join(missing)}: "
             "they were made by another model"
         )
-    table = treatments.copy()
+    table = treatments.copy().reset_index(drop=True)
     top = _set_columns(table, calibration)
     if neighbours is not None and len(neighbours):
         table = table.merge(neighbours, on=COMPOUND_DOSE, how="left", validate="one_to_one")
-    _novelty(table, top, calibration)
+    _novelty(table, top, calibration, typicality)
     table["dose_consistent"] = _dose_consistent(table)
     first = [c for c in FIRST_COLUMNS if c in table.columns]
     rest = [c for c in table.columns if c.startswith("neighbour_")]

@@ -9,4 +9,6 @@ embeddings or a CellProfiler table (``cellmoa evaluate-profiles``). No TensorFlo
 - :mod:`~cellmoa.profiles.ensemble`       matching of the networks' ensemble
 - :mod:`~cellmoa.profiles.retrieval`      mAP of MoA retrieval (copairs)
 - :mod:`~cellmoa.profiles.summary`        accuracy with intervals, mAP and lift per scheme
+- :mod:`~cellmoa.profiles.export`         the all-compound model's well and treatment profiles, in
+  pycytominer's layout
 """

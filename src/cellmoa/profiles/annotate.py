@@ -12,6 +12,8 @@ and nothing is dropped silently:
 - the control compound needs no MoA row (its MoA is the control's name); a treatment without one
   is unannotated: :func:`join_moas` reports it (named, counted) and leaves it out of scoring, as
   the unannotated compounds of cellmoa's own screens are;
+- an empty MoA in the table (pycytominer's, and cellmoa's exports', for unknown annotations): with
+  the control named, that treatment is unannotated alike (:func:`leave_out_unannotated`);
 - a plate name the batch pattern does not match is an error naming the plate.
 
 Wells are compared normalised (``B2`` = ``B02``) and concentrations as numbers rounded like every
@@ -39,14 +41,14 @@ Examples
 from __future__ import annotations
 
 import logging
-import re
 
 import pandas as pd
 
-from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, MOA, PLATE, WELL
+from cellmoa.columns import COMPOUND, CONCENTRATION, MOA, PLATE, WELL
 from cellmoa.data.datasets.loaddata_tables import line_of
 from cellmoa.profiles.lookups import (
     SHOWN,
+    batch_from_plate,
     moa_annotations,
     normalized_wells,
     platemap_treatments,
@@ -128,6 +130,7 @@ def join_moas(
     control: str | None = None,
     source: str = "profiles",
     moas_source: str = "moas",
+    unannotated_label: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows with their treatment's MoA; the unannotated treatments reported apart.
 
@@ -142,11 +145,15 @@ def join_moas(
         The control compound: its rows need no MoA row (their MoA is ``control``).
     source, moas_source : str
         The tables' names, for messages.
+    unannotated_label : str, optional
+        Keep the unannotated treatments' rows, with this ``Metadata_MoA`` (to call their MoA),
+        instead of leaving them out.
 
     Returns
     -------
     annotated : pandas.DataFrame
-        The rows whose treatment has an MoA (and the control rows), with ``Metadata_MoA``.
+        The rows whose treatment has an MoA (and the control rows), with ``Metadata_MoA``; and
+        the unannotated rows labelled ``unannotated_label`` where it is given.
     unannotated : pandas.DataFrame
         One row per treatment without an MoA row, left out of ``annotated``: the keys,
         ``n_rows``, ``plates`` and the ``first_line`` of its rows in ``source``
@@ -170,6 +177,9 @@ def join_moas(
         joined.loc[is_control & joined[MOA].isna(), MOA] = control
     missing = joined[MOA].isna().to_numpy()
     unannotated = _unannotated(joined[missing], source)
+    if unannotated_label is not None:
+        joined.loc[missing, MOA] = unannotated_label
+        return joined, unannotated
     if len(unannotated):
         log.warning(describe_unannotated(unannotated, source, moas_source))
     return joined[~missing], unannotated
@@ -190,8 +200,16 @@ def _unannotated(rows: pd.DataFrame, source: str) -> pd.DataFrame:
     return out.reset_index()[UNANNOTATED_COLUMNS]
 
 
-def describe_unannotated(unannotated: pd.DataFrame, source: str, moas_source: str) -> str:
+def describe_unannotated(
+    unannotated: pd.DataFrame,
+    source: str,
+    moas_source: str | None = None,
+    fate: str = "are left out of scoring",
+) -> str:
     """One line naming and counting the treatments that have no MoA row.
+
+    Without a ``moas_source``: the treatments whose ``Metadata_MoA`` is empty. ``fate`` says
+    what becomes of them.
 
     Examples
     --------
@@ -207,10 +225,40 @@ def describe_unannotated(unannotated: pd.DataFrame, source: str, moas_source: st
     )
     return (
         f"{source}: {len(unannotated)} treatment(s) ({int(unannotated['n_rows'].sum())} rows) "
-        f"have no row in the MoA table {moas_source} and are left out of scoring (unannotated): "
+        + (f"have no row in the MoA table {moas_source}" if moas_source else f"have no {MOA}")
+        + f" and {fate} (unannotated): "
         + shown
         + (" ..." if len(unannotated) > SHOWN else "")
     )
+
+
+def leave_out_unannotated(
+    table: pd.DataFrame,
+    control: str,
+    source: str = "profiles",
+    unannotated_label: str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows with an MoA (and the ``control``'s rows); the treatments with an empty one apart.
+
+    ``table`` has ``Metadata_Compound``, ``Metadata_Concentration`` and ``Metadata_MoA``, indexed
+    by 0-based data row; returns ``(annotated, unannotated)`` as :func:`join_moas` does (with an
+    ``unannotated_label``, the rows kept with it as their MoA), and logs the unannotated
+    treatments left out.
+    """
+    require_columns(table, [COMPOUND, CONCENTRATION, MOA], source)
+    empty = table[MOA].isna() | (table[MOA].astype(str).str.strip() == "")
+    missing = (empty & (table[COMPOUND].astype(str) != control)).to_numpy()
+    if not missing.any():
+        return table, pd.DataFrame(columns=UNANNOTATED_COLUMNS)
+    rows = table[missing]
+    rows = rows.assign(**{CONCENTRATION: concentration_values(rows[CONCENTRATION], source)})
+    unannotated = _unannotated(rows, source)
+    if unannotated_label is not None:
+        table = table.copy()
+        table.loc[missing, MOA] = unannotated_label
+        return table, unannotated
+    log.warning(describe_unannotated(unannotated, source))
+    return table[~missing], unannotated
 
 
 def join_report(
@@ -219,6 +267,7 @@ def join_report(
     unannotated: pd.DataFrame,
     control: str | None,
     sources: dict[str, str | None],
+    fate: str = "are left out of scoring",
 ) -> list[str]:
     """Lines saying what the joins of :func:`annotate_profiles` did.
 
@@ -232,6 +281,8 @@ def join_report(
         The control compound.
     sources : dict
         The tables' names (keys ``profiles``, ``platemap``, ``moas``); a join not made is None.
+    fate : str
+        What becomes of the unannotated treatments (:func:`describe_unannotated`).
 
     Returns
     -------
@@ -258,66 +309,12 @@ def join_report(
             f"{sources['moas']}: {len(table)} of {n_rows} rows annotated, {controls} of them "
             f"{control or 'control'} rows; "
             + (
-                describe_unannotated(unannotated, profiles, sources["moas"])
+                describe_unannotated(unannotated, profiles, sources["moas"], fate)
                 if len(unannotated)
                 else "every treatment has an MoA"
             )
         )
     return lines
-
-
-def batch_from_plate(table: pd.DataFrame, pattern: str, source: str = "profiles") -> pd.DataFrame:
-    """The rows with ``Metadata_Batch``: the first match of ``pattern`` in the plate name.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Rows with ``Metadata_Plate`` and no ``Metadata_Batch``.
-    pattern : str
-        A regular expression (``Week[0-9]+``); the batch is its first match (``re.search``).
-    source : str
-        The table's name, for errors.
-
-    Returns
-    -------
-    pandas.DataFrame
-        A copy of ``table`` with ``Metadata_Batch``.
-
-    Raises
-    ------
-    cellmoa.validation.TableError
-        The pattern is not a regular expression, or does not match a plate (naming the plates
-        and a line of each).
-
-    Examples
-    --------
-    >>> t = pd.DataFrame({"Metadata_Plate": ["Week10_40111", "Week2_24121"]})
-    >>> batch_from_plate(t, "Week[0-9]+")["Metadata_Batch"].tolist()
-    ['Week10', 'Week2']
-    """
-    require_columns(table, [PLATE], source)
-    if BATCH in table.columns:
-        raise TableError(f"{source} already has {BATCH}: take the batch from it or the plate")
-    try:
-        regex = re.compile(pattern)
-    except re.error as e:
-        raise TableError(f"batch pattern {pattern!r} is not a regular expression: {e}") from None
-    plates = text_keys(table[PLATE])
-    batches = {p: (m.group(0) if (m := regex.search(p)) else None) for p in plates.unique()}
-    unmatched = [p for p, b in batches.items() if not b]
-    if unmatched:
-        shown = ", ".join(
-            f"{p} (line {line_of(plates.index[(plates == p).to_numpy()][0])})"
-            for p in unmatched[:SHOWN]
-        )
-        raise TableError(
-            f"{source}: the batch pattern {pattern!r} does not match {len(unmatched)} plate "
-            f"name(s): {shown}" + (" ..." if len(unmatched) > SHOWN else "")
-        )
-    log.info(
-        "%s: %d batches from the plate names (%s)", source, len(set(batches.values())), pattern
-    )
-    return table.assign(**{BATCH: plates.map(batches)})
 
 
 def annotate_profiles(
@@ -327,6 +324,7 @@ def annotate_profiles(
     control: str | None = None,
     batch_pattern: str | None = None,
     sources: dict[str, str] | None = None,
+    unannotated_label: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A profile table through the joins asked for: plate map, MoA table, batch from the plate.
 
@@ -348,7 +346,8 @@ def annotate_profiles(
     table : pandas.DataFrame
         The annotated rows.
     unannotated : pandas.DataFrame
-        The treatments without an MoA row, left out of ``table`` (empty without ``moas``).
+        The treatments without an MoA row, left out of ``table``; without ``moas``, those whose
+        ``Metadata_MoA`` is empty where a ``control`` is named (:func:`leave_out_unannotated`).
     """
     names = {"profiles": "profiles", "platemap": "platemap", "moas": "moas", **(sources or {})}
     table = profiles
@@ -356,7 +355,13 @@ def annotate_profiles(
         table = join_platemap(table, platemap, names["profiles"], names["platemap"])
     unannotated = pd.DataFrame(columns=UNANNOTATED_COLUMNS)
     if moas is not None:
-        table, unannotated = join_moas(table, moas, control, names["profiles"], names["moas"])
+        table, unannotated = join_moas(
+            table, moas, control, names["profiles"], names["moas"], unannotated_label
+        )
+    elif control and MOA in table.columns:
+        table, unannotated = leave_out_unannotated(
+            table, control, names["profiles"], unannotated_label
+        )
     if batch_pattern:
         table = batch_from_plate(table, batch_pattern, names["profiles"])
     return table, unannotated

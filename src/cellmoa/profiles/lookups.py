@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -195,3 +196,57 @@ def moa_annotations(moas: pd.DataFrame, source: str = "moas") -> pd.DataFrame:
             f"({ra[MOA]}, {rb[MOA]}); keep one"
         )
     return table
+
+
+def batch_from_plate(table: pd.DataFrame, pattern: str, source: str = "profiles") -> pd.DataFrame:
+    """The rows with ``Metadata_Batch``: the first match of ``pattern`` in the plate name.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows with ``Metadata_Plate`` and no ``Metadata_Batch``.
+    pattern : str
+        A regular expression (``Week[0-9]+``); the batch is its first match (``re.search``).
+    source : str
+        The table's name, for errors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``table`` with ``Metadata_Batch``.
+
+    Raises
+    ------
+    cellmoa.validation.TableError
+        The pattern is not a regular expression, or does not match a plate (naming the plates
+        and a line of each).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"Metadata_Plate": ["Week10_40111", "Week2_24121"]})
+    >>> batch_from_plate(t, "Week[0-9]+")["Metadata_Batch"].tolist()
+    ['Week10', 'Week2']
+    """
+    require_columns(table, [PLATE], source)
+    if BATCH in table.columns:
+        raise TableError(f"{source} already has {BATCH}: take the batch from it or the plate")
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise TableError(f"batch pattern {pattern!r} is not a regular expression: {e}") from None
+    plates = text_keys(table[PLATE])
+    batches = {p: (m.group(0) if (m := regex.search(p)) else None) for p in plates.unique()}
+    unmatched = [p for p, b in batches.items() if not b]
+    if unmatched:
+        shown = ", ".join(
+            f"{p} (line {line_of(plates.index[(plates == p).to_numpy()][0])})"
+            for p in unmatched[:SHOWN]
+        )
+        raise TableError(
+            f"{source}: the batch pattern {pattern!r} does not match {len(unmatched)} plate "
+            f"name(s): {shown}" + (" ..." if len(unmatched) > SHOWN else "")
+        )
+    log.info(
+        "%s: %d batches from the plate names (%s)", source, len(set(batches.values())), pattern
+    )
+    return table.assign(**{BATCH: plates.map(batches)})

@@ -285,10 +285,28 @@ def fold_matches(
     return assemble(matches, aps, notes)
 
 
-def _postprocessed_rows(table, features, nan_policy, control, chain, source):
+def postprocessed_rows(table, features, nan_policy, control, chain, source):
     """A profile table's rows put through a post-processing ``chain``, controls included.
 
-    Returns the rows, their features and what each step did.
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Profile rows with ``Metadata_Compound``, ``Metadata_Concentration``, ``Metadata_MoA``.
+    features : list of str or None
+        The feature columns (None: :func:`cellmoa.validation.select_features` picks them).
+    nan_policy : {"error", "drop"}
+        What to do with non-finite features.
+    control : str or None
+        The control compound (or MoA): the rows the chain's steps fit on.
+    chain : list
+        Steps of :func:`cellmoa.profiles.chains.parse_chain`.
+    source : str
+        The table's name in messages.
+
+    Returns
+    -------
+    rows, features, notes
+        The rows (``Metadata_IsControl`` added), their features and what each step did.
     """
     validation.require_columns(table, [COMPOUND, CONCENTRATION, MOA], source)
     features = validation.select_features(table, source, features, nan_policy)
@@ -343,7 +361,7 @@ def evaluate_profiles(
     """
     notes = pd.DataFrame(columns=["step", "what"])
     if postprocess:
-        table, features, notes = _postprocessed_rows(
+        table, features, notes = postprocessed_rows(
             table, features, nan_policy, control, postprocess, source
         )
     profiles = treatment_profiles(
