@@ -18,6 +18,11 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# The report (snakemake --report results/report.html) opens on this description, which embeds the
+# landing page (rule landing: summary, accuracy figure, unannotated calls).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/preprocess.smk"

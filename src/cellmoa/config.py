@@ -156,6 +156,16 @@ class Plan:
         ]
 
     @property
+    def landing_calls(self) -> list[str]:
+        """The unannotated table on the report's landing page: the ensemble's, else the network's.
+
+        None without unannotated prediction.
+        """
+        if not self.predict_unannotated:
+            return []
+        return [f"results/tables/unannotated_{self.prediction_names[-1]}.tsv"]
+
+    @property
     def profile_exports(self) -> list[str]:
         """Every network's well and treatment profiles in pycytominer's layout (Parquet).
 
@@ -177,6 +187,7 @@ class Plan:
             *(f"results/tables/{t}_{n}.tsv" for t in per_network for n in self.networks),
             "results/tables/summary.tsv",
             "results/plots/accuracy.png",
+            "results/report/landing.html",
             *self.profile_maps,
             *self.unannotated_outputs,
             *self.profile_exports,

@@ -1,6 +1,7 @@
 """The Snakemake workflow itself: planning, lint, formatting, config validation, and an
 end-to-end run on a tiny synthetic dataset (one network, four folds)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -484,6 +485,16 @@ def test_the_html_report_builds(e2e_run):
         "unannotated_ResNet50.tsv",
     ):
         assert expected in html, expected
+    # the report opens on the workflow description, which embeds the landing page: the summary
+    # table, the accuracy figure and the unannotated calls, without a click
+    match = re.search(r"var workflow_desc = (\".*?\");\n", html, re.S)
+    assert match, "no workflow description in the report"
+    landing = json.loads(match.group(1))
+    assert "System Message" not in landing, landing[:2000]
+    assert 'class="cellmoa-landing"' in landing
+    assert "<h3>Summary</h3>" in landing and "<td>ResNet50</td>" in landing
+    assert '<img alt="treatment accuracy of every network" src="data:image/png;base64,' in landing
+    assert "<h3>Unannotated compounds (ResNet50)</h3>" in landing and "AZ-U1" in landing
 
 
 @pytest.mark.workflow

@@ -59,3 +59,29 @@ rule matching_plot:
         "../../envs/evaluate.yaml"
     script:
         "../scripts/matching_plot.py"
+
+
+# The report's landing page (embedded by workflow/report/workflow.rst): the summary, the accuracy
+# figure and the unannotated calls, first thing on opening the report. Domain code:
+# cellmoa.report.landing.
+rule landing:
+    input:
+        summary="results/tables/summary.tsv",
+        plot="results/plots/accuracy.png",
+        calls=PLAN.landing_calls,
+    output:
+        page=report(
+            "results/report/landing.html",
+            caption="../report/landing.rst",
+            category="Summary",
+            labels={"page": "landing"},
+        ),
+    log:
+        "logs/landing.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        dataset=config["dataset"],
+    script:
+        "../scripts/landing.py"
