@@ -81,8 +81,9 @@ def test_the_papers_bbbc021_run():
         "results/profiles/ResNet50.parquet",
         "results/profiles/ResNet50_treatments.parquet",
     ]
-    assert len(run.outputs) == 22 + 2 * 3 + 1  # + the landing page
+    assert len(run.outputs) == 22 + 2 * 3 + 1 + 3  # + the landing page and the 3 galleries
     assert run.landing_calls == ["results/tables/unannotated_Ensemble.tsv"]
+    assert run.gallery_embeddings == "results/models/ResNet50/all/embeddings.h5"
     assert {"results/tables/unannotated_Ensemble.tsv", "results/plots/matching.png"} <= set(
         run.outputs
     )
@@ -119,7 +120,7 @@ def test_bbbc014_takes_its_head_channels_and_cell_line_folds_from_the_dataset():
     assert not run.matching and not run.profile_maps and not run.unannotated_outputs
     assert run.matching_tables("nearest_neighbours") == run.ensemble_tables("average_precision")
     assert run.ensemble_tables("average_precision") == []
-    assert len(run.outputs) == 12  # with the landing page
+    assert len(run.outputs) == 15  # with the landing page and the 3 galleries
     # the real BBBC014 run: the published geometry
     real = plan(validated(shipped("bbbc014")))
     assert real.crops == {"rows": 4, "cols": 4, "resize": [1024, 1024]}
@@ -189,7 +190,9 @@ def test_prediction_unannotated_false_trains_no_all_compound_fold():
     config["prediction"]["unannotated"] = False
     run = plan(config)
     assert ALL_FOLD not in run.trained_folds and run.model_folds == []
-    assert not run.unannotated_outputs and len(run.outputs) == 16  # the landing page among them
+    assert (
+        not run.unannotated_outputs and len(run.outputs) == 19
+    )  # the landing page and galleries among them
     assert not run.profile_exports  # no all-compound model to export profiles of
 
 

@@ -96,7 +96,7 @@ def _print_unannotated(folder: Path, read_tsv, format_table, names: set[str]) ->
 
 def _tables(args) -> int:
     from cellmoa.files import read_tsv  # lazy (see top)
-    from cellmoa.report.tables import INTERVALS, compact_summary, format_table  # lazy (see top)
+    from cellmoa.report.terminal import print_compact, wrap  # lazy (see top)
 
     folder = Path(args.folder)
     summary = folder / "summary.tsv"
@@ -113,9 +113,26 @@ def _tables(args) -> int:
     others = sorted({n for n in map(_table_network, folder.glob("*.tsv")) if n} - names)
     if others:
         print(
-            f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; "
-            f"its summary.tsv lists {', '.join(sorted(names))}; make clean-demo removes them)"
+            wrap(
+                f"(not shown: tables of {', '.join(others)} in {folder}, left by another run; "
+                f"its summary.tsv lists {', '.join(sorted(names))}; make clean-demo removes them)"
+            )
         )
+    if args.wide:
+        _print_wide(folder, summary_table, names)
+    else:
+        print_compact(folder, summary_table)
+    report = folder.parent / "report.html"
+    if report.exists():
+        print("\n" + wrap(f"HTML report: {report}"))
+    return 0
+
+
+def _print_wide(folder: Path, summary_table, names: set[str]) -> None:
+    """Every column of the run's tables (``cellmoa tables --wide``)."""
+    from cellmoa.files import read_tsv  # lazy (see top)
+    from cellmoa.report.tables import INTERVALS, compact_summary, format_table  # lazy (see top)
+
     for path in sorted(folder.glob("accuracy_*.tsv")):
         network = _table_network(path)
         if path.stem.startswith("accuracy_by_fold_") or network not in names:
@@ -130,6 +147,7 @@ def _tables(args) -> int:
     if per_moa.exists():
         print(f"\n== Treatment accuracy per MoA across networks ({per_moa})")
         print(format_table(read_tsv(per_moa)))
+    summary = folder / "summary.tsv"
     print(f"\n== Summary across networks ({summary}; every column there)")
     print(compact_summary(summary_table).to_string(index=False))
     print(
@@ -137,10 +155,6 @@ def _tables(args) -> int:
         "mAP: copairs)"
     )
     _print_unannotated(folder, read_tsv, format_table, names)
-    report = folder.parent / "report.html"
-    if report.exists():
-        print(f"\nHTML report: {report}")
-    return 0
 
 
 def _synthesize(args) -> int:
@@ -173,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     tables = sub.add_parser("tables", help="print the accuracy tables of a finished run")
     tables.add_argument("folder", nargs="?", default="results/tables")
+    tables.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column of every table (default: compact tables, lines of at most 100 "
+        "characters)",
+    )
     tables.set_defaults(func=_tables)
     synth = sub.add_parser(
         "synthesize", help="write a synthetic dataset in a registered dataset's layout"

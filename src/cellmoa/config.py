@@ -166,6 +166,22 @@ class Plan:
         return [f"results/tables/unannotated_{self.prediction_names[-1]}.tsv"]
 
     @property
+    def gallery_embeddings(self) -> str:
+        """The embeddings the cell galleries pick typical crops with.
+
+        The first network's all-compound fold where it is trained, else its first fold.
+        """
+        fold = ALL_FOLD if ALL_FOLD in self.trained_folds else next(iter(self.folds))
+        return f"results/models/{self.networks[0]}/{fold}/embeddings.h5"
+
+    #: the cell galleries (:mod:`cellmoa.report.gallery`)
+    GALLERIES = (
+        "results/plots/gallery_moas.png",
+        "results/plots/gallery_misclassified.png",
+        "results/plots/gallery_unannotated.png",
+    )
+
+    @property
     def profile_exports(self) -> list[str]:
         """Every network's well and treatment profiles in pycytominer's layout (Parquet).
 
@@ -188,6 +204,7 @@ class Plan:
             "results/tables/summary.tsv",
             "results/plots/accuracy.png",
             "results/report/landing.html",
+            *self.GALLERIES,
             *self.profile_maps,
             *self.unannotated_outputs,
             *self.profile_exports,

@@ -231,3 +231,170 @@ def test_cellmoa_tables_shows_only_the_runs_own_tables(tmp_path, capsys):
         "InceptionV3: treatment" not in out and "12.3%" not in out and "stale-compound" not in out
     )
     assert "not shown: tables of Ensemble, InceptionV3" in out
+
+
+#: MoA names as long as real ones and longer (the last is shortened on the terminal)
+MOAS = [
+    "Aurora kinase inhibitors",
+    "Microtubule destabilizers",
+    "Protein synthesis",
+    "Cholesterol-lowering (HMG-CoA reductase inhibitors)",
+]
+NETWORKS = ["InceptionResNetV2", "ResNet50", "InceptionV3", "Ensemble"]
+
+
+def realistic_tables(folder):
+    """A finished run's tables with their real columns: three networks and the ensemble, four
+    long MoA names, 26 unannotated treatments with long prediction sets and novelty reasons."""
+    from cellmoa.report.tables import REFERENCE_COLUMN
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for network in NETWORKS:
+        row = {"Metadata_Network": network, "Metadata_Dataset": "bbbc021", "n_folds": 38}
+        row.update({"n_treatments": 103, "n_correct": 96, "treatment_accuracy": 0.932})
+        for kind, low, high in (("", 0.88, 0.97), ("exact_", 0.865, 0.972)):
+            row[f"treatment_accuracy_{kind}ci_low"] = low
+            row[f"treatment_accuracy_{kind}ci_high"] = high
+        row.update({"field_accuracy": 0.81, "well_accuracy": 0.85, "crop_accuracy": 0.78})
+        for prefix in ("", "pp_"):
+            for nn in ("nsc", "nscb"):
+                row[f"{prefix}nn_{nn}_n"] = 103 if nn == "nsc" else 92
+                row[f"{prefix}nn_{nn}_accuracy"] = 0.874
+                for kind in ("", "exact_"):
+                    row[f"{prefix}nn_{nn}_{kind}ci_low"] = 0.79
+                    row[f"{prefix}nn_{nn}_{kind}ci_high"] = 0.93
+                row[f"{prefix}map_{nn}"], row[f"{prefix}map_{nn}_n"] = 0.6123, 103
+                if prefix:
+                    row[f"pp_nn_{nn}_lift"], row[f"pp_nn_{nn}_lift_p_value"] = 0.117, 0.01
+                    row[f"pp_nn_{nn}_lift_ci_low"], row[f"pp_nn_{nn}_lift_ci_high"] = 0.02, 0.22
+        row["chance_accuracy"] = 1 / 12
+        row[REFERENCE_COLUMN] = float("nan") if network == "Ensemble" else 0.971
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(folder / "summary.tsv", sep="\t", index=False)
+    per_moa = pd.DataFrame({"Metadata_MoA": MOAS + ["all"], "n_treatments": [4, 8, 6, 6, 24]})
+    for network in NETWORKS:
+        per_moa[network] = rng.uniform(0.5, 1, len(per_moa))
+    per_moa.to_csv(folder / "summary_per_moa.tsv", sep="\t", index=False)
+    for network in NETWORKS[:-1]:
+        pd.DataFrame(
+            {
+                "Metadata_MoA": MOAS + ["all"],
+                "n_treatments": [4, 8, 6, 6, 24],
+                "n_correct": [4, 7, 6, 5, 22],
+                "accuracy": [1.0, 0.875, 1.0, 5 / 6, 22 / 24],
+                "exact_ci_low": [0.398, 0.473, 0.541, 0.359, 0.730],
+                "exact_ci_high": [1.0, 0.997, 1.0, 0.996, 0.990],
+            }
+        ).to_csv(folder / f"accuracy_{network}.tsv", sep="\t", index=False)
+        pd.DataFrame(
+            {
+                "Metadata_Fold": ["cytochalasin B", "PP-2", "all"],
+                "n_crops": [96, 48, 144],
+                "crop_accuracy": [0.8, 0.7, 0.77],
+                "n_wells": [24, 12, 36],
+                "well_accuracy": [0.9, 0.75, 0.85],
+                "n_treatments": [2, 1, 3],
+                "treatment_accuracy": [1.0, 1.0, 1.0],
+            }
+        ).to_csv(folder / f"accuracy_by_fold_{network}.tsv", sep="\t", index=False)
+    reason = (
+        "top probability below every annotated treatment's (0.532); far from every annotated "
+        "treatment (novelty p = 0.01)"
+    )
+    unannotated = pd.DataFrame(
+        {
+            "Metadata_Compound": [f"methyl-compound-with-a-long-name-{i}" for i in range(26)],
+            "Metadata_Concentration": 0.3,
+            "n_crops": 12,
+            "top_moa": MOAS[3],
+            "top_probability": np.linspace(0.9, 0.3, 26),
+            "margin": np.linspace(0.5, 0.01, 26),
+            "prediction_set": "; ".join(MOAS),
+            "set_size": 4,
+            "novel": [i % 2 == 0 for i in range(26)],
+            "novel_reason": [reason if i % 2 == 0 else "" for i in range(26)],
+            "novelty_p_value": 0.01,
+            "dose_consistent": True,
+            "neighbour_1_compound": "mevastatin",
+            "neighbour_1_moa": MOAS[3],
+            "neighbour_1_similarity": 0.93,
+        }
+    )
+    for network in NETWORKS:
+        unannotated.to_csv(folder / f"unannotated_{network}.tsv", sep="\t", index=False)
+    calibration = pd.DataFrame(
+        [
+            {
+                "Metadata_Network": network,
+                "nominal_coverage": nominal,
+                "empirical_coverage": 0.83,
+                "coverage_ci_low": 0.74,
+                "coverage_ci_high": 0.9,
+                "compound_coverage": 0.8,
+                "mean_set_size": 1.4,
+                "empty_sets": 0,
+                "n_treatments": 103,
+                "n_compounds": 38,
+                "score": "lac",
+                "configured": nominal == 0.8,
+            }
+            for network in NETWORKS
+            for nominal in (0.5, 0.8)
+        ]
+    )
+    calibration.to_csv(folder / "calibration.tsv", sep="\t", index=False)
+
+
+def test_cellmoa_tables_fits_100_columns_and_wide_prints_every_column(tmp_path, capsys):
+    from cellmoa.cli import main
+
+    realistic_tables(tmp_path)
+    assert main(["tables", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 100, [line for line in lines if len(line) > 100]
+    for heading in (
+        "== InceptionResNetV2: treatment-level accuracy per MoA (accuracy_InceptionResNetV2.tsv)",
+        "== ResNet50: accuracy per fold",
+        "== Summary across networks (summary.tsv)",
+        "== Ensemble: unannotated compounds",
+        "== Prediction sets at the configured coverage",
+    ):
+        assert heading in out
+    assert "== ResNet50: unannotated" not in out  # the ensemble's where there are some
+    summary = out[out.index("== Summary") : out.index("== Ensemble: unannotated")]
+    assert [line.split()[0] for line in summary.splitlines()[2:6]] == NETWORKS
+    assert "88.0-97.0" in summary and "87.4" in summary and "0.612" in summary
+    assert "Cholesterol-lowering (HMG-CoA r..." in out and "methyl-com...g-name-12" in out
+    assert "#1 set: Aurora kinase" in out
+    assert "#1 novel: top probability below" in out and "(6 more in" in out
+    # --wide: every column, as before
+    assert main(["tables", "--wide", str(tmp_path)]) == 0
+    wide = capsys.readouterr().out
+    for column in (
+        "exact_ci_high",
+        "well_accuracy",
+        "InceptionResNetV2",
+        "post-processed NSCB % (n)",
+        "NSC lift (95%)",
+        "novel_reason",
+        "neighbour_1_similarity",
+        "coverage_ci_high",
+        "n_compounds",
+    ):
+        assert column in wide, column
+    assert max(map(len, wide.splitlines())) > 100 and MOAS[3] in wide
+
+
+def test_a_table_wider_than_the_terminal_is_split_into_blocks_of_columns():
+    from cellmoa.report.terminal import fit_table
+
+    frame = pd.DataFrame({"MoA": ["Protein synthesis", "all"]})
+    for i in range(9):
+        frame[f"InceptionResNetV2-{i}"] = ["75.0", "83.3"]
+    text = fit_table(frame)
+    assert max(map(len, text.splitlines())) <= 100
+    assert all(f"InceptionResNetV2-{i}" in text for i in range(9))
+    blocks = text.split("\n\n")
+    assert len(blocks) > 1 and all(b.startswith("MoA") for b in blocks)

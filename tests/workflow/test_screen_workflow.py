@@ -1,14 +1,19 @@
 """dataset: loaddata through every stage with Snakemake: a synthesized 5-channel screen on
-384-well plates, read from its LoadData CSV, plate map and MoA table, trained with the stem
-adapter (all five channels into ResNet50), to the accuracy tables and the report."""
+384-well plates, its images re-laid as many microscopes export them (per-well folders holding the
+same file names, ``images/<plate>/<well>/s1_DNA.tiff``), read from its LoadData CSV, plate map
+and MoA table, trained with the stem adapter (all five channels into ResNet50), to the accuracy
+tables and the report."""
 
 from __future__ import annotations
+
+import re
 
 import h5py
 import pandas as pd
 import pytest
 
 from cellmoa.data.wells import parse_well
+from tests.helpers.screens import relay_per_well
 from tests.helpers.smk import snakemake, write_config
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +59,10 @@ SCREEN_CONFIG = {
 def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
     work = tmp_path
     config = write_config(work / "config.yaml", SCREEN_CONFIG)
-    snakemake("--cores", "2", "--directory", str(work), f"--configfile={config}", timeout=1500)
+    run = ("--directory", str(work), f"--configfile={config}")
+    snakemake("--cores", "1", *run, "synthesize_dataset", timeout=300)
+    relay_per_well(work / "resources/synthetic/screen")
+    snakemake("--cores", "2", *run, timeout=1500)
     with h5py.File(work / "results/tensors/all.h5") as f:
         assert [str(c) for c in f.attrs["channels"]] == ["DNA", "ER", "RNA", "AGP", "Mito"]
         assert f["images"].shape[-1] == 5
@@ -76,6 +84,14 @@ def test_a_loaddata_screen_runs_through_every_stage(tmp_path):
     assert set(treatments["Metadata_Compound"]) == {"taxol", "docetaxel", "anisomycin", "emetine"}
     unannotated = pd.read_csv(tables / "unannotated_ResNet50.tsv", sep="\t")
     assert set(unannotated["Metadata_Compound"]) == {"CMPD-U1"}
+    # the images staged and recorded at their path below the plate's folder
+    plate_name = plate.stem
+    manifest = pd.read_csv(work / f"resources/loaddata/manifests/{plate_name}.tsv", sep="\t")
+    dna = [p for p in manifest["path"] if p.endswith("/s1_DNA.tiff")]
+    assert len(dna) > 1 and all(
+        re.fullmatch(rf"{plate_name}/[A-P]\d\d/s1_DNA\.tiff", p) for p in dna
+    )
+    assert (work / "resources/loaddata/images" / dna[0]).is_file()
     # every plate's images checked for one size and bit depth as they were fetched
     logs = sorted((work / "logs/download").glob("SP*.log"))
     assert len(logs) == 4 and all("images of 80 x 96 uint16" in p.read_text() for p in logs)

@@ -483,6 +483,9 @@ def test_the_html_report_builds(e2e_run):
         "unannotated.png",
         "calibration.png",
         "unannotated_ResNet50.tsv",
+        "gallery_moas.png",
+        "gallery_misclassified.png",
+        "gallery_unannotated.png",
     ):
         assert expected in html, expected
     # the report opens on the workflow description, which embeds the landing page: the summary

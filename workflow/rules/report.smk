@@ -85,3 +85,43 @@ rule landing:
         dataset=config["dataset"],
     script:
         "../scripts/landing.py"
+
+
+# Pictures of the cells behind the calls: each MoA's typical crops, each misclassified
+# treatment's beside its true and called MoA's, each unannotated treatment's beside its nearest
+# annotated treatment's and its top MoA's. Domain code: cellmoa.report.gallery.
+rule galleries:
+    input:
+        tensors="results/tensors/all.h5",
+        plates=plate_tensors(),
+        embeddings=PLAN.gallery_embeddings,
+        treatments=f"results/tables/treatments_{PLAN.networks[0]}.tsv",
+        calls=PLAN.landing_calls,
+    output:
+        moas=report(
+            PLAN.GALLERIES[0],
+            caption="../report/gallery_moas.rst",
+            category="Cells",
+            labels={"gallery": "MoAs"},
+        ),
+        misclassified=report(
+            PLAN.GALLERIES[1],
+            caption="../report/gallery_misclassified.rst",
+            category="Cells",
+            labels={"gallery": "misclassified treatments"},
+        ),
+        unannotated=report(
+            PLAN.GALLERIES[2],
+            caption="../report/gallery_unannotated.rst",
+            category="Cells",
+            labels={"gallery": "unannotated treatments"},
+        ),
+    log:
+        "logs/galleries.log",
+    localrule: True
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        network=PLAN.networks[0],
+    script:
+        "../scripts/galleries.py"

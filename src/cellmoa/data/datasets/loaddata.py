@@ -21,10 +21,12 @@ that joins the tables; reading and checking them lives in
 (the plate map and the MoA table) and :mod:`~cellmoa.data.datasets.loaddata_images` (where the
 images lie).
 
-Images are addressed as ``<plate>/<file name>`` under the screen's image folder
-(``resources/loaddata/images/<plate>/``), which rule ``fetch_plate_images`` fills from each row's
-``PathName_<Channel>/FileName_<Channel>`` (a local path, ``file://`` or ``http(s)://``; relative
-folders are resolved against ``data.image_root``, by default the folder of the LoadData CSV).
+Images are addressed as ``<plate>/<path below the plate's folder>`` (the bare file name where a
+plate's images share one folder, ``<well>/s1_DNA.tif`` for per-well folders) under the screen's
+image folder (``resources/loaddata/images/<plate>/``), which rule ``fetch_plate_images`` fills
+from each row's ``PathName_<Channel>/FileName_<Channel>`` (a local path, ``file://`` or
+``http(s)://``; relative folders are resolved against ``data.image_root``, by default the folder
+of the LoadData CSV).
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 Part of the ``loaddata`` adapter (:mod:`cellmoa.data.datasets.loaddata`): each field's image per
 channel is found from the LoadData table's ``FileName_<Channel>`` and ``PathName_<Channel>``
 columns (a local path, ``file://`` or ``http(s)://``; relative folders resolved against
-``data.image_root``) and stored as ``<plate>/<file name>``, so file names must be unique within a
-plate and no image may be listed twice.
+``data.image_root``) and stored as ``<plate>/<path below the plate's folder>``
+(:func:`stored_names`: a plate whose images share one folder keeps the bare file names;
+per-well folders such as ``<plate>/<well>/s1_DNA.tif`` keep ``<well>/s1_DNA.tif``). No image may
+be listed twice, and two different sources may not land on one stored path.
 """
 
 from __future__ import annotations
@@ -154,9 +156,10 @@ def add_image_sources(
         fields[f"source_{channel}"] = [
             join_location(image_root, f, n) for f, n in zip(paths, files)
         ]
-        fields[f"file_{channel}"] = (
-            fields["plate"] + "/" + [posixpath.basename(n.replace("\\", "/")) for n in files]
-        )
+    plates = fields["plate"].tolist() * len(channels)
+    names = stored_names(plates, [s for c in channels for s in fields[f"source_{c}"]])
+    for k, channel in enumerate(channels):
+        fields[f"file_{channel}"] = names[k * len(fields) : (k + 1) * len(fields)]
     per_channel = [
         (fields["plate"][i], fields[f"file_{c}"][i], fields[f"source_{c}"][i], images.index[i])
         for i in range(len(fields))
@@ -166,21 +169,76 @@ def add_image_sources(
     refuse_shared_images(stored, src)
 
 
+def _plain_path(location: str) -> str:
+    """A location as a plain POSIX path: a URL's path unquoted, backslashes as slashes."""
+    if "://" in location:
+        return urllib.parse.unquote(urllib.parse.urlparse(location).path)
+    return posixpath.normpath(location.replace("\\", "/"))
+
+
+def _common_folder(a: str, b: str) -> str:
+    """The folder two folders share; empty where they share none (or one is relative)."""
+    try:
+        return posixpath.commonpath([a, b])
+    except ValueError:
+        return ""
+
+
+def stored_names(plates: list[str], locations: list[str]) -> list[str]:
+    """Where each image is stored: ``<plate>/<its path below the plate's folder>``.
+
+    The plate's folder is the deepest folder all of the plate's images lie under, so a plate
+    whose images share one folder keeps the bare file names, and per-well (or per-channel)
+    folders keep the path below it. Where a plate's images share no folder, the bare file names.
+
+    Parameters
+    ----------
+    plates : list of str
+        The plate of each image.
+    locations : list of str
+        Where each image lies (a path or URL; ``source_<channel>`` of the fields).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> stored_names(["P1", "P1"], ["/d/P1/A01/s1.tif", "/d/P1/A02/s1.tif"])
+    ['P1/A01/s1.tif', 'P1/A02/s1.tif']
+    >>> stored_names(["P1", "P1"], ["/d/P1/a.tif", "https://x.org/d/P1/b%20c.tif"])
+    ['P1/a.tif', 'P1/b c.tif']
+    """
+    paths = [_plain_path(x) for x in locations]
+    folders: dict[str, str] = {}
+    for plate, path in zip(plates, paths):
+        parent = posixpath.dirname(path)
+        folders[plate] = _common_folder(folders[plate], parent) if plate in folders else parent
+    out = []
+    for plate, path in zip(plates, paths):
+        folder = folders[plate]
+        below = posixpath.relpath(path, folder) if folder else posixpath.basename(path)
+        out.append(f"{plate}/{below}")
+    return out
+
+
 def refuse_shared_images(stored: pd.DataFrame, src: str) -> None:
     """Refuse two images of a plate under one file name, and one image listed twice.
 
     ``stored`` has a row per field and channel: ``plate``, ``file`` (``<plate>/<name>``),
     ``source`` and ``row`` (the LoadData table's index).
     """
-    clash = stored.drop_duplicates(["file", "source"]).duplicated("file", keep=False)
+    distinct = stored.drop_duplicates(["file", "source"])
+    clash = distinct.duplicated("file", keep=False)
     if clash.any():
-        first = stored.drop_duplicates(["file", "source"])[clash].iloc[0]
-        rows = stored[stored["file"] == first["file"]]["row"].unique()[:3]
+        first = distinct[clash].iloc[0]
+        both = distinct[distinct["file"] == first["file"]].iloc[:2]
+        lines = " and ".join(f"{line_of(r)} ({s})" for r, s in zip(both["row"], both["source"]))
         raise ScreenError(
-            f"{src} lines {', '.join(str(line_of(r)) for r in rows)}: two different images of "
-            f"plate {first['plate']} have the file name {first['file'].split('/', 1)[1]}; cellmoa "
-            "keeps a plate's images in one folder, so file names must be unique within a plate. "
-            "Fix: rename one"
+            f"{src} lines {lines}: two different images of plate {first['plate']} would both be "
+            f"stored as {first['file']} (cellmoa keeps each image at its path below the plate's "
+            "folder; a URL's host and query are not part of it). Fix: list each image under one "
+            "location, or give the two different file names or folders"
         )
     shared = stored.duplicated("source", keep=False)
     if shared.any():
