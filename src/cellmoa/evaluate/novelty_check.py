@@ -57,49 +57,15 @@ def hidden_moa_check(
     """
     from sklearn.metrics import roc_auc_score
 
-    rows, pooled_scores, pooled_labels, pooled_naive = [], [], [], []
-    alpha = 1.0 - coverage
+    rows, pooled = [], []
     for moa in sorted(annotated[MOA].astype(str).unique()):
-        is_hidden = annotated[MOA].astype(str).eq(moa).to_numpy()
-        known = annotated[~is_hidden]
-        if known[MOA].nunique() < 2 or known[COMPOUND].nunique() < 3:
-            continue
-        hidden = annotated[is_hidden].drop(columns=MOA)
-        out = predict_profiles(
-            known, hidden, coverage, score, neighbours=0, levels=(coverage,), **model_settings
-        )
-        novel = out["predictions"]["novel"].to_numpy(bool)
-        loco = out["annotated"]
-        known_scores = loco["novelty_score"].to_numpy(np.float64)
-        p_known = _held_out_p_values(-known_scores, loco[COMPOUND].astype(str).to_numpy())
-        hidden_scores = out["predictions"]["novelty_score"].to_numpy(np.float64)
-        labels = np.r_[np.ones(len(hidden_scores)), np.zeros(len(known_scores))]
-        scores = np.r_[hidden_scores, known_scores]
-        naive = (
-            1.0
-            - np.r_[
-                out["predictions"]["nearest_similarity"].to_numpy(np.float64),
-                loco["nearest_similarity"].to_numpy(np.float64),
-            ]
-        )
-        pooled_scores.append(scores)
-        pooled_labels.append(labels)
-        pooled_naive.append(naive)
-        rows.append(
-            {
-                "hidden_moa": moa,
-                "n_compounds": int(annotated.loc[is_hidden, COMPOUND].nunique()),
-                "n_treatments": int(is_hidden.sum()),
-                "flagged": int(novel.sum()),
-                "flagged_fraction": float(novel.mean()),
-                "known_flagged_fraction": float((p_known <= alpha).mean()),
-                "auroc": float(roc_auc_score(labels, scores)),
-                "auroc_nearest": float(roc_auc_score(labels, naive)),
-            }
-        )
+        result = _hide(annotated, moa, coverage, score, model_settings)
+        if result is not None:
+            rows.append(result[0])
+            pooled.append(result[1])
     table = pd.DataFrame(rows)
     if rows:
-        labels, scores = np.concatenate(pooled_labels), np.concatenate(pooled_scores)
+        labels, scores, naive = (np.concatenate(parts) for parts in zip(*pooled))
         total = table[["n_treatments", "flagged"]].sum()
         pooled = {
             "hidden_moa": "(pooled)",
@@ -109,7 +75,48 @@ def hidden_moa_check(
             "flagged_fraction": float(total["flagged"] / total["n_treatments"]),
             "known_flagged_fraction": float(table["known_flagged_fraction"].mean()),
             "auroc": float(roc_auc_score(labels, scores)),
-            "auroc_nearest": float(roc_auc_score(labels, np.concatenate(pooled_naive))),
+            "auroc_nearest": float(roc_auc_score(labels, naive)),
         }
         table = pd.concat([table, pd.DataFrame([pooled])], ignore_index=True)
     return table
+
+
+def _hide(annotated: pd.DataFrame, moa: str, coverage: float, score: str, settings: dict):
+    """One MoA hidden: its row of :func:`hidden_moa_check` and (labels, scores, naive scores).
+
+    None where too few MoAs or compounds are left to call it against.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    is_hidden = annotated[MOA].astype(str).eq(moa).to_numpy()
+    known = annotated[~is_hidden]
+    if known[MOA].nunique() < 2 or known[COMPOUND].nunique() < 3:
+        return None
+    hidden = annotated[is_hidden].drop(columns=MOA)
+    out = predict_profiles(
+        known, hidden, coverage, score, neighbours=0, levels=(coverage,), **settings
+    )
+    calls, loco = out["predictions"], out["annotated"]
+    novel = calls["novel"].to_numpy(bool)
+    known_scores = loco["novelty_score"].to_numpy(np.float64)
+    p_known = _held_out_p_values(-known_scores, loco[COMPOUND].astype(str).to_numpy())
+    labels = np.r_[np.ones(len(calls)), np.zeros(len(loco))]
+    scores = np.r_[calls["novelty_score"].to_numpy(np.float64), known_scores]
+    naive = (
+        1.0
+        - np.r_[
+            calls["nearest_similarity"].to_numpy(np.float64),
+            loco["nearest_similarity"].to_numpy(np.float64),
+        ]
+    )
+    row = {
+        "hidden_moa": moa,
+        "n_compounds": int(annotated.loc[is_hidden, COMPOUND].nunique()),
+        "n_treatments": int(is_hidden.sum()),
+        "flagged": int(novel.sum()),
+        "flagged_fraction": float(novel.mean()),
+        "known_flagged_fraction": float((p_known <= 1.0 - coverage).mean()),
+        "auroc": float(roc_auc_score(labels, scores)),
+        "auroc_nearest": float(roc_auc_score(labels, naive)),
+    }
+    return row, (labels, scores, naive)
