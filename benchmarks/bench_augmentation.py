@@ -104,7 +104,12 @@ def main() -> None:
         )
         for network, size in (("ResNet50", 224), ("InceptionV3", 299)):
             settings = TrainSettings(
-                network=network, input_size=size, weights=None, batch_size=args.batch, seed=0
+                network=network,
+                input_size=size,
+                weights=None,
+                batch_size=args.batch,
+                seed=0,
+                inputs="stream",  # the streaming pipeline (bench_input_pipeline.py: memory mode)
             )
             labels = np.zeros(args.crops, np.int64)
             epochs = range(1000)  # more than the timed loop can use

@@ -40,6 +40,7 @@ def pipeline_rate(
         backend=backend,
         threads=threads,
         seed=0,
+        inputs="stream",  # the streaming pipelines (bench_input_pipeline.py: the memory mode)
     )
     epochs = range(-(-(steps + 2) * 8 // n) + 1)
     batches = iter(

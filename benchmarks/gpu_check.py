@@ -3,12 +3,15 @@ JAX (and PyTorch), and how long the paper's full run would take. Run by ``gpu_ch
 
 Every figure comes from a fresh worker process (one Keras backend and dtype policy per process)
 fed in-memory random crops already at the network's input size: the model's own rate, what the
-GPU can do. The input pipeline (cellmoa's numpy reader threads over an HDF5 file of crops of
-BBBC021's geometry, 512 x 640 x 3 float16, made on the spot) is measured alone, in crops/s, so
-the two can be compared. Measurements run in order of importance under a deadline
-(``--budget``); what did not fit is listed as skipped. Results are written after every
-measurement (``gpu_check.json``, ``gpu_check.md`` in ``--out``), so a run stopped early still
-leaves what it measured.
+GPU can do. The input pipeline over an HDF5 file of crops of BBBC021's geometry (512 x 640 x 3
+float16, made on the spot) is measured alone, in crops/s, in both modes (``training.inputs``):
+memory (the crops cached at the network's input, gathered by index, augmented on the GPU) and
+stream (numpy reader threads read, resize and augment every batch on the CPU); and the first
+network is trained fed by the memory mode itself ("fed": the model with cellmoa's real feed and
+augmentation), so a lent GPU measures the model, not the feed. Measurements run in order of
+importance under a deadline (``--budget``); what did not fit is listed as skipped. Results are
+written after every measurement (``gpu_check.json``, ``gpu_check.md`` in ``--out``), so a run
+stopped early still leaves what it measured.
 
 Goal: the paper's whole table, 3 networks x 38 folds x 10 epochs = 3 x (1,787,840 training +
 188,448 inference) images, in one GPU-hour: >= 1,650 images/s averaged over the networks.
@@ -135,36 +138,120 @@ def run_worker(spec: dict) -> dict:
 
 
 def run_pipeline_worker(spec: dict) -> dict:
-    """cellmoa's numpy input pipeline alone (the JAX/PyTorch backends' loader): crops/s read from
-    an HDF5 file of BBBC021-sized crops, resized to the network's input and augmented."""
+    """cellmoa's input pipeline alone, crops/s from an HDF5 file of BBBC021-sized crops, in both
+    modes: memory (the cached crops gathered and augmented on the device, the cache filled first)
+    and stream (numpy reader threads: read, resize, augment on the CPU)."""
     import numpy as np
 
     from cellmoa.train.inputs import steps_per_epoch
-    from cellmoa.train.numpy_pipeline import numpy_batches
+    from cellmoa.train.pipeline import make_dataset
+
+    n, batch = spec["crops"], spec["batch"]
+    labels = np.arange(n) % 12
+    epochs = max(1, -(-spec["steps"] * batch // n))
+    total = min(spec["steps"], steps_per_epoch(n, batch) * epochs)
+    out = dict(spec, kind="pipeline")
+    for mode in ("memory", "stream"):
+        settings = _settings(spec, mode)
+        start = time.perf_counter()
+        batches = make_dataset(
+            spec["tensors"], np.arange(n), labels, settings, True, epochs=range(epochs + 1)
+        )
+        _ready(next(batches))
+        if mode == "memory":
+            out["fill_s"] = round(time.perf_counter() - start, 2)
+        t0 = time.perf_counter()
+        for _ in range(total):
+            last = next(batches)
+        _ready(last)  # the device runs the batches in order: the last one done, all are
+        out["crops_s" if mode == "memory" else "stream_crops_s"] = round(
+            total * batch / (time.perf_counter() - t0), 1
+        )
+        batches.close()
+    return out
+
+
+def _settings(spec: dict, inputs: str):
+    import keras
+
     from cellmoa.train.settings import TrainSettings
 
-    settings = TrainSettings(
+    return TrainSettings(
         network=spec["network"],
         input_size=spec["size"],
         weights=None,
         batch_size=spec["batch"],
-        backend="jax",
+        backend=keras.backend.backend(),
         threads=spec["threads"],
         seed=0,
+        inputs=inputs,
     )
-    n = spec["crops"]
-    labels = np.arange(n) % 12
-    epochs = max(1, -(-spec["steps"] * spec["batch"] // n))
-    batches = numpy_batches(
-        spec["tensors"], np.arange(n), labels, settings, training=True, epochs=range(epochs + 1)
+
+
+def _ready(batch) -> None:
+    """Wait until a batch's images are computed (JAX dispatches asynchronously)."""
+    first = batch[0]
+    if hasattr(first, "block_until_ready"):
+        first.block_until_ready()
+    elif hasattr(first, "cpu"):
+        first.cpu()
+
+
+def run_fed_worker(spec: dict) -> dict:
+    """The first network trained fed by the memory mode (cache, gather, augmentation on the
+    device): training images/s of a timed epoch after one that compiles, and the cache's fill."""
+    import keras
+    import numpy as np
+
+    from cellmoa.train import models
+    from cellmoa.train.inputs import steps_per_epoch
+    from cellmoa.train.pipeline import make_dataset
+
+    keras.mixed_precision.set_global_policy(
+        {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[
+            spec["precision"]
+        ]
     )
-    next(batches)
-    total = min(spec["steps"], steps_per_epoch(n, spec["batch"]) * epochs)
-    t0 = time.perf_counter()
-    for _ in range(total):
-        next(batches)
+    keras.utils.set_random_seed(0)
+    n, batch, steps = spec["crops"], spec["batch"], spec["steps"]
+    model = models.build_classifier(spec["network"], 12, spec["size"], None)
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-4, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=spec["jit"],
+    )
+    epochs = -(-2 * steps // steps_per_epoch(n, batch)) + 1
+    start = time.perf_counter()
+    data = make_dataset(
+        spec["tensors"],
+        np.arange(n),
+        np.arange(n) % 12,
+        _settings(spec, "memory"),
+        True,
+        epochs=range(epochs),
+    )
+    fill_s = time.perf_counter() - start
+    marks = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            marks.append(time.time())
+
+        def on_epoch_end(self, epoch, logs=None):
+            float((logs or {}).get("loss", 0.0))  # the epoch's results are on the host
+            marks.append(time.time())
+
+    model.fit(data, epochs=2, steps_per_epoch=steps, verbose=0, callbacks=[Clock()])
+    backend = keras.backend.backend()
     return dict(
-        spec, kind="pipeline", crops_s=round(total * spec["batch"] / (time.perf_counter() - t0), 1)
+        spec,
+        backend=backend,
+        device=_device_name(backend),
+        fill_s=round(fill_s, 2),
+        train_img_s=round(steps * batch / (marks[3] - marks[2]), 1),
+        peak_memory_mib=(lambda b: None if b is None else round(b / 2**20))(
+            _device_memory(backend)
+        ),
     )
 
 
@@ -199,16 +286,18 @@ def plan(smoke: bool, backends: list[str], networks: list[str]) -> list[dict]:
         "backend": primary,
     }
     concurrent = dict(model(first, big, "bfloat16"), kind="concurrent", jobs=2 if smoke else 3)
+    fed = dict(model(first, big, "bfloat16"), kind="fed", threads=pipeline["threads"])
     if smoke:  # every code path once, on the smallest sizes
         return [
             model(first, big, "bfloat16"),
             pipeline,
+            fed,
             concurrent,
             model(first, small, "float32", jit=False),
         ]
     # the recipe that should reach the goal (mixed bf16, XLA, a large batch) for every network,
     # then what the CPU can feed, several jobs on one GPU, the paper's recipe, the other levers
-    items = [model(net, big, "bfloat16") for net in networks] + [pipeline, concurrent]
+    items = [model(net, big, "bfloat16") for net in networks] + [pipeline, fed, concurrent]
     items += [
         model(first, small, "float32"),
         model(first, big, "float32"),
@@ -352,8 +441,15 @@ def markdown(report: dict) -> str:
             )
         if r.get("kind") == "pipeline" and "crops_s" in r:
             lines.append(
-                f"\nInput pipeline alone (numpy, {r['threads']} reader threads, 512 x 640 crops to "
-                f"{r['size']} px, augmented): {r['crops_s']} crops/s."
+                f"\nInput pipeline alone ({r['threads']} threads, 512 x 640 crops to {r['size']} "
+                f"px, augmented): memory mode {r['crops_s']} crops/s (cache filled in "
+                f"{r['fill_s']} s; augmentation on the device), stream mode (numpy reader "
+                f"threads) {r['stream_crops_s']} crops/s."
+            )
+        if r.get("kind") == "fed" and "train_img_s" in r:
+            lines.append(
+                f"\n{r['network']} ({_label(r)}) fed by the memory mode (augmented on the "
+                f"device): {r['train_img_s']} img/s training (cache filled in {r['fill_s']} s)."
             )
     implied = report.get("implied")
     if implied:
@@ -449,7 +545,7 @@ def orchestrate(args) -> dict:
             label = json.dumps(item)
             print(f"[{time.monotonic() - start:6.1f} s] {label}", flush=True)
             kind = item.get("kind")
-            if kind == "pipeline":
+            if kind in ("pipeline", "fed"):
                 if crops is None:
                     shape = (64, 64) if args.cpu_smoke else (512, 640)
                     crops = make_crops(Path(tmp), 16 if args.cpu_smoke else 256, *shape)
@@ -518,7 +614,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.worker)
-        result = run_pipeline_worker(spec) if spec.get("kind") == "pipeline" else run_worker(spec)
+        kind = spec.get("kind")
+        run = {"pipeline": run_pipeline_worker, "fed": run_fed_worker}.get(kind, run_worker)
+        result = run(spec)
         print("RESULT " + json.dumps(result), flush=True)
         return
     report = orchestrate(args)

@@ -61,7 +61,11 @@ def test_the_gpu_check_runs_every_stage_on_the_cpu(tmp_path):
     )
     concurrent = next(r for r in report["results"] if r.get("kind") == "concurrent")
     assert len(concurrent["per_job"]) == 2 and concurrent["train_img_s"] > 0
-    assert next(r for r in report["results"] if r.get("kind") == "pipeline")["crops_s"] > 0
+    pipeline = next(r for r in report["results"] if r.get("kind") == "pipeline")
+    assert pipeline["crops_s"] > 0 and pipeline["stream_crops_s"] > 0 and pipeline["fill_s"] >= 0
+    # the network trained fed by the memory mode (cache, gather, augmentation on the device)
+    fed = next(r for r in report["results"] if r.get("kind") == "fed")
+    assert fed["train_img_s"] > 0 and fed["backend"] == "jax"
     implied = report["implied"]
     assert (
         implied["hours"] > 0
@@ -70,6 +74,7 @@ def test_the_gpu_check_runs_every_stage_on_the_cpu(tmp_path):
     )
     table = (out / "gpu_check.md").read_text()
     assert "| jax | ResNet50 | 32 |" in table and "concurrent jobs" in table and "Full run" in table
+    assert "fed by the memory mode" in table and "memory mode" in table
 
 
 @pytest.mark.workflow

@@ -20,9 +20,13 @@ from cellmoa.train.training import (
     train_folds,
 )
 
-#: the two implementations of the input pipeline: tf.data (TensorFlow backend) and numpy batches
-#: from reader threads (JAX, PyTorch); the pipeline tests run on both
-PIPELINES = ["tensorflow", "jax"]
+#: the implementations of the input pipeline, (backend, training.inputs): streamed by tf.data
+#: (TensorFlow backend) or numpy batches from reader threads (JAX, PyTorch), or gathered from the
+#: memory cache (tf.data or a generator); the pipeline tests run on each
+PIPELINES = pytest.mark.parametrize(
+    "backend, inputs",
+    [("tensorflow", "stream"), ("jax", "stream"), ("tensorflow", "memory"), ("jax", "memory")],
+)
 
 
 def _np(x):
@@ -91,8 +95,8 @@ def _fed_by_epoch(ds, n_crops, batch_size, n_epochs):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("backend", PIPELINES)
-def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend):
+@PIPELINES
+def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend, inputs):
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "vincristine", "nsc")
     labels = np.zeros(len(fold.train_index), np.int64)
@@ -100,7 +104,7 @@ def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend)
         tiny_tensors,
         fold.train_index,
         labels,
-        small_settings(backend=backend),
+        small_settings(backend=backend, inputs=inputs),
         training=True,
         with_index=True,
         epochs=range(2),
@@ -115,15 +119,15 @@ def test_what_is_fed_never_contains_the_held_out_compound(tiny_tensors, backend)
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("backend", PIPELINES)
-def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors, backend):
+@PIPELINES
+def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors, backend, inputs):
     """What a resumed run feeds in epoch 2 (order and augmented pixels) is what an uninterrupted
     run feeds in its epoch 2."""
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "nocodazole", "nsc")
     n = len(fold.train_index)
     labels = np.arange(n) % 2
-    settings = small_settings(batch_size=5, backend=backend)
+    settings = small_settings(batch_size=5, backend=backend, inputs=inputs)
     _, from_start = _fed_by_epoch(
         make_dataset(
             tiny_tensors,
@@ -165,7 +169,7 @@ def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors,
             tiny_tensors,
             _np(resumed[0][-1]),
             None,
-            small_settings(batch_size=5, backend=backend),
+            small_settings(batch_size=5, backend=backend, inputs=inputs),
             training=False,
         )
     )
@@ -174,8 +178,8 @@ def test_an_epoch_feeds_the_same_whatever_epoch_the_run_started_at(tiny_tensors,
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("backend", PIPELINES)
-def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors, backend):
+@PIPELINES
+def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors, backend, inputs):
     meta = read_crop_metadata(tiny_tensors)
     fold = select_fold(meta, "latrunculin B", "nscb")
     labels = np.zeros(len(fold.train_index), np.int64)
@@ -183,7 +187,7 @@ def test_nscb_feeds_neither_the_compound_nor_its_batches(tiny_tensors, backend):
         tiny_tensors,
         fold.train_index,
         labels,
-        small_settings(backend=backend),
+        small_settings(backend=backend, inputs=inputs),
         training=True,
         with_index=True,
     )
@@ -492,7 +496,8 @@ from cellmoa.train.training import train_fold
 out = Path(sys.argv[2])
 settings = TrainSettings(network="ResNet50", input_size=48, weights=None, epochs=4, batch_size=4,
                          optimizer="sgd", learning_rate=1e-2, momentum=0.9, lr_decay_epochs=2,
-                         lr_decay_factor=0.5, seed=1, backend=sys.argv[3], threads=1)
+                         lr_decay_factor=0.5, seed=1, backend=sys.argv[3], inputs=sys.argv[4],
+                         threads=1)
 use_backend(settings.backend, settings.deterministic)
 train_fold(Path(sys.argv[1]), "nocodazole", settings, out / "model.keras", out / "history.tsv",
            out / "predictions.tsv", out / "fold.json", out / "checkpoint")
@@ -520,11 +525,19 @@ BACKENDS = [
 ]
 
 
+#: (backend, input mode): the default memory mode on every backend; streaming once (what its
+#: resumed epochs feed is checked per pipeline by test_an_epoch_feeds_the_same_whatever_epoch_...)
+RESUMED = [
+    pytest.param(*b.values, "memory", marks=b.marks, id=f"{b.values[0]}-memory") for b in BACKENDS
+]
+RESUMED.append(pytest.param("tensorflow", "stream", id="tensorflow-stream"))
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, backend):
-    """On each backend: a fold trains and predicts, resumes after kill -9 from its last epoch,
-    and ends bit for bit where an uninterrupted run of the same seed ends."""
+@pytest.mark.parametrize("backend, inputs", RESUMED)
+def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, backend, inputs):
+    """On each backend and input mode: a fold trains and predicts, resumes after kill -9 from
+    its last epoch, and ends bit for bit where an uninterrupted run of the same seed ends."""
     import signal
     import subprocess
     import sys
@@ -536,7 +549,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, b
     history = (
         out / "checkpoint" / "history.tsv"
     )  # the history lives beside the checkpoint while training
-    cmd = [sys.executable, str(script), str(tiny_tensors), str(out), backend]
+    cmd = [sys.executable, str(script), str(tiny_tensors), str(out), backend, inputs]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     # wait for the first finished epoch (a row in the history), then kill -9 the job
@@ -568,7 +581,7 @@ def test_a_killed_training_resumes_from_its_last_epoch(tiny_tensors, tmp_path, b
     # the resumed run ends exactly where an uninterrupted run of the same seed ends
     whole = tmp_path / "uninterrupted"
     uninterrupted = subprocess.run(
-        [sys.executable, str(script), str(tiny_tensors), str(whole), backend],
+        [sys.executable, str(script), str(tiny_tensors), str(whole), backend, inputs],
         capture_output=True,
         text=True,
         timeout=600,

@@ -120,8 +120,7 @@ def moa_rows(metadata: pd.DataFrame, embeddings: np.ndarray) -> list[Row]:
     """One row per annotated MoA: its typical crops."""
     moas = sorted(set(metadata.loc[metadata["annotated"].astype(bool), "moa"].astype(str)))
     return [
-        Row(moa, [("", typical(_moa_rows(metadata, moa), embeddings))])
-        for moa in moas[:MAX_ROWS]
+        Row(moa, [("", typical(_moa_rows(metadata, moa), embeddings))]) for moa in moas[:MAX_ROWS]
     ]
 
 

@@ -21,7 +21,7 @@ def preprocess_fn(name: str, channels: int = 3):
     are preprocessed as R, G, B and every further channel as a grey image would be: the mean of
     what ``preprocess_input`` makes of it in R, G and B (ResNet50: minus the mean of the three
     ImageNet means; the Inceptions: scaled to [-1, 1] as every channel). Works on NumPy arrays
-    and TensorFlow tensors.
+    and the backend's tensors.
     """
     import importlib
 
@@ -36,12 +36,9 @@ def preprocess_fn(name: str, channels: int = 3):
         if isinstance(x, np.ndarray):
             concat, mean = np.concatenate, lambda v: v.mean(axis=-1, keepdims=True)
         else:
-            import tensorflow as tf
+            from keras import ops  # the backend's tensors (tf.data, or the memory mode's device)
 
-            concat, mean = (
-                (lambda parts, axis: tf.concat(parts, axis)),
-                (lambda v: tf.reduce_mean(v, -1, keepdims=True)),
-            )
+            concat, mean = ops.concatenate, (lambda v: ops.mean(v, axis=-1, keepdims=True))
         parts = [rgb(x[..., :3])]
         for c in range(3, channels):
             grey = x[..., c : c + 1]

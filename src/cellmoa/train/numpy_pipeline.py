@@ -56,7 +56,7 @@ def numpy_batches(
         path, spec, settings.seed, indices, label_arr, labels is not None, weights, with_index
     )
     workers = int(getattr(settings, "threads", 0) or os.cpu_count() or 1)
-    return _made_ahead(load, plan, workers)
+    return made_ahead(load, plan, workers)
 
 
 def training_plan(n: int, batch: int, seed: int, epochs: range) -> list[tuple[int, np.ndarray]]:
@@ -111,7 +111,7 @@ class _BatchLoader:
         return out  # Keras takes only tuples from a generator, (images,) included
 
 
-def _made_ahead(load, plan, workers: int):
+def made_ahead(load, plan, workers: int):
     """Yield ``load(item)`` for every item of ``plan`` in order, up to 2 x ``workers`` ahead."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cellmoa-reader") as pool:
         pending = deque()

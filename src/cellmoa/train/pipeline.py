@@ -9,6 +9,11 @@ which must not need TensorFlow, a generator of numpy batches made by reader thre
 (:mod:`cellmoa.train.augment`) with the same probabilities but draw from different random
 streams, so one seed gives other (equally valid) batches on the two.
 
+With ``training.inputs: memory`` (the default) training batches come instead from the fold's
+crops held in memory at the network's input size, gathered by index and augmented on the device
+(:mod:`cellmoa.train.memory`, :mod:`cellmoa.train.device_augment`) on every backend; evaluation
+(one pass) always streams.
+
 Crops are read one at a time (h5py reads by index list are ~60x slower). Augmentation is
 stateless and seeded: epoch ``e`` of a fold feeds the same batches, augmented the same way,
 whether the run started at epoch 0 or resumed at ``e``. How z-scores become pixels is decided in
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cellmoa.train.inputs import backend_of
+from cellmoa.train.memory import memory_batches
 from cellmoa.train.numpy_pipeline import numpy_batches
 from cellmoa.train.tf_pipeline import tf_dataset
 
@@ -38,8 +44,10 @@ def make_dataset(
 ):
     """A batched pipeline over ``indices`` of the tensors file.
 
-    tf.data on the TensorFlow backend (``settings.backend``), else a generator of numpy batches
-    (:func:`~cellmoa.train.numpy_pipeline.numpy_batches`).
+    Training with ``settings.inputs == "memory"``: batches from the memory cache
+    (:func:`~cellmoa.train.memory.memory_batches`). Else streamed: tf.data on the TensorFlow
+    backend (``settings.backend``), a generator of numpy batches
+    (:func:`~cellmoa.train.numpy_pipeline.numpy_batches`) on the others.
 
     Parameters
     ----------
@@ -70,6 +78,10 @@ def make_dataset(
         ``(images, labels)`` batches, or ``images`` when ``labels`` is None (``(images,)`` from
         the generator).
     """
+    if training and getattr(settings, "inputs", "stream") == "memory":
+        if class_weights is not None and backend_of(settings) == "tensorflow":
+            raise ValueError("class weights are given to fit() on the TensorFlow pipeline")
+        return memory_batches(tensors, indices, labels, settings, with_index, epochs, class_weights)
     if backend_of(settings) != "tensorflow":
         return numpy_batches(
             tensors, indices, labels, settings, training, with_index, epochs, class_weights

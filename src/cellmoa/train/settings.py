@@ -13,6 +13,8 @@ from cellmoa.train import networks
 
 #: the Keras backends a job can train on (``training.backend``)
 BACKENDS = ("tensorflow", "jax", "torch")
+#: the input modes (``training.inputs``): crops held in memory, or streamed from the tensors
+INPUTS = ("memory", "stream")
 
 #: keys of the ``training:`` section that are not per-network settings
 SECTION_KEYS = ("networks", "per_network", "folds", "imagenet_weights_url", "jobs", "fold_models")
@@ -63,6 +65,11 @@ class TrainSettings:
     channel_adapter: str = "select"
     fold_scheme: str = "nsc"
     seed: int = 0
+    #: how training crops are fed: "memory" (read and resized once per job into a float16
+    #: array, batches gathered by index and augmented on the device: cellmoa.train.memory) or
+    #: "stream" (read, resized and augmented on the CPU every batch); they feed different
+    #: (equally valid) batches, so the setting changes outputs
+    inputs: str = "memory"
     #: the Keras backend the job trains on: "tensorflow" (tf.data input), "jax" or "torch"
     #: (numpy input, no TensorFlow needed)
     backend: str = "tensorflow"
@@ -84,6 +91,8 @@ class TrainSettings:
     def __post_init__(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be {' or '.join(INPUTS)}, not {self.inputs!r}")
         if self.channel_adapter not in ("select", "stem"):
             raise ValueError(
                 f"channel_adapter must be select or stem, not {self.channel_adapter!r}"

@@ -21,7 +21,7 @@ import pandas as pd
 from cellmoa.columns import FOLD, NETWORK
 from cellmoa.files import atomic_path, write_text, write_tsv
 from cellmoa.preprocess.tensors import read_crop_metadata
-from cellmoa.train import models
+from cellmoa.train import memory, models
 from cellmoa.train.backends import configure_backend
 from cellmoa.train.checkpoints import Checkpoint
 from cellmoa.train.folds import ALL_FOLD, Fold, fold_classes, select_fold, unannotated
@@ -334,6 +334,7 @@ def train_folds(
         results[held_out] = trainer.train(held_out, outputs, keep_checkpoint=len(folds) > 1)
     for outputs in folds.values():
         shutil.rmtree(outputs.checkpoint_dir, ignore_errors=True)
+    memory.release()  # the folds' crop cache (training.inputs: memory)
     return results
 
 
