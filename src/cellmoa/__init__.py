@@ -11,6 +11,7 @@ only from the packages above it in this list.
   intervals of accuracies)
 - :mod:`cellmoa.data` (``data.smk``): datasets, downloads, archives, manifests, synthetic data
 - :mod:`cellmoa.preprocess` (``preprocess.smk``): illumination correction, crops, HDF5 tensors
+- :mod:`cellmoa.segment` (no rule yet, a preview): nuclei and cells in a field
 - :mod:`cellmoa.train` (``train.smk``): networks, folds, input pipelines, training, embeddings
 - :mod:`cellmoa.profiles` (``profiles.smk``): post-processing, NSC/NSCB matching, mAP
 - :mod:`cellmoa.evaluate` (``evaluate.smk``): treatment accuracy, conformal calls for

@@ -105,7 +105,7 @@ def apply_dose(pheno: dict, strength: float) -> dict:
 
 
 def render_field(
-    rng: np.random.Generator, spec, pheno: dict, density: float = 1.0
+    rng: np.random.Generator, spec, pheno: dict, density: float = 1.0, truth: dict | None = None
 ) -> dict[str, np.ndarray]:
     """Signal (before illumination, background and noise) of one field, per channel, in [0, ~1].
 
@@ -120,6 +120,10 @@ def render_field(
         The cells' phenotype (:data:`PARAMS`).
     density : float
         Multiplies the phenotype's cells per field (a batch effect).
+    truth : dict, optional
+        Where given, receives the ground truth (:func:`paint_truth`): ``nuclei`` and ``cells``,
+        int32 label images (0 background, cell ``k`` labelled ``k`` in both). It draws nothing
+        from ``rng``: the layers are the same with or without it.
 
     Returns
     -------
@@ -132,6 +136,7 @@ def render_field(
     ring = np.zeros((h, w), np.float64)
     n_cells = rng.poisson(spec.cells_per_field * pheno["density"] * density)
     r_nuc0 = spec.nucleus_radius * pheno["nucleus_size"]
+    weights = _start_truth(truth, (h, w))
     for _ in range(n_cells):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         r = r_nuc0 * float(np.exp(rng.normal(0, 0.12)))
@@ -147,6 +152,8 @@ def render_field(
         d_cell = np.sqrt(cell.dx**2 + cell.dy**2) / big_r
         nucleus = nucleus_mask(cell, r, elong)
         body = soft_inside(d_cell, 6.0)
+        if truth is not None:
+            paint_truth(truth, weights, at, nucleus, np.maximum(body, nucleus))
         layers["DAPI"][at] += pheno["nucleus_intensity"] * nucleus * rng.uniform(0.8, 1.2)
         cyto_mask[at] += body * (1.0 - 0.7 * nucleus)
         ring[at] += np.exp(-((d_cell - 0.95) ** 2) / (2 * 0.12**2))
@@ -166,3 +173,39 @@ def render_field(
         0.25 * np.clip(cyto_mask, 0, 1.5) + 0.35 * pheno["actin_ring"] * np.clip(ring, 0, 1.5)
     )
     return layers
+
+
+def _start_truth(truth: dict | None, shape: tuple[int, int]) -> dict | None:
+    """Empty ground-truth label images in ``truth`` and their weights (None without truth)."""
+    if truth is None:
+        return None
+    truth.update(nuclei=np.zeros(shape, np.int32), cells=np.zeros(shape, np.int32))
+    return {"nuclei": np.zeros(shape, np.float32), "cells": np.zeros(shape, np.float32), "n": 0}
+
+
+def paint_truth(truth: dict, weights: dict, at: tuple, nucleus: np.ndarray, cell: np.ndarray):
+    """Label one drawn cell in the ground truth (``truth``'s label images), in place.
+
+    A pixel belongs to an object where the object's soft mask is over 0.5 (its drawn edge); where
+    two objects overlap, to the one whose soft mask is higher there (nearer its centre, in units
+    of its size), so that every pixel has at most one label.
+
+    Parameters
+    ----------
+    truth : dict
+        ``nuclei`` and ``cells`` label images.
+    weights : dict
+        The soft-mask value of each pixel's current label, per label image, and ``n``: the cells
+        labelled so far (this one gets ``n + 1``).
+    at : tuple of slice
+        The cell's window in the image.
+    nucleus, cell : numpy.ndarray
+        The soft masks (0..1) of the cell's nucleus and of the whole cell, over the window.
+    """
+    weights["n"] += 1
+    label = weights["n"]
+    for key, soft in (("nuclei", nucleus), ("cells", cell)):
+        labels, weight = truth[key][at], weights[key][at]  # views into the images
+        inside = (soft > 0.5) & (soft > weight)
+        labels[inside] = label
+        weight[inside] = soft[inside]

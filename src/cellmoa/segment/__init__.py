@@ -1,0 +1,13 @@
+"""Stage ``segment`` (a preview; no workflow rule yet): nuclei and cells of each field.
+
+- :mod:`~cellmoa.segment.settings`  the parameters, in units of the expected nucleus diameter
+- :mod:`~cellmoa.segment.nuclei`    nuclei from the DNA stain (smoothing, log-Otsu threshold,
+  per-object edges, watershed declumping)
+- :mod:`~cellmoa.segment.cells`     cells grown from their nuclei over a cytoplasm stain
+- :mod:`~cellmoa.segment.qc`        per-object tables, per-field QC (fields with no or absurd
+  segmentation are named)
+- :mod:`~cellmoa.segment.fields`    one field segmented: labels, objects, QC
+- :mod:`~cellmoa.segment.matching`  object-level F1 against a ground truth (IoU matching)
+
+``docs/methods.md`` ("Segmentation (preview)") has the method and its measured accuracy.
+"""
