@@ -243,7 +243,8 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert (nsc["neighbour_compound"] != nsc["Metadata_Compound"]).all()
     assert summary.loc[0, "nn_nsc_accuracy"] == pytest.approx(nsc["correct"].mean())
     assert summary.loc[0, "nn_nsc_n"] == 8
-    # NSCB: each MoA has its two compounds in different weeks here, so all 8 can be right
+    # NSCB: here every treatment is on the plates of both weeks, so no other compound is in a
+    # disjoint batch and NSCB scores none; the summary's count must still be the matches' count
     assert (
         summary.loc[0, "nn_nscb_n"]
         == matches.loc[matches["Metadata_MatchScheme"] == "nscb", "scored"].sum()
