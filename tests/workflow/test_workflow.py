@@ -243,8 +243,9 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
     assert (nsc["neighbour_compound"] != nsc["Metadata_Compound"]).all()
     assert summary.loc[0, "nn_nsc_accuracy"] == pytest.approx(nsc["correct"].mean())
     assert summary.loc[0, "nn_nsc_n"] == 8
-    # NSCB: here every treatment is on the plates of both weeks, so no other compound is in a
-    # disjoint batch and NSCB scores none; the summary's count must still be the matches' count
+    # NSCB: each compound lives in one week, and with 2 MoAs over 2 weeks the round-robin puts an
+    # MoA's two compounds in the same week, so NSCB finds no same-MoA compound in another batch
+    # and scores none here; the summary's count must still be the matches' count
     assert (
         summary.loc[0, "nn_nscb_n"]
         == matches.loc[matches["Metadata_MatchScheme"] == "nscb", "scored"].sum()
