@@ -81,7 +81,17 @@ def test_the_papers_bbbc021_run():
         "results/profiles/ResNet50.parquet",
         "results/profiles/ResNet50_treatments.parquet",
     ]
-    assert len(run.outputs) == 22 + 2 * 3 + 1 + 3  # + the landing page and the 3 galleries
+    # the CellProfiler baseline (profiles.baseline): its 3 tables, its well profiles, the
+    # segmentation QC figure; scored like a network, never one of the ensemble's
+    assert run.baseline == "CellProfiler" and run.scored == [*run.networks, "CellProfiler"]
+    assert run.baseline_tables("nearest_neighbours") == [
+        "results/tables/nearest_neighbours_CellProfiler.tsv"
+    ]
+    assert {"results/profiles/CellProfiler.parquet", "results/plots/segmentation.png"} <= set(
+        run.outputs
+    )
+    # + the landing page, the 3 galleries and the baseline's 5 files
+    assert len(run.outputs) == 22 + 2 * 3 + 1 + 3 + 5
     assert run.landing_calls == ["results/tables/unannotated_Ensemble.tsv"]
     assert run.gallery_embeddings == "results/models/ResNet50/all/embeddings.h5"
     assert {"results/tables/unannotated_Ensemble.tsv", "results/plots/matching.png"} <= set(
@@ -191,8 +201,8 @@ def test_prediction_unannotated_false_trains_no_all_compound_fold():
     run = plan(config)
     assert ALL_FOLD not in run.trained_folds and run.model_folds == []
     assert (
-        not run.unannotated_outputs and len(run.outputs) == 19
-    )  # the landing page and galleries among them
+        not run.unannotated_outputs and len(run.outputs) == 19 + 5
+    )  # the landing page and galleries among them, and the CellProfiler baseline's 5 files
     assert not run.profile_exports  # no all-compound model to export profiles of
 
 

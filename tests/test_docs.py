@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-STAGES = ("data", "preprocess", "train", "profiles", "evaluate", "report")
+STAGES = ("data", "preprocess", "segment", "train", "features", "profiles", "evaluate", "report")
 
 
 def _generator():

@@ -156,6 +156,7 @@ def test_every_rule_uses_an_existing_env():
 # pip distribution of each third-party module the rule scripts import
 DISTRIBUTION = {
     "PIL": "pillow",
+    "cp_measure": "cp-measure",
     "skimage": "scikit-image",
     "sklearn": "scikit-learn",
     "yaml": "pyyaml",

@@ -43,6 +43,7 @@ from cellmoa.columns import ENSEMBLE
 from cellmoa.data.datasets import Dataset, get_dataset
 from cellmoa.data.resolve import resolve_data
 from cellmoa.data.synthetic import spec_for
+from cellmoa.features.baseline import BASELINE
 from cellmoa.preprocess.settings import TensorSettings
 from cellmoa.train.folds import ALL_FOLD, folds_from_config
 from cellmoa.train.settings import TrainSettings
@@ -86,6 +87,26 @@ class Plan:
     resources: str
     #: metadata file name -> where it is downloaded to
     metadata_files: dict[str, str]
+    #: the classical baseline scored beside the networks (``profiles.baseline``), or None
+    baseline: str | None = None
+
+    @property
+    def scored(self) -> list[str]:
+        """The networks, then the baseline: every name that gets accuracy and matching tables."""
+        return [*self.networks, *([self.baseline] if self.baseline else [])]
+
+    def baseline_tables(self, kind: str) -> list[str]:
+        """The baseline's matching table of ``kind``, where there are a baseline and matching."""
+        if not self.matching or not self.baseline:
+            return []
+        return [f"results/tables/{kind}_{self.baseline}.tsv"]
+
+    @property
+    def baseline_outputs(self) -> list[str]:
+        """The baseline's well profiles and the segmentation QC figure (with a baseline)."""
+        if not self.baseline:
+            return []
+        return [f"results/profiles/{self.baseline}.parquet", "results/plots/segmentation.png"]
 
     @property
     def base_url(self) -> str:
@@ -200,7 +221,7 @@ class Plan:
         """Every file the run makes by default (the ``all`` rule's input)."""
         per_network = ("accuracy", "accuracy_by_fold", "treatments")
         return [
-            *(f"results/tables/{t}_{n}.tsv" for t in per_network for n in self.networks),
+            *(f"results/tables/{t}_{n}.tsv" for t in per_network for n in self.scored),
             "results/tables/summary.tsv",
             "results/plots/accuracy.png",
             "results/report/landing.html",
@@ -208,6 +229,7 @@ class Plan:
             *self.profile_maps,
             *self.unannotated_outputs,
             *self.profile_exports,
+            *self.baseline_outputs,
         ]
 
 
@@ -283,6 +305,7 @@ def plan(config: dict) -> Plan:
         },
         resources=resources,
         metadata_files={name: f"{resources}/metadata/{name}" for name in dataset.metadata_files()},
+        baseline=BASELINE if config.get("profiles", {}).get("baseline") == "cellprofiler" else None,
     )
 
 

@@ -90,6 +90,11 @@ E2E_CONFIG = {
     },
     # four calibration compounds: sets smaller than every MoA up to 4/5 coverage
     "prediction": {"coverage": 0.75},
+    # the CellProfiler baseline beside the network: nuclei ~6 px across at this size, the two
+    # cheapest feature groups
+    "profiles": {"baseline": "cellprofiler"},
+    "segmentation": {"nucleus_diameter": 6},
+    "features": {"groups": ["sizeshape", "intensity"], "correlations": []},
 }
 E2E_FOLDS = {
     "nocodazole": "nocodazole",

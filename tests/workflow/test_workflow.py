@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from cellmoa.preprocess.tensors import read_crop_metadata
 from tests.helpers.paths import ROOT
 from tests.helpers.smk import E2E_CONFIG, planned_jobs, snakemake, write_config
 from tests.helpers.smk import write_config as _write_config
@@ -215,7 +216,8 @@ def test_end_to_end_tables_match_the_predictions(e2e_run):
         )
         correct.append(classes[np.median(per_rep, axis=0).argmax()] == t["Metadata_MoA"].iloc[0])
     summary = pd.read_csv(tables / "summary.tsv", sep="\t")
-    assert len(summary) == 1 and summary.loc[0, "Metadata_Network"] == "ResNet50"
+    # the network, then the CellProfiler baseline (profiles.baseline; its own test below)
+    assert summary["Metadata_Network"].tolist() == ["ResNet50", "CellProfiler"]
     assert summary.loc[0, "n_treatments"] == 8 == len(correct)
     assert summary.loc[0, "n_correct"] == sum(correct)
     assert summary.loc[0, "treatment_accuracy"] == pytest.approx(np.mean(correct))
@@ -463,6 +465,52 @@ def test_params_are_only_what_changes_outputs(e2e_run, tmp_path):
 
 
 @pytest.mark.e2e
+def test_the_cellprofiler_baseline_is_scored_like_the_network(e2e_run):
+    """profiles.baseline: cellprofiler - the cells segmented and measured per plate, their well
+    profiles scored on the network's folds and tables, a CellProfiler row in the summary."""
+    work, _, _ = e2e_run
+    results = work / "results"
+    folds = ["nocodazole", "vincristine", "cytochalasin-b", "latrunculin-b"]
+    network = pd.concat(
+        [pd.read_csv(results / "models/ResNet50" / f / "predictions.tsv", sep="\t") for f in folds]
+    )
+    baseline = pd.concat(
+        [
+            pd.read_csv(results / "models/CellProfiler" / f / "predictions.tsv", sep="\t")
+            for f in folds
+        ]
+    )
+    # the same held-out crops, fold by fold, as the network's
+    keys = ["Metadata_Fold", "Metadata_Plate", "Metadata_ImageNumber", "Metadata_Crop"]
+    assert sorted(map(tuple, baseline[keys].values)) == sorted(map(tuple, network[keys].values))
+    # each crop carries its well's call
+    calls = baseline.groupby(["Metadata_Plate", "Metadata_Well"])["predicted_moa"]
+    assert (calls.nunique() == 1).all()
+    summary = pd.read_csv(results / "tables/summary.tsv", sep="\t").set_index("Metadata_Network")
+    row = summary.loc["CellProfiler"]
+    treatments = pd.read_csv(results / "tables/treatments_CellProfiler.tsv", sep="\t")
+    assert row["n_treatments"] == 8 == len(treatments)
+    assert row["n_correct"] == treatments["correct"].sum()
+    for column in ("treatment_accuracy_ci_low", "treatment_accuracy_exact_ci_high",
+                   "nn_nsc_accuracy", "map_nsc", "pp_nn_nsc_accuracy"):  # fmt: skip
+        assert np.isfinite(row[column]), column
+    # the well profiles in pycytominer's layout: every well of the tensors, CellProfiler's names
+    wells = pd.read_parquet(results / "profiles/CellProfiler.parquet")
+    meta = read_crop_metadata(results / "tensors/all.h5")
+    assert len(wells) == meta.groupby(["plate", "well"]).ngroups
+    assert {"Metadata_Plate", "Metadata_Well", "Metadata_MoA"} <= set(wells.columns)
+    assert "Cells_Intensity_MeanIntensity_Tubulin" in wells.columns
+    assert "Nuclei_AreaShape_Area" in wells.columns
+    # segmentation per plate: labels, objects and a QC record per stored field
+    plates = sorted(meta["plate"].unique())
+    for plate in plates:
+        qc = pd.read_csv(results / f"segmentation/{plate}.qc.tsv", sep="\t")
+        stored = meta.loc[meta["plate"] == plate, "image_number"].nunique()
+        assert len(qc) == stored and (qc["n_nuclei"] > 0).all()
+    assert (results / "plots/segmentation.png").stat().st_size > 10000
+
+
+@pytest.mark.e2e
 def test_the_html_report_builds(e2e_run):
     work, config, _ = e2e_run
     snakemake(
@@ -488,6 +536,8 @@ def test_the_html_report_builds(e2e_run):
         "gallery_moas.png",
         "gallery_misclassified.png",
         "gallery_unannotated.png",
+        "segmentation.png",
+        "confusion_CellProfiler.png",
     ):
         assert expected in html, expected
     # the report opens on the workflow description, which embeds the landing page: the summary
@@ -498,6 +548,7 @@ def test_the_html_report_builds(e2e_run):
     assert "System Message" not in landing, landing[:2000]
     assert 'class="cellmoa-landing"' in landing
     assert "<h3>Summary</h3>" in landing and "<td>ResNet50</td>" in landing
+    assert "<td>CellProfiler</td>" in landing
     assert '<img alt="treatment accuracy of every network" src="data:image/png;base64,' in landing
     assert "<h3>Unannotated compounds (ResNet50)</h3>" in landing and "AZ-U1" in landing
 

@@ -6,6 +6,7 @@
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -33,7 +34,7 @@ def _alternatives(values):
 
 wildcard_constraints:
     plate=_alternatives(PLAN.plates),
-    network=_alternatives(PLAN.networks),
+    network=_alternatives(PLAN.scored),
     fold=_alternatives(PLAN.trained_folds),
 
 
@@ -61,6 +62,11 @@ def plate_images(wildcards):
     raise ValueError(
         f"data.raw_dir: plate {wildcards.plate} is in neither {candidates[0]} nor {candidates[1]}"
     )
+
+
+def first_plate_images(wildcards):
+    """The first plate's image folder: the QC figure outlines a few of its fields."""
+    return plate_images(SimpleNamespace(plate=PLAN.plates[0]))
 
 
 def plate_manifest(wildcards):

@@ -9,6 +9,13 @@ rule summary:
         average_precision=PLAN.matching_tables("average_precision"),
         ensemble_matches=PLAN.ensemble_tables("nearest_neighbours"),
         ensemble_average_precision=PLAN.ensemble_tables("average_precision"),
+        baseline=expand(
+            "results/models/{network}/{fold}/predictions.tsv",
+            network=PLAN.scored[len(PLAN.networks) :],
+            fold=PLAN.folds,
+        ),
+        baseline_matches=PLAN.baseline_tables("nearest_neighbours"),
+        baseline_average_precision=PLAN.baseline_tables("average_precision"),
     output:
         summary=report(
             "results/tables/summary.tsv",
@@ -35,6 +42,7 @@ rule summary:
         "../../envs/evaluate.yaml"
     params:
         networks=PLAN.networks,
+        baseline=PLAN.baseline,
         scheme=PLAN.fold_scheme,
         dataset=config["dataset"],
         seed=config["training"]["seed"],

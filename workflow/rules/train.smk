@@ -41,8 +41,10 @@ if config["training"]["jobs"] == "per_fold":
             "logs/train/{network}/{fold}.log",
         benchmark:
             "results/benchmarks/train/{network}/{fold}.tsv"
+        # a network (the baseline's fold outputs are the baseline rule's)
         wildcard_constraints:
             fold=_alternatives(PLAN.folds),
+            network=_alternatives(PLAN.networks),
         priority: training_priority
         conda:
             "../../envs/train.yaml"
@@ -99,6 +101,9 @@ else:
             "logs/train/{network}.log",
         benchmark:
             "results/benchmarks/train/{network}.tsv"
+        # a network (the baseline's fold outputs are the baseline rule's)
+        wildcard_constraints:
+            network=_alternatives(PLAN.networks),
         priority: training_priority
         conda:
             "../../envs/train.yaml"

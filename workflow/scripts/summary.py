@@ -3,7 +3,8 @@
 One row per network (treatment accuracy with its compound-bootstrap and exact intervals, field,
 well and crop accuracy, nearest-neighbour accuracy and mAP under NSC and NSCB, the paper's
 figure as reference; with several networks an Ensemble row, whose matching is of the networks'
-concatenated profiles), accuracy per MoA across networks, and the accuracy plot.
+concatenated profiles; with profiles.baseline a CellProfiler row last, never in the ensemble),
+accuracy per MoA across networks, and the accuracy plot.
 """
 
 from rule_setup import start
@@ -43,12 +44,28 @@ if snakemake.input.ensemble_matches:
         read_tsv(snakemake.input.ensemble_average_precision[0]),
         seed=p.seed,
     )
+# the classical baseline (profiles.baseline): a row after the networks and their ensemble
+baselines = {}
+if p.baseline:
+    baselines[p.baseline] = pd.concat(
+        [read_tsv(f) for f in snakemake.input.baseline], ignore_index=True
+    )
+    if snakemake.input.baseline_matches:
+        nn[p.baseline] = summary_by_scheme(
+            read_tsv(snakemake.input.baseline_matches[0]),
+            read_tsv(snakemake.input.baseline_average_precision[0]),
+            seed=p.seed,
+        )
 control = resolve_dataset(snakemake.config).control
-table = summarize(by_network, p.scheme, p.dataset, nn, seed=p.seed, control=control)
+table = summarize(
+    by_network, p.scheme, p.dataset, nn, seed=p.seed, control=control, baselines=baselines
+)
 write_tsv(table, Path(snakemake.output.summary))
 treatments = {n: accuracy.treatment_predictions(df, control) for n, df in by_network.items()}
 if len(treatments) > 1:
     treatments["Ensemble"] = accuracy.ensemble_treatments(treatments)
+for name, predictions in baselines.items():
+    treatments[name] = accuracy.treatment_predictions(predictions, control)
 per_moa = per_moa_table(treatments)
 write_tsv(per_moa, Path(snakemake.output.per_moa))
 plot_accuracy(table, Path(snakemake.output.plot))

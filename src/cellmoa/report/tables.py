@@ -39,47 +39,57 @@ def summarize(
     matching_by_network: dict[str, pd.DataFrame] | None = None,
     seed: int = 0,
     control: str | None = None,
+    baselines: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The summary across networks: one row per network (and the ensemble).
+    """The summary across networks: one row per network (and the ensemble, and the baselines).
 
     Each row: treatments, correct, treatment accuracy with its compound-bootstrap and
     Clopper-Pearson 95% intervals (:data:`INTERVALS`), field, well and crop accuracy, the
     nearest-neighbour accuracy (NSC and NSCB, each with the number of treatments scored and its
     intervals) and mAP of MoA retrieval of the embeddings (``matching_by_network``: the tables of
     :func:`cellmoa.profiles.summary.summary_by_scheme`), chance level, and the paper's figure as
-    a reference. With more than one network, a last row ``Ensemble``: the networks' treatment
+    a reference. With more than one network, a row ``Ensemble``: the networks' treatment
     probabilities averaged (see :func:`_ensemble_row`), and its matching from
     ``matching_by_network["Ensemble"]`` where given (the networks' treatment profiles
-    concatenated, :func:`cellmoa.profiles.tables.concatenate_profiles`).
+    concatenated, :func:`cellmoa.profiles.tables.concatenate_profiles`). Then one row per
+    ``baselines`` entry (the CellProfiler baseline, :mod:`cellmoa.features.baseline`), scored
+    like a network and never part of the ensemble.
     """
     adapter = get_dataset(dataset)
     published = adapter.reference_accuracy if scheme == adapter.reference_scheme else {}
     # the configured adapter's control (a loaddata screen names its own); else the dataset's
     control = adapter.control if control is None else control
-    rows = []
-    for network, predictions in predictions_by_network.items():
-        treatments = accuracy.treatment_predictions(
-            predictions, control, source=f"{network} predictions"
-        )
-        n_classes = len(accuracy.class_columns(predictions))
-        row = {
-            NETWORK: network,
-            DATASET: dataset,
-            FOLD_SCHEME: scheme,
-            "n_folds": int(predictions[FOLD].nunique()) if FOLD in predictions else 0,
-            **_accuracy_columns(treatments, predictions, control, seed),
-        }
-        row.update(_all_matching_columns((matching_by_network or {}).get(network)))
-        row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
-        row[REFERENCE_COLUMN] = published.get(network, float("nan"))
-        rows.append(row)
+    matching = matching_by_network or {}
+    rows = [
+        _network_row(name, predictions, scheme, dataset, matching.get(name), control, seed)
+        | {REFERENCE_COLUMN: published.get(name, float("nan"))}
+        for name, predictions in predictions_by_network.items()
+    ]
     if len(predictions_by_network) > 1:
         row = _ensemble_row(predictions_by_network, rows[0], control, seed)
-        matching = (matching_by_network or {}).get(ENSEMBLE)
-        if matching is not None:
-            row.update(_all_matching_columns(matching))
+        if matching.get(ENSEMBLE) is not None:
+            row.update(_all_matching_columns(matching[ENSEMBLE]))
         rows.append(row)
+    for name, predictions in (baselines or {}).items():
+        row = _network_row(name, predictions, scheme, dataset, matching.get(name), control, seed)
+        rows.append(row | {REFERENCE_COLUMN: float("nan")})
     return pd.DataFrame(rows)
+
+
+def _network_row(name, predictions, scheme, dataset, matching, control, seed) -> dict:
+    """One network's (or baseline's) summary row, without the paper's reference."""
+    treatments = accuracy.treatment_predictions(predictions, control, source=f"{name} predictions")
+    n_classes = len(accuracy.class_columns(predictions))
+    row = {
+        NETWORK: name,
+        DATASET: dataset,
+        FOLD_SCHEME: scheme,
+        "n_folds": int(predictions[FOLD].nunique()) if FOLD in predictions else 0,
+        **_accuracy_columns(treatments, predictions, control, seed),
+    }
+    row.update(_all_matching_columns(matching))
+    row["chance_accuracy"] = 1.0 / n_classes if n_classes else float("nan")
+    return row
 
 
 def _all_matching_columns(matching: pd.DataFrame | None) -> dict:

@@ -1,0 +1,39 @@
+"""Rule features.
+
+CellProfiler's measurements (cp-measure) of every cell of the plate's usable fields, aggregated
+per well by the median (cellmoa.features.jobs): results/features/<plate>.parquet.
+"""
+
+from rule_setup import start
+
+start(snakemake)
+
+from pathlib import Path
+
+from cellmoa.data.resolve import resolve_dataset
+from cellmoa.features.jobs import measure_plate, usable_fields
+from cellmoa.features.measure import FeatureSettings
+from cellmoa.files import read_tsv, write_parquet
+from cellmoa.preprocess.illumination import read_illumination
+from cellmoa.preprocess.plates import plate_fields
+
+p = snakemake.params
+dataset = resolve_dataset(snakemake.config)
+metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
+plate = plate_fields(
+    dataset,
+    metadata,
+    snakemake.wildcards.plate,
+    Path(snakemake.input.images).parent,
+    p.restrictions,
+    p.control_fields,
+    unannotated=p.unannotated,
+)
+wells = measure_plate(
+    Path(snakemake.input.labels),
+    plate,
+    read_illumination(Path(snakemake.input.function)),
+    FeatureSettings(**p.features),
+    usable=usable_fields(read_tsv(snakemake.input.qc)),
+)
+write_parquet(wells, Path(snakemake.output.wells))
