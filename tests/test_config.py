@@ -14,6 +14,7 @@ from snakemake.utils import validate
 from cellmoa.config import plan
 from cellmoa.data.datasets import BBBC021
 from cellmoa.data.resolve import resolve_data, resolve_dataset
+from cellmoa.preprocess.settings import TensorSettings
 from cellmoa.train.folds import ALL_FOLD
 from tests.helpers.paths import ROOT
 
@@ -287,3 +288,24 @@ def test_unannotated_predictions_need_a_compound_scheme():
     message = errors(config)
     assert "prediction.unannotated needs a leave-one-compound-out fold scheme" in message
     assert "not cell_line; set prediction.unannotated: false" in message
+
+
+def test_single_cell_crops_are_a_tensors_param_only_when_asked_for():
+    """crops.mode: cells adds its settings to the tensors' params (a change reruns the tensors);
+    the paper's fields keep the params they had (no rerun of existing runs)."""
+    fields = plan(validated(shipped("demo")))
+    assert fields.crops == {"rows": 2, "cols": 2, "resize": None}
+    config = shipped("demo")
+    config["preprocessing"]["crops"] = {"mode": "cells", "cell_size": 48, "max_cells": 20}
+    cells = plan(validated(config))
+    assert cells.crops == {
+        "rows": 2,
+        "cols": 2,
+        "resize": None,
+        "mode": "cells",
+        "cell_size": 48,
+        "max_cells": 20,
+    }
+    settings = TensorSettings.from_config({"crops": cells.crops}, BBBC021())
+    assert settings.cells.size == 48 and settings.cells.max_cells == 20
+    assert TensorSettings.from_config({"crops": fields.crops}, BBBC021()).cells is None

@@ -81,7 +81,8 @@ class Plan:
     #: network -> its training settings (``training:`` with ``per_network`` overrides; ``head``
     #: and ``input_channels`` default to the dataset's)
     training: dict[str, TrainSettings]
-    #: the crop geometry of the tensors: ``rows``, ``cols``, ``resize`` (a list, or None)
+    #: the crop geometry of the tensors: ``rows``, ``cols``, ``resize`` (a list, or None); with
+    #: single-cell crops also ``mode`` ("cells"), ``cell_size`` and ``max_cells``
     crops: dict
     #: the dataset's folder under resources/
     resources: str
@@ -298,15 +299,28 @@ def plan(config: dict) -> Plan:
         trained_folds=trained,
         model_folds=[f for f in trained if f == ALL_FOLD or section["fold_models"]],
         training=training,
-        crops={
-            "rows": geometry.rows,
-            "cols": geometry.cols,
-            "resize": list(geometry.field_size) if geometry.field_size else None,
-        },
+        crops=_crops(config["preprocessing"], geometry),
         resources=resources,
         metadata_files={name: f"{resources}/metadata/{name}" for name in dataset.metadata_files()},
         baseline=BASELINE if config.get("profiles", {}).get("baseline") == "cellprofiler" else None,
     )
+
+
+def _crops(preprocessing: dict, geometry) -> dict:
+    """The tensors' crop settings (the tensors rule's params): the grid, and single-cell crops'."""
+    crops = {
+        "rows": geometry.rows,
+        "cols": geometry.cols,
+        "resize": list(geometry.field_size) if geometry.field_size else None,
+    }
+    section = preprocessing.get("crops") or {}
+    if section.get("mode", "fields") == "cells":
+        crops.update(
+            mode="cells",
+            cell_size=int(section.get("cell_size", 96)),
+            max_cells=int(section.get("max_cells", 0)),
+        )
+    return crops
 
 
 def _plates(config: dict, data: dict, dataset: Dataset) -> list[str]:

@@ -11,12 +11,13 @@ from cellmoa.data.datasets import BBBC021
 from cellmoa.data.synthetic.bbbc021 import SyntheticSpec
 from cellmoa.data.synthetic.truth import synthetic_field
 from cellmoa.features.baseline import crop_profiles, fold_predictions, screen_profiles
-from cellmoa.features.jobs import measure_plate, paired_labels, usable_fields
+from cellmoa.features.jobs import measure_plate, paired_labels
 from cellmoa.features.measure import FeatureSettings, measure_objects, unit_scale
 from cellmoa.preprocess.jobs import illumination_pass
 from cellmoa.preprocess.plates import plate_fields
 from cellmoa.segment.fields import segment_field
 from cellmoa.segment.jobs import segment_plate, segmentation_channels
+from cellmoa.segment.qc import usable_fields
 from cellmoa.segment.settings import SegmentationSettings
 from cellmoa.segment.store import read_attributes, read_fields
 

@@ -422,6 +422,43 @@ def test_a_fold_trains_and_predicts_on_the_jax_backend(e2e_run, tmp_path):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.e2e
+def test_one_network_trains_and_scores_on_single_cell_crops(e2e_run, tmp_path):
+    """preprocessing.crops.mode: cells - in a copy of the end-to-end workdir the tensors are cut
+    around the nuclei of the segmentation (the same HDF5 layout, crop = the nucleus's label), and
+    training, prediction, embeddings and the tables downstream run unchanged on them."""
+    import shutil
+
+    from tests.helpers.smk import E2E_CONFIG
+
+    work, _, _ = e2e_run
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy, symlinks=True)
+    preprocessing = {"crops": {"mode": "cells", "cell_size": 24}}
+    config = _write_config(tmp_path / "cells.yaml", {**E2E_CONFIG, "preprocessing": preprocessing})
+    proc = snakemake(
+        "--cores", "2", "--directory", str(copy), f"--configfile={config}", timeout=1200
+    )
+    out = proc.stdout + proc.stderr
+    assert re.search(r"^tensors\s+\d+$", out, re.M) and re.search(r"^train\s+\d+$", out, re.M)
+    meta = read_crop_metadata(copy / "results/tensors/all.h5")
+    with h5py.File(copy / "results/tensors/all.h5") as f:
+        assert f["images"].shape[1:] == (24, 24, 3)
+    fields = meta.groupby(["plate", "image_number"]).size()
+    assert fields.max() > 4  # more cells than the 2 x 2 grid's crops a field
+    # every crop is a nucleus of the segmentation, once
+    for plate, crops in meta.groupby("plate"):
+        objects = pd.read_parquet(copy / f"results/segmentation/{plate}.objects.parquet")
+        nuclei = objects[objects["kind"] == "nucleus"]
+        known = set(zip(nuclei["image_number"], nuclei["label"]))
+        ids = list(zip(crops["image_number"], crops["crop"]))
+        assert set(ids) <= known and len(ids) == len(set(ids))
+    summary = pd.read_csv(copy / "results/tables/summary.tsv", sep="\t")
+    row = summary.set_index("Metadata_Network").loc["ResNet50"]
+    assert row["n_treatments"] == 8 and 0 <= row["treatment_accuracy"] <= 1
+    assert np.isfinite(row["nn_nsc_accuracy"])
+
+
 def meta_plate(work):
     return sorted(p.stem for p in (work / "results/illumination").glob("*.h5"))[0]
 

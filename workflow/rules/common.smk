@@ -69,6 +69,17 @@ def first_plate_images(wildcards):
     return plate_images(SimpleNamespace(plate=PLAN.plates[0]))
 
 
+def cell_crop_inputs(wildcards):
+    """With single-cell crops (preprocessing.crops.mode: cells), the plate's segmentation: its
+    nuclei are what the tensors crop around."""
+    if PLAN.crops.get("mode") != "cells":
+        return {}
+    return {
+        "objects": f"results/segmentation/{wildcards.plate}.objects.parquet",
+        "segmentation_qc": f"results/segmentation/{wildcards.plate}.qc.tsv",
+    }
+
+
 def plate_manifest(wildcards):
     """The manifest the plate's files are checked against (from the download or the raw check)."""
     if PLAN.raw_dir:

@@ -43,6 +43,7 @@ rule illumination:
 
 rule tensors:
     input:
+        unpack(cell_crop_inputs),
         images=plate_images,
         function="results/illumination/{plate}.h5",
         skipped_before="results/illumination/{plate}.skipped.tsv",

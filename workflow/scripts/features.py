@@ -11,11 +11,12 @@ start(snakemake)
 from pathlib import Path
 
 from cellmoa.data.resolve import resolve_dataset
-from cellmoa.features.jobs import measure_plate, usable_fields
+from cellmoa.features.jobs import measure_plate
 from cellmoa.features.measure import FeatureSettings
 from cellmoa.files import read_tsv, write_parquet
 from cellmoa.preprocess.illumination import read_illumination
 from cellmoa.preprocess.plates import plate_fields
+from cellmoa.segment.qc import usable_fields
 
 p = snakemake.params
 dataset = resolve_dataset(snakemake.config)

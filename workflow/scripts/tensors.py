@@ -3,7 +3,8 @@
 One plate's labelled fields (with prediction.unannotated those of the compounds without an MoA too,
 flagged annotated = 0; and a sample of its control fields, flagged is_control),
 illumination-corrected, standardised by the reference fields of their cell line (BBBC021: DMSO),
-resized and cut into crops, written to HDF5 well by well; with on_bad_image: skip, the fields left
+resized and cut into crops (crops.mode: cells - one crop around each nucleus of the plate's
+segmentation), written to HDF5 well by well; with on_bad_image: skip, the fields left
 out (here or by the illumination job) are listed in results/tensors/<plate>.skipped.tsv.
 """
 
@@ -13,12 +14,16 @@ start(snakemake)
 
 from pathlib import Path
 
+import pandas as pd
+
 from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import read_tsv, write_tsv
+from cellmoa.preprocess.crops import nucleus_centroids
 from cellmoa.preprocess.illumination import read_illumination, read_reference_statistics
 from cellmoa.preprocess.jobs import write_plate_tensors
 from cellmoa.preprocess.plates import plate_fields
 from cellmoa.preprocess.settings import TensorSettings
+from cellmoa.segment.qc import usable_fields
 
 p = snakemake.params
 dataset = resolve_dataset(snakemake.config)
@@ -43,6 +48,13 @@ plate = plate_fields(
 bad = settings.bad_images()
 bad.records.extend(read_tsv(snakemake.input.skipped_before).to_dict("records"))
 function = Path(snakemake.input.function)
+# single-cell crops (crops.mode: cells): around the nuclei of the fields the segmentation QC passed
+centroids = None
+if "objects" in snakemake.input.keys():
+    centroids = nucleus_centroids(
+        pd.read_parquet(snakemake.input.objects),
+        usable_fields(read_tsv(snakemake.input.segmentation_qc)),
+    )
 write_plate_tensors(
     Path(snakemake.output.tensors),
     plate,
@@ -54,5 +66,6 @@ write_plate_tensors(
     # each field is read, normalised and converted to float16 in a reader thread (numpy releases
     # the GIL there): as many as the job's threads; the writing thread mostly waits
     prefetch=snakemake.threads if snakemake.threads > 1 else 0,
+    centroids=centroids,
 )
 write_tsv(bad.table(), Path(snakemake.output.skipped))

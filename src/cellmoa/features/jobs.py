@@ -23,7 +23,7 @@ from cellmoa.preprocess.images import read_channels
 from cellmoa.preprocess.jobs import Progress
 from cellmoa.preprocess.normalization import corrected_field
 from cellmoa.preprocess.plates import PlateFields
-from cellmoa.segment.store import read_attributes, read_fields
+from cellmoa.segment.store import read_fields
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +140,3 @@ def well_profiles(cells: pd.DataFrame, plate: str) -> pd.DataFrame:
     counts = cells.groupby(WELL).agg(**{CELLS: (PLATE, "size"), FIELDS: (FIELDS, "nunique")})
     wells = wells.merge(counts, left_on=WELL, right_index=True)
     return wells[[PLATE, WELL, CELLS, FIELDS, *features]].reset_index(drop=True)
-
-
-def usable_fields(qc: pd.DataFrame) -> set[int]:
-    """The image numbers of a plate's QC table whose segmentation is usable."""
-    usable = qc["usable"].astype(str).str.lower().isin(["true", "1"])
-    return set(qc.loc[usable, "image_number"].astype(int))
-
-
-def segmentation_channels_of(path: Path) -> tuple[str, str]:
-    """The nucleus and cell channels a segmentation file was made with."""
-    attrs = read_attributes(path)
-    return attrs["nucleus_channel"], attrs["cell_channel"]

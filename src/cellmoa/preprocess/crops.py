@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 #: the crop (height, width) aimed at where the grid is left to the field size: the paper's
 #: BBBC021 crops (a quarter of a 1024 x 1280 field)
@@ -122,3 +123,105 @@ def resize_field(field: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
         preserve_range=True,
     )
     return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CellCrops:
+    """Single-cell crops (``preprocessing.crops.mode: cells``).
+
+    One ``size`` x ``size`` window centred on each nucleus centroid of the field's segmentation,
+    at the field's own resolution. A window that would cross the field's border is left out;
+    ``max_cells`` > 0 keeps a seeded sample of that many cells a field.
+
+    Examples
+    --------
+    >>> field = np.arange(100, dtype=np.float32).reshape(10, 10, 1)
+    >>> cells = CellCrops(size=4)
+    >>> kept = cells.windows([(1, 5.2, 5.0), (2, 1.0, 1.0)], field.shape[:2])
+    >>> kept
+    [(1, 3, 3)]
+    >>> cut_windows(field, kept, 4)[0][1][..., 0].tolist()[0]
+    [33.0, 34.0, 35.0, 36.0]
+    """
+
+    size: int = 96
+    max_cells: int = 0
+
+    def windows(self, centroids, shape, seed: int = 0) -> list[tuple[int, int, int]]:
+        """(label, top, left) of the windows kept, from (label, centroid row, centroid column)."""
+        half = self.size // 2
+        out = []
+        for label, y, x in centroids:
+            top, left = int(round(y)) - half, int(round(x)) - half
+            inside = top >= 0 and left >= 0
+            if inside and top + self.size <= shape[0] and left + self.size <= shape[1]:
+                out.append((int(label), top, left))
+        if self.max_cells and len(out) > self.max_cells:
+            pick = np.random.default_rng(seed).choice(len(out), self.max_cells, replace=False)
+            out = [out[i] for i in sorted(pick)]
+        return out
+
+
+def cut_windows(field: np.ndarray, windows, size: int) -> list[tuple[int, np.ndarray]]:
+    """The (label, crop) of each (label, top, left) window of :meth:`CellCrops.windows`."""
+    return [(label, field[top : top + size, left : left + size]) for label, top, left in windows]
+
+
+def field_cutter(
+    cells: CellCrops | None, geometry: CropGeometry, normalizer, centroids, n_fields: int
+):
+    """How a normalised field becomes crops: (cut, crop shape, capacity).
+
+    ``cut(field, image_number)`` gives the [(crop id, crop)] of the field and of its stored form:
+    the grid (crop ids 0..) of the paper's fields, or the windows around its nuclei (crop id = the
+    nucleus's label) of single-cell crops.
+    """
+    if cells is None:
+
+        def grid(field, image_number):
+            field = geometry.resize(field)
+            stored = geometry.cut(normalizer.store(field))
+            return list(enumerate(geometry.cut(field))), list(enumerate(stored))
+
+        return grid, geometry.crop_shape(normalizer.shape), n_fields * geometry.rows * geometry.cols
+    if centroids is None:
+        raise ValueError(
+            "preprocessing.crops.mode: cells needs the plate's segmentation (nucleus centroids)"
+        )
+
+    def around_nuclei(field, image_number):
+        windows = cells.windows(centroids.get(image_number, []), field.shape[:2], image_number)
+        return (
+            cut_windows(field, windows, cells.size),
+            cut_windows(normalizer.store(field), windows, cells.size),
+        )
+
+    capacity = sum(len(v) for v in centroids.values())
+    if cells.max_cells:
+        capacity = min(capacity, n_fields * cells.max_cells)
+    return around_nuclei, (cells.size, cells.size), max(capacity, 1)
+
+
+def nucleus_centroids(objects: pd.DataFrame, usable: set[int] | None = None) -> dict[int, list]:
+    """Each field's nuclei as :func:`write_plate_tensors` takes them, from a segmentation's objects.
+
+    ``objects`` is a plate's object table (``results/segmentation/<plate>.objects.parquet``);
+    ``usable`` the image numbers whose segmentation passed its QC (the others give no crops).
+
+    Examples
+    --------
+    >>> objects = pd.DataFrame({"image_number": [7, 7, 8], "kind": ["nucleus", "cell", "nucleus"],
+    ...                         "label": [1, 1, 1], "centroid_y": [5.0, 6.0, 9.0],
+    ...                         "centroid_x": [4.0, 4.0, 2.0]})
+    >>> nucleus_centroids(objects, usable={7})
+    {7: [(1, 5.0, 4.0)]}
+    """
+    nuclei = objects[objects["kind"] == "nucleus"]
+    if usable is not None:
+        nuclei = nuclei[nuclei["image_number"].astype(int).isin(usable)]
+    return {
+        int(number): list(
+            zip(group["label"].astype(int), group["centroid_y"], group["centroid_x"], strict=True)
+        )
+        for number, group in nuclei.groupby("image_number", sort=False)
+    }

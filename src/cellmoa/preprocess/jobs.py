@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellmoa.preprocess.crops import field_cutter
 from cellmoa.preprocess.illumination import IlluminationParams, RunningMean, illumination_function
 from cellmoa.preprocess.images import BadImages, ImageError, check_shape, prefetched, read_channels
 from cellmoa.preprocess.normalization import (
@@ -208,19 +209,25 @@ def write_plate_tensors(
     bad: BadImages | None = None,
     reference_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
     prefetch: int = 1,
+    centroids: dict[int, list] | None = None,
 ) -> int:
     """Write one plate's tensors (see the module docstring); returns N (crops).
 
     ``reference_stats`` ({cell line: (mean, std)}, from :func:`illumination_pass`) spares reading
     the reference fields again. Fields with a bad image raise, or with ``bad.skip`` are left out
-    and recorded in ``bad``. Writes to a temporary file renamed on success.
+    and recorded in ``bad``. Writes to a temporary file renamed on success. With single-cell
+    crops (``settings.cells``), ``centroids`` gives each field's nuclei (image number ->
+    [(label, row, column)], :func:`~cellmoa.preprocess.crops.nucleus_centroids`): a crop's
+    ``crop`` is its nucleus's label.
     """
     settings = settings or TensorSettings()
     bad = bad or settings.bad_images()
     normalizer = fit_normalizer(plate, functions, settings, bad, reference_stats)
     geometry, empty = settings.crops.for_field(normalizer.shape), settings.empty_crops
     empty_channel = empty.channel_index(plate.channels)
-    crop_shape = geometry.crop_shape(normalizer.shape)
+    cut, crop_shape, capacity = field_cutter(
+        settings.cells, geometry, normalizer, centroids, len(plate.rows)
+    )
 
     def prepare(row):
         """Read, normalise, resize and cut one field (in the reader thread).
@@ -230,18 +237,15 @@ def write_plate_tensors(
         """
         raws = read_channels(row, plate.raw_dir, plate.channels)
         check_shape(row, plate.raw_dir, plate.channels, raws, normalizer.shape)
-        field = geometry.resize(normalizer.transform(raws, row["cell_line"]))
-        crops = geometry.cut(field)
-        stored = geometry.cut(normalizer.store(field))
+        crops, stored = cut(normalizer.transform(raws, row["cell_line"]), int(row["image_number"]))
         kept = [
-            (k, stored[k])
-            for k, crop in enumerate(crops)
+            (k, stored_crop)
+            for (k, crop), (_, stored_crop) in zip(crops, stored)
             if not empty.is_empty(crop, empty_channel)
         ]
         return kept, len(crops) - len(kept)
 
     n_empty = 0
-    capacity = len(plate.rows) * geometry.rows * geometry.cols
     dtype = settings.normalization.stored_dtype
     todo = _well_order(_with_annotated(plate.rows), bad.image_numbers)
     progress = Progress(plate.name, "tensors", len(todo))
@@ -283,6 +287,7 @@ def _plate_attributes(
     return {
         "plate": plate.name,
         "crop_grid": (geometry.rows, geometry.cols),
+        "crop_mode": "fields" if settings.cells is None else f"cells of {settings.cells.size} px",
         "field_size": out_shape,
         "reference": plate.reference_name,
         "reference_groups": [str(g) for g in groups],

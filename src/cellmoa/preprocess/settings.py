@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cellmoa.preprocess.crops import CropGeometry, EmptyCropFilter
+from cellmoa.preprocess.crops import CellCrops, CropGeometry, EmptyCropFilter
 from cellmoa.preprocess.images import BadImages
 from cellmoa.preprocess.normalization import Normalization
 
@@ -29,6 +29,8 @@ class TensorSettings:
     #: control fields per plate stored beside the treatments (``is_control`` = 1 in
     #: ``/metadata``), for control-based normalisation of profiles; never trained on or scored
     control_fields: int = 0
+    #: single-cell crops (``crops.mode: cells``) instead of the grid of :attr:`crops`; None: fields
+    cells: CellCrops | None = None
 
     def __post_init__(self):
         if self.on_bad_image not in ON_BAD_IMAGE:
@@ -75,6 +77,9 @@ class TensorSettings:
             ),
             on_bad_image=norm.get("on_bad_image", "error"),
             control_fields=int(preprocessing.get("control_fields_per_plate", 8)),
+            cells=CellCrops(int(crops.get("cell_size", 96)), int(crops.get("max_cells", 0)))
+            if crops.get("mode", "fields") == "cells"
+            else None,
         )
 
     def bad_images(self) -> BadImages:

@@ -159,3 +159,15 @@ def field_qc(
         "flag": "; ".join(flags),
         "usable": not flags,
     }
+
+
+def usable_fields(qc: pd.DataFrame) -> set[int]:
+    """The image numbers of a plate's QC table (read back from TSV) whose segmentation is usable.
+
+    Examples
+    --------
+    >>> usable_fields(pd.DataFrame({"image_number": [3, 4], "usable": ["True", "False"]}))
+    {3}
+    """
+    usable = qc["usable"].astype(str).str.lower().isin(["true", "1"])
+    return set(qc.loc[usable, "image_number"].astype(int))
