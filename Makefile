@@ -7,7 +7,7 @@ STAMP := $(VENV)/.cellmoa-installed
 # The demo trains on the CPU: run as many one-thread training jobs side by side as there are cores.
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: install lock demo demo-bbbc014 demo-screen test test-quick lint docs config-docs benchmark bench-real bench-gpu install-gpu gpu-wheels clean-demo
+.PHONY: install lock demo demo-bbbc014 demo-cells demo-screen test test-quick lint docs config-docs benchmark bench-real bench-gpu install-gpu gpu-wheels clean-demo
 
 # Everything (the base install, [train], [jax], [dev], [docs]) at the exact versions of
 # requirements.lock, checked against its hashes, then cellmoa itself (editable, its dependencies
@@ -57,6 +57,11 @@ demo: $(STAMP)
 # BBBC014 (NF-kB translocation, two cell lines): the paper's second dataset, synthesized.
 demo-bbbc014: $(STAMP)
 	$(call run_demo,config/demo_bbbc014.yaml)
+
+# The demo on single-cell crops (preprocessing.crops.mode: cells): config/demo_cells.yaml changes
+# config/demo.yaml (both given, in that order).
+demo-cells: $(STAMP)
+	$(call run_demo,config/demo.yaml config/demo_cells.yaml)
 
 # Your own screen: a synthesized 5-channel, 384-well Cell Painting-like screen read from its
 # LoadData CSV, plate map and MoA table (dataset: loaddata).

@@ -1,4 +1,4 @@
-"""Segmentation benchmark: seconds per field at BBBC021's field size, nuclei and cells.
+"""Segmentation and feature benchmark: seconds per field at BBBC021's field size.
 
     .venv/bin/python benchmarks/bench_segmentation.py [--fields 3 --distinct 3]
 
@@ -10,6 +10,9 @@ seconds per field for nuclei and for cells, the peak of Python-traced memory (``
 numpy's arrays included) for N and for 4N fields (flat: nothing grows with the fields but the
 tables), the nuclei F1 against the truth, and the projection for the whole of BBBC021 (13,200
 fields: 55 plates of 240, counted in ``../shared/bbbc021/BBBC021_v1_image.csv`` where present).
+Then the CellProfiler measurements (cp-measure) of the segmented cells, group by group, on the
+three channels (``Nuclei_*`` and ``Cells_*``), seconds per field each, and the projection of the
+default groups (``features.groups``) and of the demo's.
 """
 
 from __future__ import annotations
@@ -114,6 +117,61 @@ def main() -> None:
         f"{results[-1]['nuclei_s'] * total / 3600:.1f} h, cells "
         f"{results[-1]['cells_s'] * total / 3600:.1f} h), reading the TIFFs not included"
     )
+    report_features(fields, args.fields, settings, per_field)
+
+
+def features(fields: list, n: int, settings) -> tuple[dict, int]:
+    """Seconds per field of each feature group on ``n`` segmented fields, and the cells a field."""
+    from cellmoa.features.jobs import paired_labels
+    from cellmoa.features.measure import (
+        CORRELATIONS,
+        INTENSITY_GROUPS,
+        SHAPE_GROUPS,
+        FeatureSettings,
+        measure_objects,
+        unit_scale,
+    )
+    from cellmoa.segment.fields import segment_field
+
+    seconds = dict.fromkeys([*SHAPE_GROUPS, *INTENSITY_GROUPS, *CORRELATIONS], 0.0)
+    cells = 0
+    for i in range(n):
+        field = fields[i % len(fields)]
+        seg = segment_field(field.images["DAPI"], field.images["Tubulin"], settings)
+        labels = paired_labels(seg.nuclei, seg.cells)
+        images = {c: unit_scale(field.images[c], 65535) for c in ("DAPI", "Tubulin", "Actin")}
+        cells += int(labels["Nuclei"].max())
+        for group in seconds:
+            one = (
+                FeatureSettings(groups=(), correlations=(group,))
+                if group in CORRELATIONS
+                else FeatureSettings(groups=(group,), correlations=())
+            )
+            t0 = time.perf_counter()
+            measure_objects(labels, images, one)
+            seconds[group] += time.perf_counter() - t0
+    return {k: v / n for k, v in seconds.items()}, cells // n
+
+
+def report_features(fields, n, settings, segment_s: float) -> None:
+    from cellmoa.features.measure import FeatureSettings
+
+    seconds, cells = features(fields, n, settings)
+    print(f"features ({n} fields, ~{cells} cells each, 3 channels, nuclei and cells):")
+    for group, s in seconds.items():
+        print(f"  {group:20s} {s:6.2f} s/field")
+    total = bbbc021_fields()
+    demo = ("sizeshape", "intensity", "granularity", "radial_distribution", "pearson")
+    for name, groups in (
+        ("default", (*FeatureSettings().groups, *FeatureSettings().correlations)),
+        ("demo's", demo),
+    ):
+        per_field = sum(seconds[g] for g in groups)
+        print(
+            f"{name} groups ({', '.join(groups)}): {per_field:.2f} s/field; with the "
+            f"segmentation {per_field + segment_s:.2f} s/field, BBBC021 "
+            f"{(per_field + segment_s) * total / 3600:.1f} CPU hours on one core"
+        )
 
 
 if __name__ == "__main__":

@@ -309,3 +309,15 @@ def test_single_cell_crops_are_a_tensors_param_only_when_asked_for():
     settings = TensorSettings.from_config({"crops": cells.crops}, BBBC021())
     assert settings.cells.size == 48 and settings.cells.max_cells == 20
     assert TensorSettings.from_config({"crops": fields.crops}, BBBC021()).cells is None
+
+
+def test_the_cells_demo_is_the_demo_on_single_cell_crops():
+    """config/demo_cells.yaml changes config/demo.yaml (make demo-cells gives both, in order)."""
+    from snakemake.utils import update_config
+
+    config = shipped("demo")
+    update_config(config, shipped("demo_cells"))
+    run = plan(validated(config))
+    assert run.crops["mode"] == "cells" and run.crops["cell_size"] == 48
+    assert run.networks == ["ResNet50"] and run.baseline == "CellProfiler"
+    assert run.folds == plan(validated(shipped("demo"))).folds
