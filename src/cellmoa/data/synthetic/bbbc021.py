@@ -97,6 +97,9 @@ class SyntheticSpec:
     cells_per_field: int = 60
     #: how strongly a compound deviates from its MoA's archetype (fraction)
     compound_variation: float = 0.04
+    #: how strong every phenotype is: its log-factors times this (1 = the archetypes as they are;
+    #: 1.5 makes a 1.7x larger nucleus 2.2x)
+    effect_scale: float = 1.0
     #: brightness ratio centre / corner of the illumination fall-off
     illumination_falloff: float = 2.5
     #: batch effects between weeks and plates
@@ -326,7 +329,7 @@ def _field_signal(
             moa = spec.hidden_moas().get(compound)
         pheno = apply_dose(
             compound_phenotype(spec, moa, compound),
-            dose_strength(conc, spec.concentrations),
+            dose_strength(conc, spec.concentrations) * spec.effect_scale,
         )
     layers = render_field(rng, spec, pheno, effects["density"])
     if effects["blur"] > 0:
