@@ -105,6 +105,7 @@ benchmark: $(STAMP)
 bench-real: $(STAMP)
 	$(PY) benchmarks/bench_profiles_real.py --named
 	$(PY) benchmarks/bench_predict_profiles_real.py
+	$(PY) benchmarks/bench_baseline_real.py
 
 # On a GPU machine (after `make install-gpu`): training throughput of the three networks, float32
 # and mixed precision, and the full run's implied time (from the metadata once it is downloaded).

@@ -139,6 +139,18 @@ CANDIDATES: dict[str, list[dict]] = {
 }
 
 
+def shared_missing(shared: Path) -> bool:
+    """Whether the real profiles are absent from ``shared``; says so on stderr where they are."""
+    if (shared / TABLE).is_file():
+        return False
+    print(
+        f"{shared / TABLE} is absent: this benchmark needs the real BBBC021 profiles "
+        "(../shared/profiles/, see its README.md)",
+        file=sys.stderr,
+    )
+    return True
+
+
 def load_real(shared: Path) -> tuple[pd.DataFrame, list[str]]:
     """The real well profiles joined to compound, concentration, MoA and batch.
 
@@ -253,12 +265,7 @@ def main(argv=None) -> int:
         help="also score the named chains cellprofiler and embeddings (CHAINS)",
     )
     args = parser.parse_args(argv)
-    if not (args.shared / TABLE).is_file():
-        print(
-            f"{args.shared / TABLE} is absent: this benchmark needs the real BBBC021 profiles "
-            "(../shared/profiles/, see its README.md)",
-            file=sys.stderr,
-        )
+    if shared_missing(args.shared):
         return 2
     import logging
     import warnings
