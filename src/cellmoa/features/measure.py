@@ -6,8 +6,8 @@ intensity image; this module only chooses which, names the columns the way CellP
 ``Nuclei_AreaShape_Area``) and leaves out the measurements of where an object lies in the field
 (centres, bounding boxes, the location of its intensity), which are not phenotypes.
 
-Feature groups (``features.groups``; what each costs on a 1024 x 1280 field with ~150 cells is
-in ``docs/benchmarks.md``):
+Feature groups (``features.groups``; what each costs on a 1024 x 1280 field with ~140 cells is
+in ``docs/benchmarks.md``: granularity and the radial distribution most):
 
 - per object: ``sizeshape`` (MeasureObjectSizeShape), ``zernike``, ``feret``;
 - per object and channel: ``intensity`` (MeasureObjectIntensity), ``texture`` (Haralick,
