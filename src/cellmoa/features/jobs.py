@@ -5,8 +5,9 @@ usable, the plate's channels are read, illumination-corrected as for the tensors
 0..1 (:func:`~cellmoa.features.measure.unit_scale`), and every cell measured
 (:func:`~cellmoa.features.measure.measure_objects`; a cell is its nucleus and the cell grown from
 it, measured as ``Nuclei_*`` and ``Cells_*``). The cells of a well are aggregated to the well's
-profile by the median of each feature (pycytominer's ``aggregate``), the single-cell rows are not
-kept. Fields the QC flagged are named in the log and left out.
+profile by the median of each feature (pycytominer's ``aggregate``) one well at a time, so that
+the job's memory holds one well's cells, not the plate's; the single-cell rows are not kept.
+Fields the QC flagged are named in the log and left out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cellmoa.preprocess.images import read_channels
 from cellmoa.preprocess.jobs import Progress
 from cellmoa.preprocess.normalization import corrected_field
 from cellmoa.preprocess.plates import PlateFields
-from cellmoa.segment.store import read_fields
+from cellmoa.segment.store import field_index, read_fields
 
 log = logging.getLogger(__name__)
 
@@ -94,29 +95,42 @@ def measure_plate(
         ``Metadata_Fields``, then the median of every feature over the well's cells.
     """
     rows = plate.rows.set_index(plate.rows["image_number"].astype(int))
-    fields = list(read_fields(segmentation))
-    channels = plate.channels
-    cells, skipped = [], []
-    progress = Progress(plate.name, "features", len(fields))
-    for field in fields:
-        progress.step()
-        number = field["image_number"]
-        if usable is not None and number not in usable:
-            skipped.append(f"{field['well']}/{field['site']}")
-            continue
-        raws = read_channels(rows.loc[number], plate.raw_dir, channels)
-        corrected = corrected_field(raws, channels, functions)
-        images = {
-            c: unit_scale(corrected[..., i], scale_of(raws[i])) for i, c in enumerate(channels)
-        }
-        table = measure_objects(paired_labels(field["nuclei"], field["cells"]), images, settings)
-        cells.append(table.reset_index(drop=True).assign(**{WELL: field["well"], FIELDS: number}))
+    index = field_index(segmentation)
+    # one well at a time: a well's cells in memory, never the plate's (flat in the plate's size)
+    by_well: dict[str, list[int]] = {}
+    for i, field in enumerate(index):
+        if usable is None or field["image_number"] in usable:
+            by_well.setdefault(field["well"], []).append(i)
+    skipped = [f"{f['well']}/{f['site']}" for f in index if usable is not None
+               and f["image_number"] not in usable]  # fmt: skip
     if skipped:
         log.warning("%s: %d field(s) left out (segmentation QC): %s", plate.name, len(skipped),
                     ", ".join(skipped))  # fmt: skip
-    if not cells:
+    if not by_well:
         raise ValueError(f"plate {plate.name}: no usable segmented fields to measure")
-    return well_profiles(pd.concat(cells, ignore_index=True), plate.name)
+    progress = Progress(plate.name, "features", sum(len(v) for v in by_well.values()))
+    wells = []
+    for fields in by_well.values():
+        cells = []
+        for field in read_fields(segmentation, fields):
+            progress.step()
+            cells.append(_measure_field(field, rows.loc[field["image_number"]], plate, functions,
+                                        settings))  # fmt: skip
+        wells.append(well_profiles(pd.concat(cells, ignore_index=True), plate.name))
+    return pd.concat(wells, ignore_index=True)
+
+
+def _measure_field(field: dict, row, plate: PlateFields, functions, settings) -> pd.DataFrame:
+    """One segmented field's cells measured (:func:`measure_objects`), with their well and field."""
+    raws = read_channels(row, plate.raw_dir, plate.channels)
+    corrected = corrected_field(raws, plate.channels, functions)
+    images = {
+        c: unit_scale(corrected[..., i], scale_of(raws[i])) for i, c in enumerate(plate.channels)
+    }
+    table = measure_objects(paired_labels(field["nuclei"], field["cells"]), images, settings)
+    return table.reset_index(drop=True).assign(
+        **{WELL: field["well"], FIELDS: field["image_number"]}
+    )
 
 
 def well_profiles(cells: pd.DataFrame, plate: str) -> pd.DataFrame:

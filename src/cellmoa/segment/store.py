@@ -102,15 +102,29 @@ class LabelWriter:
             self._atomic.__exit__(*exc)
 
 
-def read_fields(path: Path) -> Iterator[dict]:
-    """The fields of a segmentation file, one at a time.
+def field_index(path: Path) -> list[dict]:
+    """Which field each row of a segmentation file is: ``image_number``, ``well``, ``site``."""
+    with h5py.File(path, "r") as f:
+        numbers, wells, sites = (f["metadata"][k][()] for k in FIELD_KEYS)
+    return [
+        {
+            "image_number": int(n),
+            "well": w.decode() if isinstance(w, bytes) else str(w),
+            "site": int(s),
+        }  # fmt: skip
+        for n, w, s in zip(numbers, wells, sites)
+    ]
+
+
+def read_fields(path: Path, rows: list[int] | None = None) -> Iterator[dict]:
+    """The fields of a segmentation file (or its ``rows``, in that order), one at a time.
 
     Yields dicts with ``image_number``, ``well``, ``site``, ``nuclei`` and ``cells`` (int32).
     """
     with h5py.File(path, "r") as f:
         meta = f["metadata"]
         numbers, wells, sites = (meta[k][()] for k in FIELD_KEYS)
-        for i in range(len(numbers)):
+        for i in range(len(numbers)) if rows is None else rows:
             yield {
                 "image_number": int(numbers[i]),
                 "well": wells[i].decode() if isinstance(wells[i], bytes) else str(wells[i]),
