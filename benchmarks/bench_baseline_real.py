@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import pandas as pd  # noqa: E402
-
 from bench_profiles_real import load_real, shared_missing  # noqa: E402
+
 from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, IS_CONTROL, MOA, PLATE, WELL  # noqa: E402
 
 
