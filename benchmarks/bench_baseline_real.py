@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import pandas as pd  # noqa: E402
-from bench_profiles_real import load_real, shared_missing  # noqa: E402
+from bench_profiles_real import load_real, shared_ready  # noqa: E402
 
 from cellmoa.columns import BATCH, COMPOUND, CONCENTRATION, IS_CONTROL, MOA, PLATE, WELL  # noqa: E402
 
@@ -74,13 +74,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     args = parser.parse_args(argv)
-    if shared_missing(args.shared):
+    if not shared_ready(args.shared):
         return 2
-    import logging
-    import warnings
-
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
     from cellmoa.intervals import compound_bootstrap
 
     table, features = load_real(args.shared)

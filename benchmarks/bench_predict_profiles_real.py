@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT.parent / "src"))
 sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
-from bench_profiles_real import CONTROL, STANDARD, load_real, shared_missing  # noqa: E402
+from bench_profiles_real import CONTROL, STANDARD, load_real, shared_ready  # noqa: E402
 
 CHAINS = {"cellprofiler": None, "standard (mad screen, fs, ZCA-cor eps 1)": STANDARD}
 
@@ -55,13 +55,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=ROOT.parents[1] / "shared")
     args = parser.parse_args(argv)
-    if shared_missing(args.shared):
+    if not shared_ready(args.shared):
         return 2
-    import logging
-    import warnings
-
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
     from cellmoa.profiles.chains import CHAINS as NAMED
 
     table, features = load_real(args.shared)

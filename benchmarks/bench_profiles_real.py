@@ -139,15 +139,24 @@ CANDIDATES: dict[str, list[dict]] = {
 }
 
 
-def shared_missing(shared: Path) -> bool:
-    """Whether the real profiles are absent from ``shared``; says so on stderr where they are."""
-    if (shared / TABLE).is_file():
+def shared_ready(shared: Path) -> bool:
+    """Whether the real profiles are in ``shared`` (else says so on stderr).
+
+    Where they are, logging below errors and Python's warnings are quieted for the benchmark's
+    printout.
+    """
+    if not (shared / TABLE).is_file():
+        print(
+            f"{shared / TABLE} is absent: this benchmark needs the real BBBC021 profiles "
+            "(../shared/profiles/, see its README.md)",
+            file=sys.stderr,
+        )
         return False
-    print(
-        f"{shared / TABLE} is absent: this benchmark needs the real BBBC021 profiles "
-        "(../shared/profiles/, see its README.md)",
-        file=sys.stderr,
-    )
+    import logging
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
     return True
 
 
@@ -265,13 +274,8 @@ def main(argv=None) -> int:
         help="also score the named chains cellprofiler and embeddings (CHAINS)",
     )
     args = parser.parse_args(argv)
-    if shared_missing(args.shared):
+    if not shared_ready(args.shared):
         return 2
-    import logging
-    import warnings
-
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
     from cellmoa.profiles.chains import CHAINS
 
     table, features = load_real(args.shared)
