@@ -170,8 +170,9 @@ NOT_CHECKED = {"snakemake", "torch"}
 
 def _module_file(name: str):
     """The source file of a first-party module (cellmoa.*, rule_setup), or None."""
-    if name == "rule_setup":
-        return ROOT / "workflow" / "scripts" / "rule_setup.py"
+    script = ROOT / "workflow" / "scripts" / f"{name}.py"
+    if "." not in name and script.is_file():  # rule_setup and the scripts' shared helpers
+        return script
     if name.split(".")[0] != "cellmoa":
         return None
     base = ROOT / "src" / Path(*name.split("."))
@@ -225,7 +226,7 @@ def import_closure(script):
                         if init is not None:
                             todo.append(init)
                 elif (
-                    top not in ("cellmoa", "rule_setup")
+                    top not in ("cellmoa", "rule_setup", "plate_setup")
                     and top not in sys.stdlib_module_names
                     and top != "__future__"
                 ):

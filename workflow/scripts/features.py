@@ -10,26 +10,16 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.data.resolve import resolve_dataset
+from plate_setup import stored_fields
+
 from cellmoa.features.jobs import measure_plate
 from cellmoa.features.measure import FeatureSettings
 from cellmoa.files import read_tsv, write_parquet
 from cellmoa.preprocess.illumination import read_illumination
-from cellmoa.preprocess.plates import plate_fields
 from cellmoa.segment.qc import usable_fields
 
 p = snakemake.params
-dataset = resolve_dataset(snakemake.config)
-metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
-plate = plate_fields(
-    dataset,
-    metadata,
-    snakemake.wildcards.plate,
-    Path(snakemake.input.images).parent,
-    p.restrictions,
-    p.control_fields,
-    unannotated=p.unannotated,
-)
+_, plate = stored_fields(snakemake)
 wells = measure_plate(
     Path(snakemake.input.labels),
     plate,

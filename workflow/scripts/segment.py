@@ -12,26 +12,16 @@ start(snakemake)
 
 from pathlib import Path
 
-from cellmoa.data.resolve import resolve_dataset
+from plate_setup import stored_fields
+
 from cellmoa.files import read_tsv, write_parquet, write_tsv
 from cellmoa.preprocess.illumination import read_illumination
 from cellmoa.preprocess.images import BadImages
-from cellmoa.preprocess.plates import plate_fields
 from cellmoa.segment.jobs import segment_plate, segmentation_channels
 from cellmoa.segment.settings import SegmentationSettings
 
 p = snakemake.params
-dataset = resolve_dataset(snakemake.config)
-metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
-plate = plate_fields(
-    dataset,
-    metadata,
-    snakemake.wildcards.plate,
-    Path(snakemake.input.images).parent,
-    p.restrictions,
-    p.control_fields,
-    unannotated=p.unannotated,
-)
+dataset, plate = stored_fields(snakemake)
 section = dict(p.segmentation)
 nucleus, cell = segmentation_channels(
     dataset.channels, section.pop("nucleus_channel", None), section.pop("cell_channel", None)

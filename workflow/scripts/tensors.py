@@ -15,19 +15,17 @@ start(snakemake)
 from pathlib import Path
 
 import pandas as pd
+from plate_setup import stored_fields
 
-from cellmoa.data.resolve import resolve_dataset
 from cellmoa.files import read_tsv, write_tsv
 from cellmoa.preprocess.crops import nucleus_centroids
 from cellmoa.preprocess.illumination import read_illumination, read_reference_statistics
 from cellmoa.preprocess.jobs import write_plate_tensors
-from cellmoa.preprocess.plates import plate_fields
 from cellmoa.preprocess.settings import TensorSettings
 from cellmoa.segment.qc import usable_fields
 
 p = snakemake.params
-dataset = resolve_dataset(snakemake.config)
-metadata = dataset.read_metadata(Path(snakemake.input.metadata[0]).parent)
+dataset, plate = stored_fields(snakemake)
 settings = TensorSettings.from_config(
     {
         "crops": p.crops,
@@ -35,15 +33,6 @@ settings = TensorSettings.from_config(
         "control_fields_per_plate": p.control_fields,
     },
     dataset,
-)
-plate = plate_fields(
-    dataset,
-    metadata,
-    snakemake.wildcards.plate,
-    Path(snakemake.input.images).parent,
-    p.restrictions,
-    settings.control_fields,
-    unannotated=p.unannotated,
 )
 bad = settings.bad_images()
 bad.records.extend(read_tsv(snakemake.input.skipped_before).to_dict("records"))
