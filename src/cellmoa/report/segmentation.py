@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cellmoa.report.plots import _pyplot
+from cellmoa.segment.qc import usable_mask
 
 
 def outlined(dna: np.ndarray, nuclei: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def plot_segmentation_qc(
     fig = plt.figure(figsize=(4 * max(n, 2), 7.5))
     grid = fig.add_gridspec(2, max(n, 2))
     ax = fig.add_subplot(grid[0, : max(n, 2) // 2])
-    usable = qc["usable"].astype(str).str.lower().isin(["true", "1"])
+    usable = usable_mask(qc)
     ax.hist([qc.loc[usable, "n_nuclei"], qc.loc[~usable, "n_nuclei"]], bins=30, stacked=True,
             label=[f"usable ({usable.sum()})", f"flagged ({(~usable).sum()})"])  # fmt: skip
     ax.set(xlabel="nuclei per field", ylabel="fields", title="Objects per field")

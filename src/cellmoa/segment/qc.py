@@ -161,6 +161,11 @@ def field_qc(
     }
 
 
+def usable_mask(qc: pd.DataFrame) -> pd.Series:
+    """Which rows of a QC table (read back from TSV: ``usable`` as text) are usable fields."""
+    return qc["usable"].astype(str).str.lower().isin(["true", "1"])
+
+
 def usable_fields(qc: pd.DataFrame) -> set[int]:
     """The image numbers of a plate's QC table (read back from TSV) whose segmentation is usable.
 
@@ -169,5 +174,4 @@ def usable_fields(qc: pd.DataFrame) -> set[int]:
     >>> usable_fields(pd.DataFrame({"image_number": [3, 4], "usable": ["True", "False"]}))
     {3}
     """
-    usable = qc["usable"].astype(str).str.lower().isin(["true", "1"])
-    return set(qc.loc[usable, "image_number"].astype(int))
+    return set(qc.loc[usable_mask(qc), "image_number"].astype(int))
